@@ -1,0 +1,1 @@
+"""Brevitas models and quantizers equal to numerics formats; filled by the models issue."""

@@ -1,0 +1,45 @@
+"""Bit-exact number formats and exact arithmetic: the golden model of everything bitfab builds.
+
+Formats lower every code to an exact `significand * 2**exponent`, so dot products can be
+accumulated exactly (or in a declared accumulator) and rounded once, bit for bit as hardware does.
+"""
+
+from ._accumulators import (
+    Accumulator,
+    ExactAccumulator,
+    FixedAccumulator,
+    FloatAccumulator,
+    QuireAccumulator,
+    exact_width,
+)
+from ._dot import dot, matmul
+from ._exact import ExactResult
+from ._format import ElementFormat
+from ._int import IntFormat
+from ._intquant import IntQuantized, quantize_int
+from ._minifloat import Minifloat, Specials
+from ._posit import Posit
+from ._registry import formats, get
+from ._rounding import Rounding
+
+__all__ = [
+    "Accumulator",
+    "ElementFormat",
+    "ExactAccumulator",
+    "ExactResult",
+    "FixedAccumulator",
+    "FloatAccumulator",
+    "IntFormat",
+    "IntQuantized",
+    "Minifloat",
+    "Posit",
+    "QuireAccumulator",
+    "Rounding",
+    "Specials",
+    "dot",
+    "exact_width",
+    "formats",
+    "get",
+    "matmul",
+    "quantize_int",
+]

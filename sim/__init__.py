@@ -1,0 +1,1 @@
+"""cocotb + Verilator co-simulation of the generated hardware; filled by the hardware issues."""

@@ -1,0 +1,1 @@
+"""Synthesis runs, analytic cost model and design-space exploration; filled by the cost issue."""
