@@ -181,9 +181,9 @@ def round_one(cls: int, neg: bool, sig: int, exp: int, top: int, sticky: bool, p
     saturate = p[_SAT] != 0
     if cls == k.NAN:
         return p[_NANCODE]
-    if neg and p[_SIGNED] == 0:
-        if cls == k.ZERO:
-            return 0
+    if cls == k.ZERO and p[_SUBN] == 0:  # no code for zero (E8M0): the smallest value when saturating
+        return 0 if saturate else p[_NANCODE]
+    if neg and p[_SIGNED] == 0 and cls != k.ZERO:  # below an unsigned range
         return 0 if saturate else p[_NANCODE]
     if cls == k.ZERO:
         mag = 0
@@ -197,7 +197,7 @@ def round_one(cls: int, neg: bool, sig: int, exp: int, top: int, sticky: bool, p
     else:
         e_top = exp + top
         if p[_SUBN] == 0 and e_top < emin:
-            mag = 0  # no zero to flush to: clamp to the smallest magnitude
+            mag = 0  # no zero to flush to: the smallest value is the nearest
         else:
             q = max(e_top, emin) - man_bits
             n = k.round_shift(sig, q - exp, sticky, neg, mode, rnd)
