@@ -60,7 +60,9 @@ def _exact(a: _Operand, b: _Operand, contract: Any, k_terms: int) -> ExactResult
     return ExactResult(limbs, limb_bits, a.fmt.lsb_exponent + b.fmt.lsb_exponent, _specials(a, b, contract))
 
 
-def _pairs(a_shape: tuple[int, ...], b_shape: tuple[int, ...], matrix: bool) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+def _pairs(
+    a_shape: tuple[int, ...], b_shape: tuple[int, ...], matrix: bool
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Row indices into the (rows, K) operands for every output, and the output shape."""
     if matrix:
         m, n = a_shape[0], b_shape[0]
@@ -88,22 +90,36 @@ def _accumulate(a: _Operand, b_rows: _Operand, acc: Accumulator, matrix: bool) -
     if isinstance(acc, QuireAccumulator):
         for op in (a, b_rows):
             if op.fmt != acc.posit:
-                raise ValueError(f"the quire of {acc.posit.name} accumulates {acc.posit.name} products, got {op.fmt.name}")
+                raise ValueError(
+                    f"the quire of {acc.posit.name} accumulates {acc.posit.name} products, got {op.fmt.name}"
+                )
         result = _exact(a, b_rows, contract, k_terms)
         overflow = ~result.fits(acc.width)
         if overflow.any():
-            result = ExactResult(result.limbs, result.limb_bits, result.lsb_exponent, np.where(overflow, np.nan, result.special))
+            result = ExactResult(
+                result.limbs, result.limb_bits, result.lsb_exponent, np.where(overflow, np.nan, result.special)
+            )
         return result
     ia, ib, out_shape = _pairs(a.sig.shape[:-1], b_rows.sig.shape[:-1], matrix)
     if isinstance(acc, FixedAccumulator):
         for op in (a, b_rows):
             if op.special.any():
-                raise ValueError(f"a fixed-point accumulator cannot take Inf/NaN operands ({op.fmt.name} codes hold some)")
+                raise ValueError(
+                    f"a fixed-point accumulator cannot take Inf/NaN operands ({op.fmt.name} codes hold some)"
+                )
         lsb = a.fmt.lsb_exponent + b_rows.fmt.lsb_exponent if acc.lsb_exponent is None else acc.lsb_exponent
         out = np.empty(ia.size, np.int64)
         fixed_accumulate(
-            _rows(a.sig), _rows(a.exp), _rows(b_rows.sig), _rows(b_rows.exp), ia, ib, lsb, acc.width,
-            acc.overflow == "saturate", out,
+            _rows(a.sig),
+            _rows(a.exp),
+            _rows(b_rows.sig),
+            _rows(b_rows.exp),
+            ia,
+            ib,
+            lsb,
+            acc.width,
+            acc.overflow == "saturate",
+            out,
         )
         return ExactResult.from_int64(out.reshape(out_shape), lsb)
     if isinstance(acc, FloatAccumulator):
@@ -114,11 +130,19 @@ def _accumulate(a: _Operand, b_rows: _Operand, acc: Accumulator, matrix: bool) -
             )
         out = np.empty(ia.size, np.float64)
         float_accumulate(
-            _rows(a.fmt.decode(a.codes)), _rows(b_rows.fmt.decode(b_rows.codes)), ia, ib,
-            acc.order == "pairwise", acc.format.params(False if acc.format.has_inf or acc.format.has_nan else True), out,
+            _rows(a.fmt.decode(a.codes)),
+            _rows(b_rows.fmt.decode(b_rows.codes)),
+            ia,
+            ib,
+            acc.order == "pairwise",
+            acc.format.params(not (acc.format.has_inf or acc.format.has_nan)),
+            out,
         )
         return _from_float(out.reshape(out_shape), acc.format.lsb_exponent)
-    raise TypeError(f"accumulator must be one of ExactAccumulator, FixedAccumulator, QuireAccumulator, FloatAccumulator; got {acc!r}")
+    raise TypeError(
+        "accumulator must be one of ExactAccumulator, FixedAccumulator, QuireAccumulator, FloatAccumulator; "
+        f"got {acc!r}"
+    )
 
 
 def _from_float(values: np.ndarray, lsb: int) -> ExactResult:
@@ -138,7 +162,9 @@ def _move_limb_axis(limbs: np.ndarray) -> np.ndarray:
     return normalize(np.moveaxis(limbs, 0, -1).copy(), 20)
 
 
-def _finish(result: ExactResult, out_format: ElementFormat | str | None, rounding: Rounding | str, saturate: bool | None) -> Any:
+def _finish(
+    result: ExactResult, out_format: ElementFormat | str | None, rounding: Rounding | str, saturate: bool | None
+) -> Any:
     if out_format is None:
         return result
     return result.round_to(get(out_format), rounding=rounding, saturate=saturate)
@@ -178,7 +204,9 @@ def matmul(
 
 def _reshape(result: ExactResult, shape: tuple[int, ...]) -> ExactResult:
     return ExactResult(
-        result.limbs.reshape(*shape, result.limbs.shape[-1]), result.limb_bits, result.lsb_exponent,
+        result.limbs.reshape(*shape, result.limbs.shape[-1]),
+        result.limb_bits,
+        result.lsb_exponent,
         result.special.reshape(shape),
     )
 
@@ -202,5 +230,7 @@ def dot(
         np.broadcast_shapes(a_arr.shape[:-1], b_arr.shape[:-1])
     except ValueError:
         raise ValueError(f"dot: leading shapes {a_arr.shape[:-1]} and {b_arr.shape[:-1]} do not broadcast") from None
-    result = _accumulate(_Operand(a_arr, a_fmt, "a"), _Operand(b_arr, b_fmt, "b"), accumulator or ExactAccumulator(), False)
+    result = _accumulate(
+        _Operand(a_arr, a_fmt, "a"), _Operand(b_arr, b_fmt, "b"), accumulator or ExactAccumulator(), False
+    )
     return _finish(result, out_format, rounding, saturate)

@@ -157,13 +157,15 @@ class ExactResult:
     def integers(self) -> np.ndarray:
         """The exact integers in units of 2**lsb_exponent as Python ints (object array)."""
         flat = self.limbs.reshape(-1, self.limbs.shape[-1])
-        ints = [sum(int(v) << (self.limb_bits * t) for t, v in enumerate(row)) for row in flat]
-        return np.array(ints + [None], dtype=object)[:-1].reshape(self.shape)
+        out = np.empty(flat.shape[0], dtype=object)
+        out[:] = [sum(int(v) << (self.limb_bits * t) for t, v in enumerate(row)) for row in flat]
+        return out.reshape(self.shape)
 
     def to_fractions(self) -> np.ndarray:
         """Exact values as `fractions.Fraction` (object array; NaN/Inf stay floats)."""
         scale = Fraction(2) ** self.lsb_exponent
-        out = np.array([Fraction(i) * scale for i in self.integers().reshape(-1)] + [None], dtype=object)[:-1]
+        out = np.empty(self.special.size, dtype=object)
+        out[:] = [Fraction(i) * scale for i in self.integers().reshape(-1)]
         out = out.reshape(self.shape)
         special = self.special != 0
         out[special] = self.special[special]

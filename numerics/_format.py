@@ -136,8 +136,15 @@ class ElementFormat(abc.ABC):
         parts = [np.ascontiguousarray(a).reshape(-1) for a in (cls, neg, sig, exp, sticky)]
         out = np.empty(parts[0].size, dtype=self.code_dtype)
         self._round_kernel(
-            parts[0].astype(np.int8), parts[1].astype(np.bool_), parts[2].astype(np.int64),
-            parts[3].astype(np.int64), top, parts[4].astype(np.bool_), out, sat, int(mode),
+            parts[0].astype(np.int8),
+            parts[1].astype(np.bool_),
+            parts[2].astype(np.int64),
+            parts[3].astype(np.int64),
+            top,
+            parts[4].astype(np.bool_),
+            out,
+            sat,
+            int(mode),
         )
         return out.reshape(shape)
 
@@ -172,9 +179,7 @@ class ElementFormat(abc.ABC):
         arr = as_float_array(x, self.name)
         if not self.has_nan and arr.size and np.isnan(arr).any():
             index = np.argwhere(np.isnan(arr))[0]
-            raise ValueError(
-                f"{self.name} has no NaN, but the input holds NaN at index {tuple(int(i) for i in index)}"
-            )
+            raise ValueError(f"{self.name} has no NaN, but the input holds NaN at index {tuple(int(i) for i in index)}")
         if not (0 <= seed < 2**63):
             raise ValueError(f"seed must be in [0, 2**63), got {seed}")
         flat = np.ascontiguousarray(arr).reshape(-1)
@@ -192,9 +197,7 @@ class ElementFormat(abc.ABC):
             low, high = int(arr.min()), int(arr.max())
             if low < 0 or high >= 1 << self.bits:
                 bad = low if low < 0 else high
-                raise ValueError(
-                    f"{self.name} codes must be in [0, {(1 << self.bits) - 1}], got {bad}"
-                )
+                raise ValueError(f"{self.name} codes must be in [0, {(1 << self.bits) - 1}], got {bad}")
         return arr
 
     def split(self, codes: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

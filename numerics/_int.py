@@ -32,7 +32,9 @@ class IntFormat(ElementFormat):
         if self.narrow and self.width < 2:
             raise ValueError(f"a narrow signed integer needs >= 2 bits, got {self.width}")
         if not self.name:
-            object.__setattr__(self, "name", f"{'' if self.signed else 'u'}int{self.width}{'_narrow' if self.narrow else ''}")
+            object.__setattr__(
+                self, "name", f"{'' if self.signed else 'u'}int{self.width}{'_narrow' if self.narrow else ''}"
+            )
 
     @property
     def bits(self) -> int:

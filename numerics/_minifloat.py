@@ -25,8 +25,23 @@ class Specials(enum.Enum):
 _SPECIALS_ID = {Specials.IEEE: 0, Specials.FN: 1, Specials.FNUZ: 2, Specials.FINITE: 3}
 
 # Parameter vector layout handed to the kernels.
-_MAN, _EMIN, _OFFSET, _MAXMAG, _INFMAG, _NANCODE, _SIGNSHIFT, _SAT, _NONEGZERO, _SUBN, _SIGNED, \
-    _EXPBITS, _BIAS, _SPECIALS, _BITS = range(15)
+(
+    _MAN,
+    _EMIN,
+    _OFFSET,
+    _MAXMAG,
+    _INFMAG,
+    _NANCODE,
+    _SIGNSHIFT,
+    _SAT,
+    _NONEGZERO,
+    _SUBN,
+    _SIGNED,
+    _EXPBITS,
+    _BIAS,
+    _SPECIALS,
+    _BITS,
+) = range(15)
 
 
 @dataclass(frozen=True)
@@ -74,7 +89,9 @@ class Minifloat(ElementFormat):
         name = f"fp{self.bits}_e{self.exp_bits}m{self.man_bits}{suffix[self.specials]}"
         if not self.signed:
             name += "u"
-        if self.bias != ((1 << (self.exp_bits - 1)) - (0 if self.specials is Specials.FNUZ else 1) if self.exp_bits else 0):
+        if self.bias != (
+            (1 << (self.exp_bits - 1)) - (0 if self.specials is Specials.FNUZ else 1) if self.exp_bits else 0
+        ):
             name += f"_b{self.bias}"
         if not self.subnormals:
             name += "_nosub"
@@ -162,7 +179,12 @@ class Minifloat(ElementFormat):
         p[_SIGNSHIFT] = self.bits - 1
         p[_SAT], p[_NONEGZERO] = saturate, self.specials is Specials.FNUZ
         p[_SUBN], p[_SIGNED] = self.subnormals, self.signed
-        p[_EXPBITS], p[_BIAS], p[_SPECIALS], p[_BITS] = self.exp_bits, self._bias, _SPECIALS_ID[self.specials], self.bits
+        p[_EXPBITS], p[_BIAS], p[_SPECIALS], p[_BITS] = (
+            self.exp_bits,
+            self._bias,
+            _SPECIALS_ID[self.specials],
+            self.bits,
+        )
         return p
 
     def _encode_kernel(self, bits, is_f32, out, saturate, mode, seed):  # type: ignore[no-untyped-def]
@@ -176,7 +198,9 @@ class Minifloat(ElementFormat):
 
 
 @nb.njit(cache=True, nogil=True)
-def round_one(cls: int, neg: bool, sig: int, exp: int, top: int, sticky: bool, p: np.ndarray, mode: int, rnd: int) -> int:
+def round_one(
+    cls: int, neg: bool, sig: int, exp: int, top: int, sticky: bool, p: np.ndarray, mode: int, rnd: int
+) -> int:
     man_bits, emin, max_mag = p[_MAN], p[_EMIN], p[_MAXMAG]
     saturate = p[_SAT] != 0
     if cls == k.NAN:

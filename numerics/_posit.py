@@ -92,7 +92,9 @@ class Posit(ElementFormat):
 
 
 @nb.njit(cache=True, nogil=True)
-def _round_one(cls: int, neg: bool, sig: int, exp: int, top: int, sticky: bool, n: int, es: int, mode: int, rnd: int) -> int:
+def _round_one(
+    cls: int, neg: bool, sig: int, exp: int, top: int, sticky: bool, n: int, es: int, mode: int, rnd: int
+) -> int:
     mask = (np.int64(1) << n) - 1
     if cls == k.NAN or cls == k.INF:
         return np.int64(1) << (n - 1)

@@ -59,12 +59,22 @@ _ALIASES = {
 _INT = re.compile(r"(u?)int(\d+)(_narrow)?")
 _POSIT = re.compile(r"posit(\d+)_(\d+)")
 _MINIFLOAT = re.compile(r"fp(\d+)_e(\d+)m(\d+)(fn|fnuz|_ieee|_finite)?")
-_SPECIALS = {None: Specials.IEEE, "_ieee": Specials.IEEE, "fn": Specials.FN, "fnuz": Specials.FNUZ, "_finite": Specials.FINITE}
+_SPECIALS = {
+    None: Specials.IEEE,
+    "_ieee": Specials.IEEE,
+    "fn": Specials.FN,
+    "fnuz": Specials.FNUZ,
+    "_finite": Specials.FINITE,
+}
+
+
+def _natural_key(name: str) -> list[str | int]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def formats() -> list[str]:
-    """The registered names (patterns such as posit{n}_{es} or fp{n}_e{x}m{y} also resolve)."""
-    return sorted(_FIXED)
+    """The registered names in natural order (int2 before int10); patterns also resolve."""
+    return sorted(_FIXED, key=_natural_key)
 
 
 def get(name: str | ElementFormat) -> ElementFormat:

@@ -15,9 +15,20 @@ from numerics import ExactAccumulator, FixedAccumulator, FloatAccumulator, Quire
 
 from .reference import as_fraction, round_to_grid
 
-PAIRS = [("int8", "int8"), ("int4", "uint4"), ("fp8_e4m3", "fp8_e4m3"), ("fp8_e5m2", "fp8_e5m2"), ("fp16", "fp16"),
-         ("bf16", "bf16"), ("posit16_2", "posit16_2"), ("int8", "fp8_e4m3"), ("fp4_e2m1", "fp6_e2m3"),
-         ("posit8_2", "posit8_2"), ("fp32", "fp32"), ("posit32_2", "posit32_2")]
+PAIRS = [
+    ("int8", "int8"),
+    ("int4", "uint4"),
+    ("fp8_e4m3", "fp8_e4m3"),
+    ("fp8_e5m2", "fp8_e5m2"),
+    ("fp16", "fp16"),
+    ("bf16", "bf16"),
+    ("posit16_2", "posit16_2"),
+    ("int8", "fp8_e4m3"),
+    ("fp4_e2m1", "fp6_e2m3"),
+    ("posit8_2", "posit8_2"),
+    ("fp32", "fp32"),
+    ("posit32_2", "posit32_2"),
+]
 
 
 def random_codes(name: str, shape: tuple[int, ...], rng: np.random.Generator, finite: bool = True) -> np.ndarray:
@@ -32,8 +43,10 @@ def random_codes(name: str, shape: tuple[int, ...], rng: np.random.Generator, fi
 def fraction_matmul(a: np.ndarray, b: np.ndarray, a_name: str, b_name: str) -> list[list[Fraction]]:
     av = np.array(as_fraction(numerics.get(a_name).decode(a)), dtype=object).reshape(a.shape)
     bv = np.array(as_fraction(numerics.get(b_name).decode(b)), dtype=object).reshape(b.shape)
-    return [[sum((av[i, k] * bv[k, j] for k in range(a.shape[1])), Fraction(0)) for j in range(b.shape[1])]
-            for i in range(a.shape[0])]
+    return [
+        [sum((av[i, k] * bv[k, j] for k in range(a.shape[1])), Fraction(0)) for j in range(b.shape[1])]
+        for i in range(a.shape[0])
+    ]
 
 
 @pytest.mark.parametrize(("a_name", "b_name"), PAIRS)
@@ -64,8 +77,9 @@ def test_output_rounding_is_one_correct_rounding_of_the_exact_sum(out: str) -> N
     fmt = numerics.get(out)
     values = fmt.values()
     grid = as_fraction(values)
-    codes_of = {float(v): int(c) for c, v in zip(np.arange(1 << fmt.bits), fmt.decode(np.arange(1 << fmt.bits)),
-                                                   strict=True)}
+    codes_of = {
+        float(v): int(c) for c, v in zip(np.arange(1 << fmt.bits), fmt.decode(np.arange(1 << fmt.bits)), strict=True)
+    }
     even = [codes_of[float(v)] % 2 == 0 for v in values]
     got = fmt.decode(numerics.matmul(a, b, "fp8_e4m3", "fp8_e4m3", out_format=out, saturate=True))
     for i, row in enumerate(exact):
@@ -121,9 +135,17 @@ def test_fixed_accumulator_equals_exact_when_wide_enough() -> None:
     np.testing.assert_array_equal(exact.to_float64(), fixed.to_float64())
 
 
-@pytest.mark.parametrize(("a_name", "b_name", "k_terms"), [("int8", "int8", 1), ("int8", "int8", 1000),
-                                                          ("fp4_e2m1", "fp4_e2m1", 3), ("uint4", "int4", 5),
-                                                          ("fp8_e4m3", "fp8_e4m3", 16), ("posit8_2", "posit8_2", 2)])
+@pytest.mark.parametrize(
+    ("a_name", "b_name", "k_terms"),
+    [
+        ("int8", "int8", 1),
+        ("int8", "int8", 1000),
+        ("fp4_e2m1", "fp4_e2m1", 3),
+        ("uint4", "int4", 5),
+        ("fp8_e4m3", "fp8_e4m3", 16),
+        ("posit8_2", "posit8_2", 2),
+    ],
+)
 def test_exact_width_is_the_tightest_register(a_name: str, b_name: str, k_terms: int) -> None:
     a_fmt, b_fmt = numerics.get(a_name), numerics.get(b_name)
     width = numerics.exact_width(a_fmt, b_fmt, k_terms)
@@ -211,19 +233,39 @@ def test_dot_with_the_exact_accumulator_equals_fractions(pair: tuple[str, str], 
 
 
 def test_shape_and_format_errors() -> None:
-    with pytest.raises(ValueError, match=r"^matmul: a has shape \(2, 3\) and b has shape \(4, 2\): inner dimensions 3 and 4 differ$"):
+    with pytest.raises(
+        ValueError, match=r"^matmul: a has shape \(2, 3\) and b has shape \(4, 2\): inner dimensions 3 and 4 differ$"
+    ):
         numerics.matmul(np.zeros((2, 3), np.uint8), np.zeros((4, 2), np.uint8), "int8", "int8")
     with pytest.raises(ValueError, match=r"^dot: a has shape \(3,\) and b has shape \(4,\); the last axes must match$"):
         numerics.dot(np.zeros(3, np.uint8), np.zeros(4, np.uint8), "int8", "int8")
-    with pytest.raises(ValueError, match=re.escape("FloatAccumulator needs products exact in float64: posit32_2 x "
-                                                    "posit32_2 has 56 significand bits (> 53)")):
-        numerics.matmul(np.zeros((1, 1), np.uint32), np.zeros((1, 1), np.uint32), "posit32_2", "posit32_2",
-                        FloatAccumulator(numerics.get("fp16")))  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "FloatAccumulator needs products exact in float64: posit32_2 x posit32_2 has 56 significand bits (> 53)"
+        ),
+    ):
+        numerics.matmul(
+            np.zeros((1, 1), np.uint32),
+            np.zeros((1, 1), np.uint32),
+            "posit32_2",
+            "posit32_2",
+            FloatAccumulator(numerics.get("fp16")),
+        )  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^the quire of posit8_2 accumulates posit8_2 products, got posit16_2$"):
-        numerics.dot(np.zeros(1, np.uint8), np.zeros(1, np.uint16), "posit8_2", "posit16_2",
-                     QuireAccumulator(numerics.get("posit8_2")))  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"^a fixed-point accumulator cannot take Inf/NaN operands \(fp8_e5m2 codes hold some\)$"):
-        numerics.dot(np.array([0x7C], np.uint8), np.array([0x3C], np.uint8), "fp8_e5m2", "fp8_e5m2", FixedAccumulator(32))
+        numerics.dot(
+            np.zeros(1, np.uint8),
+            np.zeros(1, np.uint16),
+            "posit8_2",
+            "posit16_2",
+            QuireAccumulator(numerics.get("posit8_2")),
+        )  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match=r"^a fixed-point accumulator cannot take Inf/NaN operands \(fp8_e5m2 codes hold some\)$"
+    ):
+        numerics.dot(
+            np.array([0x7C], np.uint8), np.array([0x3C], np.uint8), "fp8_e5m2", "fp8_e5m2", FixedAccumulator(32)
+        )
     with pytest.raises(ValueError, match=r"^width must be in \[2, 63\] \(use ExactAccumulator for wider\), got 64$"):
         FixedAccumulator(64)
     assert ExactAccumulator().required_width(numerics.get("int8"), numerics.get("int8"), 256) == 24

@@ -21,8 +21,16 @@ def inputs(fmt: IntFormat) -> np.ndarray:
     steps = np.arange(fmt.min_int - 3, fmt.max_int + 4, dtype=np.float64)
     halves = steps + 0.5
     rng = np.random.default_rng(fmt.width)
-    return np.concatenate([steps, halves, np.nextafter(halves, np.inf), np.nextafter(halves, -np.inf),
-                           rng.uniform(fmt.min_int - 10, fmt.max_int + 10, 2000), [0.0, -0.0, 1e300, -1e300]])
+    return np.concatenate(
+        [
+            steps,
+            halves,
+            np.nextafter(halves, np.inf),
+            np.nextafter(halves, -np.inf),
+            rng.uniform(fmt.min_int - 10, fmt.max_int + 10, 2000),
+            [0.0, -0.0, 1e300, -1e300],
+        ]
+    )
 
 
 @pytest.mark.parametrize("mode", list(REFERENCE_ROUNDING))

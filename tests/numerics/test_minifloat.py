@@ -26,8 +26,18 @@ ML_DTYPES = {
     "bf16": ml_dtypes.bfloat16,
     "fp16": np.float16,
 }
-CUSTOM = ["fp7_e4m2", "fp5_e2m2", "fp6_e4m1", "fp9_e5m3", "fp12_e6m5", "fp8_e3m4", "fp8_e2m5fn", "fp7_e3m3fnuz",
-          "fp5_e3m1_finite", "fp10_e4m5"]
+CUSTOM = [
+    "fp7_e4m2",
+    "fp5_e2m2",
+    "fp6_e4m1",
+    "fp9_e5m3",
+    "fp12_e6m5",
+    "fp8_e3m4",
+    "fp8_e2m5fn",
+    "fp7_e3m3fnuz",
+    "fp5_e3m1_finite",
+    "fp10_e4m5",
+]
 MODES = {
     Rounding.NEAREST_EVEN: RoundMode.TiesToEven,
     Rounding.NEAREST_AWAY: RoundMode.TiesToAway,
@@ -47,9 +57,16 @@ def oracle_decode(name: str, codes: np.ndarray) -> np.ndarray:
 def gfloat_info(fmt: Minifloat) -> FormatInfo:
     nans = {Specials.IEEE: (1 << fmt.man_bits) - 1, Specials.FN: 1, Specials.FNUZ: 0, Specials.FINITE: 0}
     return FormatInfo(
-        fmt.name, k=fmt.bits, precision=fmt.man_bits + 1, bias=fmt.bias, is_signed=fmt.signed,
-        domain=Domain.Extended if fmt.has_inf else Domain.Finite, has_nz=fmt.specials is not Specials.FNUZ,
-        num_high_nans=nans[fmt.specials], has_subnormals=fmt.subnormals, is_twos_complement=False,
+        fmt.name,
+        k=fmt.bits,
+        precision=fmt.man_bits + 1,
+        bias=fmt.bias,
+        is_signed=fmt.signed,
+        domain=Domain.Extended if fmt.has_inf else Domain.Finite,
+        has_nz=fmt.specials is not Specials.FNUZ,
+        num_high_nans=nans[fmt.specials],
+        has_subnormals=fmt.subnormals,
+        is_twos_complement=False,
     )
 
 
@@ -84,8 +101,12 @@ def test_decode_equals_ml_dtypes_for_every_code(name: str) -> None:
 def test_fp32_decode_equals_numpy_on_random_and_special_codes() -> None:
     fmt = numerics.get("fp32")
     rng = np.random.default_rng(1)
-    codes = np.concatenate([rng.integers(0, 1 << 32, 200_000), [0, 1, 0x7F7FFFFF, 0x7F800000, 0xFF800000, 0x7FC00000,
-                                                               0x80000000, 0x00800000, 0x007FFFFF]]).astype(np.uint32)
+    codes = np.concatenate(
+        [
+            rng.integers(0, 1 << 32, 200_000),
+            [0, 1, 0x7F7FFFFF, 0x7F800000, 0xFF800000, 0x7FC00000, 0x80000000, 0x00800000, 0x007FFFFF],
+        ]
+    ).astype(np.uint32)
     with np.errstate(invalid="ignore"):
         expected = codes.view(np.float32).astype(np.float64)
     assert same(fmt.decode(codes), expected).all()
@@ -113,13 +134,18 @@ def test_encode_float32_equals_numpy_for_fp16_and_fp32_from_float64() -> None:
     rng = np.random.default_rng(3)
     x = rng.standard_normal(200_000) * np.exp2(rng.integers(-160, 135, 200_000))
     with np.errstate(over="ignore"):
-        assert same(numerics.get("fp32").decode(numerics.get("fp32").encode(x)), x.astype(np.float32).astype(np.float64)).all()
-        assert same(numerics.get("fp16").decode(numerics.get("fp16").encode(x)), x.astype(np.float16).astype(np.float64)).all()
+        assert same(
+            numerics.get("fp32").decode(numerics.get("fp32").encode(x)), x.astype(np.float32).astype(np.float64)
+        ).all()
+        assert same(
+            numerics.get("fp16").decode(numerics.get("fp16").encode(x)), x.astype(np.float16).astype(np.float64)
+        ).all()
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.parametrize("name", ["fp8_e4m3", "fp8_e5m2", "fp8_e4m3fnuz", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1", "bf16",
-                                  "fp16", *CUSTOM])
+@pytest.mark.parametrize(
+    "name", ["fp8_e4m3", "fp8_e5m2", "fp8_e4m3fnuz", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1", "bf16", "fp16", *CUSTOM]
+)
 def test_encode_float64_equals_gfloat_in_every_rounding_mode(name: str, mode: Rounding) -> None:
     fmt = numerics.get(name)
     assert isinstance(fmt, Minifloat)
@@ -153,7 +179,9 @@ def test_lower_is_exact_and_within_declared_widths(name: str) -> None:
 
 
 def test_lower_refuses_nan_and_inf_codes() -> None:
-    with pytest.raises(ValueError, match=r"^fp8_e5m2 code 0x7c at index \(1,\) is Inf or NaN and has no integer lowering$"):
+    with pytest.raises(
+        ValueError, match=r"^fp8_e5m2 code 0x7c at index \(1,\) is Inf or NaN and has no integer lowering$"
+    ):
         numerics.get("fp8_e5m2").lower(np.array([0x3C, 0x7C]))
 
 
@@ -177,7 +205,9 @@ def test_fp4_values_are_the_ocp_grid() -> None:
         ("e8m0", 2.0**127, 2.0**-127, 2.0**-127),
     ],
 )
-def test_format_constants_match_the_spec_table(name: str, maximum: float, min_normal: float, min_subnormal: float) -> None:
+def test_format_constants_match_the_spec_table(
+    name: str, maximum: float, min_normal: float, min_subnormal: float
+) -> None:
     fmt = numerics.get(name)
     assert (fmt.max, fmt.min_normal, fmt.min_subnormal) == (maximum, min_normal, min_subnormal)
 
@@ -239,7 +269,11 @@ def test_no_double_rounding_from_float64() -> None:
 
 def test_codes_use_the_smallest_unsigned_dtype() -> None:
     assert [numerics.get(n).encode(1.0).dtype for n in ("fp4_e2m1", "bf16", "fp32", "fp64")] == [
-        np.uint8, np.uint16, np.uint32, np.uint64]
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -247,10 +281,15 @@ def test_codes_use_the_smallest_unsigned_dtype() -> None:
     [
         ({"exp_bits": 12, "man_bits": 2}, "exp_bits must be in [0, 11], got 12"),
         ({"exp_bits": 4, "man_bits": 53}, "man_bits must be in [0, 52], got 53"),
-        ({"exp_bits": 0, "man_bits": 3, "subnormals": False}, "exp_bits=0 leaves only subnormals, so subnormals must be True"),
+        (
+            {"exp_bits": 0, "man_bits": 3, "subnormals": False},
+            "exp_bits=0 leaves only subnormals, so subnormals must be True",
+        ),
         ({"exp_bits": 1, "man_bits": 3}, "IEEE specials need exp_bits >= 2 (one exponent is Inf/NaN), got 1"),
-        ({"exp_bits": 4, "man_bits": 3, "specials": Specials.FNUZ, "signed": False},
-         "FNUZ puts NaN at the negative-zero code, so the format must be signed"),
+        (
+            {"exp_bits": 4, "man_bits": 3, "specials": Specials.FNUZ, "signed": False},
+            "FNUZ puts NaN at the negative-zero code, so the format must be signed",
+        ),
         ({"exp_bits": 4, "man_bits": 3, "specials": "fn"}, "specials must be one of ieee, fn, fnuz, finite, got 'fn'"),
     ],
 )
@@ -265,13 +304,17 @@ def test_nan_into_a_format_without_nan_is_an_error() -> None:
 
 
 def test_finite_formats_must_saturate() -> None:
-    with pytest.raises(ValueError, match=r"^fp6_e3m2 has no Inf or NaN, so overflow must saturate: pass saturate=True$"):
+    with pytest.raises(
+        ValueError, match=r"^fp6_e3m2 has no Inf or NaN, so overflow must saturate: pass saturate=True$"
+    ):
         numerics.get("fp6_e3m2").encode(np.array([1.0]), saturate=False)
 
 
 def test_bad_inputs_are_refused() -> None:
     fmt = numerics.get("fp8_e4m3")
-    with pytest.raises(TypeError, match=r"^fp8_e4m3: input must be a real numeric array \(float or int\), got dtype <U3$"):
+    with pytest.raises(
+        TypeError, match=r"^fp8_e4m3: input must be a real numeric array \(float or int\), got dtype <U3$"
+    ):
         fmt.encode(np.array(["abc"]))
     with pytest.raises(ValueError, match=r"^rounding must be a Rounding or one of .*; got 'nearest'$"):
         fmt.encode(1.0, rounding="nearest")

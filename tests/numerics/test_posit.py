@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import numpy as np
@@ -13,8 +14,13 @@ from numerics import Posit, Rounding
 
 from .reference import posit_value, round_to_grid
 
-DIRECTED_AND_NEAREST = [Rounding.NEAREST_EVEN, Rounding.NEAREST_AWAY, Rounding.TOWARD_ZERO, Rounding.TOWARD_POSITIVE,
-                        Rounding.TOWARD_NEGATIVE]
+DIRECTED_AND_NEAREST = [
+    Rounding.NEAREST_EVEN,
+    Rounding.NEAREST_AWAY,
+    Rounding.TOWARD_ZERO,
+    Rounding.TOWARD_POSITIVE,
+    Rounding.TOWARD_NEGATIVE,
+]
 
 
 def softposit_code(x: float, n: int, es: int) -> int:
@@ -52,7 +58,7 @@ def bit_string_grid(n: int, es: int) -> tuple[list[Fraction], list[bool], list[F
     grid = [v for v, _ in entries]
     even = [c % 2 == 0 for _, c in entries]
     mids = []
-    for (_, c_lo), (_, c_hi) in zip(entries, entries[1:], strict=False):
+    for (_, c_lo), (_, c_hi) in itertools.pairwise(entries):
         wide_lo = (2 * c_lo) % (1 << (n + 1))
         wide_hi = (2 * c_hi) % (1 << (n + 1))
         between = (wide_lo + 1) % (1 << (n + 1)) if (wide_lo + 2) % (1 << (n + 1)) == wide_hi else None
@@ -109,7 +115,7 @@ def test_decode_equals_fraction_reference(n: int, es: int) -> None:
     reference = [posit_value(int(c), n, es) for c in codes]
     got = fmt.decode(codes)
     for code, value, ref in zip(codes, got, reference, strict=True):
-        assert (np.isnan(value) if ref is None else value == ref), (code, value, ref)
+        assert np.isnan(value) if ref is None else value == ref, (code, value, ref)
 
 
 @pytest.mark.parametrize("mode", DIRECTED_AND_NEAREST)
@@ -135,8 +141,9 @@ def test_encode_equals_bit_string_rounding_reference(n: int, es: int, mode: Roun
 def test_regime_ties_are_geometric() -> None:
     fmt = numerics.get("posit8_2")
     assert fmt.max == 2.0**24 and fmt.min_normal == 2.0**-24
-    np.testing.assert_array_equal(fmt.quantize(np.array([2.0**22, 2.0**22 * 1.0001, 2.0**30, 1e-30])),
-                                  [2.0**20, 2.0**24, 2.0**24, 2.0**-24])
+    np.testing.assert_array_equal(
+        fmt.quantize(np.array([2.0**22, 2.0**22 * 1.0001, 2.0**30, 1e-30])), [2.0**20, 2.0**24, 2.0**24, 2.0**-24]
+    )
 
 
 def test_nar_and_infinities() -> None:

@@ -1,0 +1,83 @@
+"""The bitfab command line: tables, JSON, files written, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bitfab.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_formats_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "formats")
+    assert code == 0 and "fp8_e4m3" in out and "448" in out
+    code, out, _ = run(capsys, "formats", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["fp8_e5m2"] == {"name": "fp8_e5m2", "bits": 8, "max": 57344.0, "min_normal": 2.0**-14,
+                                "min_subnormal": 2.0**-16, "inf": True, "nan": True}  # fmt: skip
+
+
+def test_quantize_writes_codes_and_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    x = np.random.default_rng(0).standard_normal((16, 32)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, out, _ = run(capsys, "quantize", "--format", "int8", str(tmp_path / "x.npy"), "-o", str(tmp_path / "q.npz"),
+                       "--json")  # fmt: skip
+    assert code == 0
+    stats = json.loads(out)
+    saved = np.load(tmp_path / "q.npz")
+    assert saved["codes"].dtype == np.uint8 and saved["codes"].shape == (16, 32) and str(saved["format"]) == "int8"
+    err = saved["values"] - x.astype(np.float64)
+    assert stats["max_abs_error"] == pytest.approx(np.abs(err).max())
+    assert stats["sqnr_db"] == pytest.approx(10 * np.log10(np.sum(x.astype(np.float64) ** 2) / np.sum(err**2)))
+    assert stats["max_abs_error"] <= saved["scale"] / 2 * (1 + 1e-9)
+
+
+def test_compare_prints_formats_side_by_side_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "x.npy", np.random.default_rng(1).standard_normal(1000))
+    code, out, _ = run(capsys, "compare", str(tmp_path / "x.npy"), "--formats", "int4,fp4_e2m1,fp8_e4m3",
+                       "--png", str(tmp_path / "h.png"), "--json")  # fmt: skip
+    rows = json.loads(out)
+    assert code == 0 and [r["format"] for r in rows] == ["int4", "fp4_e2m1", "fp8_e4m3"]
+    assert rows[2]["sqnr_db"] > rows[0]["sqnr_db"]
+    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["quantize", "--format", "int9x", "{x}", "-o", "{tmp}/o.npz"], "unknown format 'int9x'"),
+        (["quantize", "--format", "int8", "{tmp}/missing.npy", "-o", "{tmp}/o.npz"], "does not exist"),
+        (["compare", "{s}", "--formats", "int8"], "holds <U5; expected a real numeric array (float or int)"),
+        (["compare", "{n}", "--formats", "fp4_e2m1"], "fp4_e2m1 has no NaN, but the input holds NaN at index (1,)"),
+        (["compare", "{x}", "--formats", ","], "--formats needs at least one format name"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "x.npy", np.ones(4))
+    np.save(tmp_path / "s.npy", np.array(["hello"]))
+    np.save(tmp_path / "n.npy", np.array([1.0, np.nan]))
+    paths = {"x": tmp_path / "x.npy", "s": tmp_path / "s.npy", "n": tmp_path / "n.npy", "tmp": tmp_path}
+    code, _, err = run(capsys, *[a.format(**paths) for a in argv])
+    assert code == 2
+    assert err.startswith("bitfab: error: ") and message in err and err.count("\n") == 1
+
+
+def test_demo_writes_only_inside_its_output_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "demo"
+    code, out, _ = run(capsys, "demo", "-o", str(out_dir), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert {r["format"] for r in report["compare"]} >= {"int4", "fp8_e4m3", "posit8_2"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["compare.json", "errors.png", "weights.npy"]
