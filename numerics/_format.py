@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _fast
 from . import _kernels as k
 from ._rounding import Rounding, as_rounding
 
@@ -225,9 +226,12 @@ class ElementFormat(abc.ABC):
     def decode(self, codes: Any) -> np.ndarray:
         """Codes to their exact float64 values (NaN codes to NaN)."""
         arr = self.check_codes(codes)
-        if self.bits <= _TABLE_MAX_BITS:
-            return self._table[arr]
-        return self._decode_split(arr)
+        if self.bits > _TABLE_MAX_BITS:
+            return self._decode_split(arr)
+        flat = np.ascontiguousarray(arr).reshape(-1)
+        out = np.empty(flat.size, np.float64)
+        _fast.gather(self._table, flat, out)
+        return out.reshape(arr.shape)
 
     def quantize(
         self, x: Any, rounding: Rounding | str = Rounding.NEAREST_EVEN, saturate: bool | None = None, seed: int = 0

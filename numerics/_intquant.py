@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from ._fast import int_from_scaled_rne
 from ._format import as_float_array
 from ._int import IntFormat
 from ._registry import get
-from ._rounding import Rounding
+from ._rounding import Rounding, as_rounding
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,27 @@ def _split_groups(values: np.ndarray, axis: int, group_size: int) -> np.ndarray:
     shape = list(values.shape)
     shape[axis : axis + 1] = [shape[axis] // group_size, group_size]
     return values.reshape(shape)
+
+
+def _fused_codes(
+    work: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, fmt: IntFormat, rounding: Rounding | str
+) -> np.ndarray | None:
+    """One parallel pass for the common layouts (scale varying along leading axes only, no zero
+    point, nearest-even); None where the general path is needed."""
+    if as_rounding(rounding) != Rounding.NEAREST_EVEN or np.any(zero_point) or fmt.width > 32:
+        return None
+    shape = (1,) * (work.ndim - scale.ndim) + scale.shape
+    leading = len(shape)
+    while leading > 0 and shape[leading - 1] == 1:
+        leading -= 1
+    if tuple(shape[:leading]) != work.shape[:leading]:
+        return None
+    inner = int(np.prod(work.shape[leading:], dtype=np.int64))
+    flat = np.ascontiguousarray(work).reshape(-1)
+    out = np.empty(flat.size, fmt.code_dtype)
+    scales = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
+    int_from_scaled_rne(flat, scales, max(inner, 1), fmt.min_int, fmt.max_int, fmt.width, out)
+    return out
 
 
 def quantize_int(
@@ -104,7 +126,9 @@ def quantize_int(
         if symmetric:
             if not fmt.signed:
                 raise ValueError(f"symmetric quantization needs a signed format, got {fmt.name}")
-            absmax = np.max(np.abs(work), axis=reduce_axes, keepdims=True)
+            absmax = np.maximum(  # two reductions, no |x| temporary
+                np.max(work, axis=reduce_axes, keepdims=True), -np.min(work, axis=reduce_axes, keepdims=True)
+            )
             scale_arr = absmax / hi
             zero_point = np.zeros_like(scale_arr)
         else:
@@ -123,9 +147,11 @@ def quantize_int(
         except ValueError:
             raise ValueError(f"scale of shape {scale_arr.shape} does not broadcast to {work.shape}") from None
         zero_point = np.zeros_like(scale_arr)
-    unsaturated = IntFormat(32).encode(work / scale_arr, rounding=rounding)
-    ints = IntFormat(32).lower(unsaturated)[0] + zero_point.astype(np.int64)
-    codes = fmt.encode(np.clip(ints, lo, hi).astype(np.float64))
+    codes = _fused_codes(work, scale_arr, zero_point, fmt, rounding)
+    if codes is None:
+        unsaturated = IntFormat(32).encode(work / scale_arr, rounding=rounding)
+        ints = IntFormat(32).lower(unsaturated)[0] + zero_point.astype(np.int64)
+        codes = fmt.encode(np.clip(ints, lo, hi).astype(np.float64))
     return IntQuantized(
         codes.reshape(values.shape), scale_arr, zero_point.astype(np.int64), fmt, grouped_axis, group_size
     )

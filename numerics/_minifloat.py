@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
+from . import _fast
 from . import _kernels as k
 from ._format import ElementFormat
 
@@ -187,8 +188,20 @@ class Minifloat(ElementFormat):
         )
         return p
 
+    @property
+    def _f32_fast_path(self) -> bool:
+        """Whether the branch-free float32 kernel applies: the format's binades lie within float32's."""
+        return self.man_bits <= 22 and self.emin >= -126 and self.max < 2.0**128
+
     def _encode_kernel(self, bits, is_f32, out, saturate, mode, seed):  # type: ignore[no-untyped-def]
-        _encode(bits, is_f32, out, self.params(saturate), mode, seed)
+        p = self.params(saturate)
+        if is_f32 and mode == k.NEAREST_EVEN and self._f32_fast_path:
+            _fast.minifloat_from_f32_rne(
+                bits, out, self.man_bits, self.emin, p[_OFFSET], p[_MAXMAG], p[_INFMAG], p[_NANCODE], p[_SIGNSHIFT],
+                saturate, self.specials is Specials.FNUZ, not self.subnormals, self.signed,
+            )  # fmt: skip
+        else:
+            _encode(bits, is_f32, out, p, mode, seed)
 
     def _round_kernel(self, cls, neg, sig, exp, top, sticky, out, saturate, mode):  # type: ignore[no-untyped-def]
         _round_many(cls, neg, sig, exp, top, sticky, out, self.params(saturate), mode)

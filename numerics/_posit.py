@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
+from . import _fast
 from . import _kernels as k
 from ._format import ElementFormat
 
@@ -82,7 +83,11 @@ class Posit(ElementFormat):
             raise ValueError(f"{self.name}: posits never overflow to NaR; saturate must be True")
 
     def _encode_kernel(self, bits, is_f32, out, saturate, mode, seed):  # type: ignore[no-untyped-def]
-        _encode(bits, is_f32, out, self.n, self.es, mode, seed)
+        # The branch-free kernel needs minpos >= 2**-126, so that float32 subnormals all clamp to it.
+        if is_f32 and mode == k.NEAREST_EVEN and self.max_scale <= 126:
+            _fast.posit_from_f32_rne(bits, out, self.n, self.es)
+        else:
+            _encode(bits, is_f32, out, self.n, self.es, mode, seed)
 
     def _round_kernel(self, cls, neg, sig, exp, top, sticky, out, saturate, mode):  # type: ignore[no-untyped-def]
         _round_many(cls, neg, sig, exp, top, sticky, out, self.n, self.es, mode)

@@ -1,0 +1,167 @@
+"""Encode/decode throughput of numerics formats next to the peers, timed in the same run.
+
+    python benchmarks/bench_numerics.py [--log2n 24]
+
+Prints M elements/s for bitfab and each peer, and the ratio bitfab / fastest peer. Peers that
+are scalar loops or slow reference code run on a subsample and are extrapolated (labelled so).
+Not a test: nothing asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gfloat
+import ml_dtypes
+import numpy as np
+import softposit
+import torch
+from gfloat.formats import (
+    format_info_bfloat16,
+    format_info_ocp_e2m1,
+    format_info_ocp_e2m3,
+    format_info_ocp_e4m3,
+    format_info_ocp_e5m2,
+)
+
+import numerics
+
+
+@dataclass
+class Row:
+    format: str
+    op: str
+    ours: float
+    peers: dict[str, float]
+
+
+def best_time(fn: Callable[[], object], repeat: int = 3) -> float:
+    fn()  # warm-up: numba compilation, caches, page faults
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds / 1e6
+
+
+def sampled_rate(fn: Callable[[np.ndarray], object], x: np.ndarray, n_sample: int) -> float:
+    """M elements/s of fn measured on the first n_sample values (for scalar-loop peers)."""
+    sample = np.ascontiguousarray(x[:n_sample])
+    return rate(n_sample, best_time(lambda: fn(sample), repeat=1))
+
+
+def softposit_encode(kind: str) -> Callable[[np.ndarray], object]:
+    def run(values: np.ndarray) -> object:
+        if kind == "posit16_1":
+            return [softposit.posit16(float(v)).v.v for v in values]
+        n = int(kind[5:].split("_", maxsplit=1)[0])
+        if n == 32:
+            return [softposit.posit32(float(v)).v.v for v in values]
+        return [softposit.posit_2(float(v), x=n).v.v for v in values]
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--log2n", type=int, default=24, help="number of float32 values, as a power of two")
+    args = parser.parse_args()
+    n = 1 << args.log2n
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(n) * np.exp2(rng.integers(-4, 4, n))).astype(np.float32)
+    xt = torch.from_numpy(x)
+    rows: list[Row] = []
+    torch.set_num_threads(2)
+
+    minifloats = {
+        "fp8_e4m3": (ml_dtypes.float8_e4m3fn, torch.float8_e4m3fn, format_info_ocp_e4m3),
+        "fp8_e5m2": (ml_dtypes.float8_e5m2, torch.float8_e5m2, format_info_ocp_e5m2),
+        "fp6_e2m3": (ml_dtypes.float6_e2m3fn, None, format_info_ocp_e2m3),
+        "fp4_e2m1": (ml_dtypes.float4_e2m1fn, None, format_info_ocp_e2m1),
+        "bf16": (ml_dtypes.bfloat16, torch.bfloat16, format_info_bfloat16),
+    }
+    for name, (ml_type, torch_type, gf_info) in minifloats.items():
+        fmt = numerics.get(name)
+        saturate = not (fmt.has_inf or fmt.has_nan)
+        ours = rate(n, best_time(lambda fmt=fmt, saturate=saturate: fmt.encode(x, saturate=saturate)))
+        peers = {"ml_dtypes": rate(n, best_time(lambda t=ml_type: x.astype(t)))}
+        if torch_type is not None:
+            peers["torch"] = rate(n, best_time(lambda t=torch_type: xt.to(t)))
+        peers["gfloat (2^16 sample)"] = sampled_rate(
+            lambda v, info=gf_info, sat=saturate: gfloat.encode_ndarray(info, gfloat.round_ndarray(info, v, sat=sat)),
+            x,
+            1 << 16,
+        )
+        rows.append(Row(name, "encode", ours, peers))
+        codes = fmt.encode(x, saturate=saturate)
+        ml_codes = x.astype(ml_type)
+        ours = rate(n, best_time(lambda fmt=fmt, codes=codes: fmt.decode(codes)))
+        peers = {"ml_dtypes": rate(n, best_time(lambda c=ml_codes: c.astype(np.float64)))}
+        if torch_type is not None:
+            tc = xt.to(torch_type)
+            peers["torch"] = rate(n, best_time(lambda tc=tc: tc.to(torch.float64)))
+        rows.append(Row(name, "decode", ours, peers))
+
+    # int8 per output channel (rows of a 4096 x 4096 weight), int4 per group of 128.
+    w = x.reshape(1 << (args.log2n // 2), -1)
+    wt = torch.from_numpy(w)
+    scales = torch.from_numpy(np.abs(w).max(axis=1).astype(np.float64) / 127)
+    zeros = torch.zeros(w.shape[0], dtype=torch.int64)
+    ours = rate(n, best_time(lambda: numerics.quantize_int(w, "int8", channel_axis=0)))
+    peers = {
+        "torch quantize_per_channel": rate(
+            n, best_time(lambda: torch.quantize_per_channel(wt, scales, zeros, 0, torch.qint8))
+        )
+    }
+    rows.append(Row("int8 per-channel", "encode", ours, peers))
+    q = numerics.quantize_int(w, "int8", channel_axis=0)
+    tq = torch.quantize_per_channel(wt, scales, zeros, 0, torch.qint8)
+    ours = rate(n, best_time(q.dequantize))
+    rows.append(Row("int8 per-channel", "decode", ours, {"torch dequantize": rate(n, best_time(tq.dequantize))}))
+
+    def torch_group_int4() -> torch.Tensor:
+        g = wt.reshape(wt.shape[0], -1, 128)
+        s = g.abs().amax(dim=-1, keepdim=True) / 7
+        return torch.clamp(torch.round(g / s), -8, 7).to(torch.int8)
+
+    ours = rate(n, best_time(lambda: numerics.quantize_int(w, "int4", group_size=128)))
+    rows.append(Row("int4 per-group 128", "encode", ours, {"torch eager ops": rate(n, best_time(torch_group_int4))}))
+    q4 = numerics.quantize_int(w, "int4", group_size=128)
+    ours = rate(n, best_time(q4.dequantize))
+    rows.append(Row("int4 per-group 128", "decode", ours, {}))
+
+    for name in ("posit8_2", "posit16_2", "posit32_2"):
+        fmt = numerics.get(name)
+        ours = rate(n, best_time(lambda fmt=fmt: fmt.encode(x)))
+        peers = {"softposit loop (2^12 sample)": sampled_rate(softposit_encode(name), x, 1 << 12)}
+        rows.append(Row(name, "encode", ours, peers))
+        codes = fmt.encode(x)
+        rows.append(Row(name, "decode", rate(n, best_time(lambda fmt=fmt, codes=codes: fmt.decode(codes))), {}))
+
+    print(f"numerics throughput on 2^{args.log2n} float32 values (M elements/s, best of 3, {torch.get_num_threads()} "
+          "torch threads)")  # fmt: skip
+    header = f"{'format':<20} {'op':<7} {'bitfab':>9}  {'fastest peer':<32} {'peer':>9} {'ratio':>7}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        if r.peers:
+            peer, value = max(r.peers.items(), key=lambda kv: kv[1])
+            print(f"{r.format:<20} {r.op:<7} {r.ours:9.1f}  {peer:<32} {value:9.1f} {r.ours / value:7.2f}")
+        else:
+            print(f"{r.format:<20} {r.op:<7} {r.ours:9.1f}  {'(no peer)':<32} {'':>9} {'':>7}")
+    print("\nall peers:")
+    for r in rows:
+        for peer, value in r.peers.items():
+            print(f"  {r.format:<20} {r.op:<7} {peer:<32} {value:9.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The branch-free float32 kernels against the general kernels, over adversarial bit patterns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import numerics
+
+
+def float32_patterns() -> np.ndarray:
+    """Every exponent with mantissas at and around every rounding position, plus random bits."""
+    exponents = np.arange(256, dtype=np.uint32) << 23
+    positions = np.arange(24, dtype=np.uint32)
+    around = np.concatenate([(1 << positions) - 1, 1 << positions, (1 << positions) + 1, 3 << positions]) & 0x7FFFFF
+    mantissas = np.unique(np.concatenate([around, [0, 0x7FFFFF, 0x400000, 0x3FFFFF, 0x400001]]).astype(np.uint32))
+    grid = (exponents[:, None] | mantissas[None, :]).reshape(-1)
+    rng = np.random.default_rng(0)
+    bits = np.concatenate(
+        [grid, grid | 0x80000000, rng.integers(0, 1 << 32, 1 << 18, dtype=np.uint64).astype(np.uint32)]
+    )
+    return bits.view(np.float32)
+
+
+FAST = [
+    "fp8_e4m3", "fp8_e5m2", "fp8_e4m3fnuz", "fp8_e5m2fnuz", "fp8_e4m3_ieee", "fp8_e4m3_finite", "fp6_e3m2", "fp6_e2m3",
+    "fp4_e2m1", "bf16", "fp16", "e8m0", "fp7_e4m2", "fp12_e8m3", "posit8_2", "posit16_2", "posit32_2", "posit8_0",
+    "posit16_1", "posit12_3", "posit5_4",
+]  # fmt: skip
+
+
+def _policies(name: str) -> list[bool]:
+    """The overflow policies a format accepts (posits and finite formats only saturate)."""
+    fmt = numerics.get(name)
+    if isinstance(fmt, numerics.Posit) or not (fmt.has_inf or fmt.has_nan):
+        return [True]
+    return [False, True]
+
+
+@pytest.mark.parametrize(("name", "saturate"), [(n, s) for n in FAST for s in _policies(n)])
+def test_float32_fast_path_equals_the_general_kernel(name: str, saturate: bool) -> None:
+    fmt = numerics.get(name)
+    x = float32_patterns()
+    if not fmt.has_nan:
+        x = x[~np.isnan(x)]
+    fast = fmt.encode(x, saturate=saturate)  # float32 + nearest-even: the branch-free kernel
+    with np.errstate(invalid="ignore"):  # signalling NaN payloads warn when widened
+        wide = x.astype(np.float64)
+    general = fmt.encode(wide, saturate=saturate)  # exact widening: the general kernel
+    bad = fast != general
+    assert not bad.any(), f"{x[bad][:4]}: fast {fast[bad][:4]}, general {general[bad][:4]}"
+
+
+def test_fused_integer_quantization_equals_the_general_path() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((64, 256)) * 3
+    for kwargs in ({}, {"channel_axis": 0}, {"group_size": 32}):
+        fused = numerics.quantize_int(x, "int4", **kwargs)
+        general = numerics.quantize_int(x, "int4", rounding="nearest_even", **kwargs)
+        stepwise = np.clip(np.round(x.reshape(fused.grouped(x).shape) / fused.scale), -8, 7)
+        np.testing.assert_array_equal(fused.integers().reshape(stepwise.shape), stepwise)
+        np.testing.assert_array_equal(fused.codes, general.codes)
