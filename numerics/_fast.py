@@ -93,3 +93,48 @@ def int_from_scaled_rne(x, scale, inner, lo, hi, width, out):  # type: ignore[no
         q = np.rint(np.float64(x[i]) / scale[i // inner])
         q = min(max(q, np.float64(lo)), np.float64(hi))
         out[i] = np.int64(q) & mask
+
+
+@_fast
+def truncated_f32_rne(bits, out, shift, max_mag, nan_code, saturate):  # type: ignore[no-untyped-def]
+    """Formats that are float32 with the low `shift` mantissa bits cut off (bf16): nearest even
+    on the bit pattern itself, where a carry into the exponent is exactly IEEE overflow to Inf."""
+    for i in nb.prange(bits.size):
+        u = np.int64(bits[i])
+        a = u & 0x7FFFFFFF
+        mag = (a + ((np.int64(1) << (shift - 1)) - 1) + ((a >> shift) & 1)) >> shift
+        mag = min(mag, max_mag) if saturate else mag
+        out[i] = nan_code if a > 0x7F800000 else (mag | ((u >> 31) << (31 - shift)))
+
+
+@_fast
+def minifloat_decode(codes, out, man_bits, exp_bits, pow2, specials, subnormals, signed, sign_shift, nan_code):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Minifloat codes to float64 with a tiny per-exponent table of powers of two (no big table)."""
+    man_mask = (np.int64(1) << man_bits) - 1
+    mag_mask = (np.int64(1) << (exp_bits + man_bits)) - 1
+    e_all = (np.int64(1) << exp_bits) - 1
+    for i in nb.prange(codes.size):
+        c = np.int64(codes[i])
+        mag = c & mag_mask
+        biased = mag >> man_bits
+        mant = mag & man_mask
+        hidden = np.int64((biased != 0) | (subnormals == 0)) << man_bits
+        v = np.float64(mant | hidden) * pow2[biased]
+        ieee_top = (specials == 0) & (biased == e_all)
+        v = np.inf if ieee_top else v
+        is_nan = (ieee_top & (mant != 0)) | ((specials == 1) & (mag == mag_mask)) | ((specials == 2) & (c == nan_code))
+        neg = signed & (((c >> sign_shift) & 1) == 1)
+        v = -v if neg else v
+        out[i] = np.nan if is_nan else v
+
+
+@_fast
+def int_dequantize(codes, scale, zero_point, inner, width, signed, out):  # type: ignore[no-untyped-def]
+    """out[i] = (integer value of codes[i] - zero_point[j]) * scale[j], j = i // inner."""
+    wrap = np.int64(1) << width
+    half = np.int64(1) << (width - 1)
+    for i in nb.prange(codes.size):
+        c = np.int64(codes[i])
+        v = c - wrap if (signed and c >= half) else c
+        j = i // inner
+        out[i] = np.float64(v - zero_point[j]) * scale[j]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._fast import int_from_scaled_rne
+from ._fast import int_dequantize, int_from_scaled_rne
 from ._format import as_float_array
 from ._int import IntFormat
 from ._registry import get
@@ -41,9 +41,30 @@ class IntQuantized:
 
     def dequantize(self) -> np.ndarray:
         """(integer - zero_point) * scale in float64, in the input's shape."""
+        grouped_shape = self.grouped(self.codes).shape
+        inner = _leading_layout(grouped_shape, self.scale.shape)
+        if inner is not None and self.zero_point.shape == self.scale.shape:
+            out = np.empty(self.codes.size, np.float64)
+            int_dequantize(
+                np.ascontiguousarray(self.codes).reshape(-1), np.ascontiguousarray(self.scale, np.float64).reshape(-1),
+                np.ascontiguousarray(self.zero_point, np.int64).reshape(-1), inner, self.format.width,
+                self.format.signed, out,
+            )  # fmt: skip
+            return out.reshape(self.codes.shape)
         ints = self.grouped(self.integers())
         values = (ints - self.zero_point) * self.scale
         return values.reshape(self.codes.shape)
+
+
+def _leading_layout(shape: tuple[int, ...], scale_shape: tuple[int, ...]) -> int | None:
+    """If the scale varies along leading axes only, the run of elements sharing one scale."""
+    padded = (1,) * (len(shape) - len(scale_shape)) + tuple(scale_shape)
+    leading = len(padded)
+    while leading > 0 and padded[leading - 1] == 1:
+        leading -= 1
+    if tuple(padded[:leading]) != tuple(shape[:leading]):
+        return None
+    return max(int(np.prod(shape[leading:], dtype=np.int64)), 1)
 
 
 def _split_groups(values: np.ndarray, axis: int, group_size: int) -> np.ndarray:
@@ -59,17 +80,13 @@ def _fused_codes(
     point, nearest-even); None where the general path is needed."""
     if as_rounding(rounding) != Rounding.NEAREST_EVEN or np.any(zero_point) or fmt.width > 32:
         return None
-    shape = (1,) * (work.ndim - scale.ndim) + scale.shape
-    leading = len(shape)
-    while leading > 0 and shape[leading - 1] == 1:
-        leading -= 1
-    if tuple(shape[:leading]) != work.shape[:leading]:
+    inner = _leading_layout(work.shape, scale.shape)
+    if inner is None:
         return None
-    inner = int(np.prod(work.shape[leading:], dtype=np.int64))
     flat = np.ascontiguousarray(work).reshape(-1)
     out = np.empty(flat.size, fmt.code_dtype)
     scales = np.ascontiguousarray(scale, dtype=np.float64).reshape(-1)
-    int_from_scaled_rne(flat, scales, max(inner, 1), fmt.min_int, fmt.max_int, fmt.width, out)
+    int_from_scaled_rne(flat, scales, inner, fmt.min_int, fmt.max_int, fmt.width, out)
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -189,13 +190,42 @@ class Minifloat(ElementFormat):
         return p
 
     @property
+    def _is_truncated_float32(self) -> bool:
+        """float32 with fewer mantissa bits (bf16): encoding is rounding the bit pattern."""
+        return (self.exp_bits, self.bias, self.specials, self.subnormals, self.signed) == (
+            8, 127, Specials.IEEE, True, True) and 1 <= self.man_bits <= 22  # fmt: skip
+
+    def decode(self, codes):  # type: ignore[no-untyped-def]
+        """Codes to their exact float64 values (NaN codes to NaN)."""
+        arr = self.check_codes(codes)
+        if self.bits <= 8 or self.exp_bits > 11 or self.bits > 32:
+            return super().decode(arr)  # small tables beat arithmetic; fp64 goes the general way
+        flat = np.ascontiguousarray(arr).reshape(-1)
+        out = np.empty(flat.size, np.float64)
+        p = self.params(True)
+        _fast.minifloat_decode(
+            flat, out, self.man_bits, self.exp_bits, self._pow2, p[_SPECIALS], p[_SUBN], p[_SIGNED], p[_SIGNSHIFT],
+            self._nan_code,
+        )  # fmt: skip
+        return out.reshape(arr.shape)
+
+    @functools.cached_property
+    def _pow2(self) -> np.ndarray:
+        """2**(exponent of the lowest significand bit) per exponent field value."""
+        fields = np.arange(1 << self.exp_bits)
+        lowest = np.maximum(fields, 1) if self.subnormals else fields
+        return np.ldexp(1.0, (lowest - self._bias - self.man_bits).astype(np.int32))
+
+    @property
     def _f32_fast_path(self) -> bool:
         """Whether the branch-free float32 kernel applies: the format's binades lie within float32's."""
         return self.man_bits <= 22 and self.emin >= -126 and self.max < 2.0**128
 
     def _encode_kernel(self, bits, is_f32, out, saturate, mode, seed):  # type: ignore[no-untyped-def]
         p = self.params(saturate)
-        if is_f32 and mode == k.NEAREST_EVEN and self._f32_fast_path:
+        if is_f32 and mode == k.NEAREST_EVEN and self._is_truncated_float32:
+            _fast.truncated_f32_rne(bits, out, 23 - self.man_bits, p[_MAXMAG], p[_NANCODE], saturate)
+        elif is_f32 and mode == k.NEAREST_EVEN and self._f32_fast_path:
             _fast.minifloat_from_f32_rne(
                 bits, out, self.man_bits, self.emin, p[_OFFSET], p[_MAXMAG], p[_INFMAG], p[_NANCODE], p[_SIGNSHIFT],
                 saturate, self.specials is Specials.FNUZ, not self.subnormals, self.signed,

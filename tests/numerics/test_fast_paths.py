@@ -60,3 +60,16 @@ def test_fused_integer_quantization_equals_the_general_path() -> None:
         stepwise = np.clip(np.round(x.reshape(fused.grouped(x).shape) / fused.scale), -8, 7)
         np.testing.assert_array_equal(fused.integers().reshape(stepwise.shape), stepwise)
         np.testing.assert_array_equal(fused.codes, general.codes)
+
+
+def test_dequantize_equals_the_formula_in_every_layout() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((8, 4, 64))
+    layouts = [{}, {"channel_axis": 0}, {"channel_axis": 1}, {"channel_axis": -1}, {"group_size": 16},
+               {"group_size": 2, "group_axis": 1}]  # fmt: skip
+    for kwargs in layouts:
+        for symmetric, fmt in ((True, "int8"), (False, "uint4")):
+            q = numerics.quantize_int(x, fmt, symmetric=symmetric, **kwargs)
+            expected = ((q.grouped(q.integers()) - q.zero_point) * q.scale).reshape(x.shape)
+            np.testing.assert_array_equal(q.dequantize(), expected)
+            assert np.abs(q.dequantize() - x).max() <= q.scale.max() * 0.5000001
