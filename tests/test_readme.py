@@ -1,0 +1,21 @@
+"""The README's Python example runs, and its stated results hold."""
+
+import pathlib
+import re
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_readme_python_example_runs_and_its_comments_hold() -> None:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks, "README has no python example"
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    e4m3 = namespace["e4m3"]
+    np.testing.assert_array_equal(e4m3.decode(namespace["codes"]), [0.3125, np.nan])
+    assert (int(namespace["sig"][0]), int(namespace["exp"][0])) == (10, -5)
+    assert namespace["numerics"].exact_width(e4m3, e4m3, 64) == 43
+    assert namespace["q"].scale.shape == (256, 4, 1)
