@@ -253,7 +253,7 @@ class ElementFormat(abc.ABC):
         return np.where(neg, -sig, sig), exp
 
     def values(self) -> np.ndarray:
-        """Every finite representable value, sorted ascending (+0 and -0 counted once)."""
+        """Every finite value encode can produce, sorted ascending (+0 and -0 counted once)."""
         if self.bits > _TABLE_MAX_BITS:
             raise ValueError(f"values() needs a format of <= {_TABLE_MAX_BITS} bits; {self.name} has {self.bits}")
         table = self._table

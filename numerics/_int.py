@@ -78,6 +78,12 @@ class IntFormat(ElementFormat):
     def lsb_exponent(self) -> int:
         return 0
 
+    def values(self) -> np.ndarray:
+        """Every value encode can produce (a narrow range leaves out the most negative code)."""
+        if self.width > 16:
+            raise ValueError(f"values() needs a format of <= 16 bits; {self.name} has {self.width}")
+        return np.arange(self.min_int, self.max_int + 1, dtype=np.float64)
+
     def _default_saturate(self) -> bool:
         return True
 

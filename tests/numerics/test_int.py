@@ -63,7 +63,8 @@ def test_every_code_decodes_to_its_twos_complement_value(name: str) -> None:
 
 
 def test_ternary_and_narrow_ranges() -> None:
-    assert numerics.get("ternary").values().tolist() == [-2, -1, 0, 1]  # the unused -2 code still decodes
+    assert numerics.get("ternary").values().tolist() == [-1, 0, 1]
+    assert numerics.get("ternary").decode(np.array([2])).tolist() == [-2]  # the unused code still decodes
     assert numerics.get("ternary").quantize(np.array([-5.0, -0.4, 0.6, 9.0])).tolist() == [-1, 0, 1, 1]
     assert numerics.get("int8_narrow").quantize(np.array([-300.0])).tolist() == [-127]
 
