@@ -138,3 +138,13 @@ def int_dequantize(codes, scale, zero_point, inner, width, signed, out):  # type
         v = c - wrap if (signed and c >= half) else c
         j = i // inner
         out[i] = np.float64(v - zero_point[j]) * scale[j]
+
+
+@_fast
+def absmax_rows(x, out):  # type: ignore[no-untyped-def]
+    """out[r] = max |x[r, :]| for a 2-D C-contiguous array, rows in parallel."""
+    for r in nb.prange(x.shape[0]):
+        m = 0.0
+        for c in range(x.shape[1]):
+            m = max(m, abs(np.float64(x[r, c])))
+        out[r] = m

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._fast import int_dequantize, int_from_scaled_rne
+from ._fast import absmax_rows, int_dequantize, int_from_scaled_rne
 from ._format import as_float_array
 from ._int import IntFormat
 from ._registry import get
@@ -71,6 +71,17 @@ def _split_groups(values: np.ndarray, axis: int, group_size: int) -> np.ndarray:
     shape = list(values.shape)
     shape[axis : axis + 1] = [shape[axis] // group_size, group_size]
     return values.reshape(shape)
+
+
+def _absmax(work: np.ndarray, reduce_axes: tuple[int, ...]) -> np.ndarray:
+    """max |x| over reduce_axes (keepdims); one parallel pass when they are the trailing axes."""
+    first = work.ndim - len(reduce_axes)
+    if reduce_axes == tuple(range(first, work.ndim)) and first > 0 and work.size:
+        rows = int(np.prod(work.shape[:first]))
+        out = np.empty(rows, np.float64)
+        absmax_rows(np.ascontiguousarray(work).reshape(rows, -1), out)
+        return out.reshape(work.shape[:first] + (1,) * len(reduce_axes))
+    return np.maximum(np.max(work, axis=reduce_axes, keepdims=True), -np.min(work, axis=reduce_axes, keepdims=True))
 
 
 def _fused_codes(
@@ -143,9 +154,7 @@ def quantize_int(
         if symmetric:
             if not fmt.signed:
                 raise ValueError(f"symmetric quantization needs a signed format, got {fmt.name}")
-            absmax = np.maximum(  # two reductions, no |x| temporary
-                np.max(work, axis=reduce_axes, keepdims=True), -np.min(work, axis=reduce_axes, keepdims=True)
-            )
+            absmax = _absmax(work, reduce_axes)
             scale_arr = absmax / hi
             zero_point = np.zeros_like(scale_arr)
         else:
