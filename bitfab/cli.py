@@ -27,11 +27,28 @@ def _number(v: float) -> str:
 
 
 def format_rows() -> list[dict[str, Any]]:
-    return [numerics.get(name).spec() for name in numerics.formats()]
+    rows = []
+    for name in numerics.formats():
+        fmt = numerics.get(name)
+        kind = "composite" if isinstance(fmt, numerics.CompositeFormat) else "element"
+        rows.append({"kind": kind, **fmt.spec()})
+    return rows
 
 
-def _formats_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="bitfab formats")
+def _composite_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="bitfab composite formats (bits per element include the side information)")
+    columns = ["name", "bits", "element", "block_size", "scale", "scale_rule"]
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="left" if column == "name" else "right")
+    for r in rows:
+        if r["kind"] == "composite":
+            table.add_row(*[f"{r[c]:g}" if c == "bits" else str(r.get(c, "-")) for c in columns])
+    return table
+
+
+def _formats_table(all_rows: list[dict[str, Any]]) -> Table:
+    rows = [r for r in all_rows if r["kind"] == "element"]
+    table = Table(title="bitfab element formats")
     for column in ("name", "bits", "max", "min normal", "min subnormal", "Inf", "NaN"):
         table.add_column(column, justify="left" if column == "name" else "right")
     for r in rows:
@@ -72,7 +89,7 @@ def load_array(path: str) -> np.ndarray:
     return x
 
 
-def _parse_formats(text: str) -> list[numerics.ElementFormat]:
+def _parse_formats(text: str) -> list[numerics.ElementFormat | numerics.CompositeFormat]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise ValueError("--formats needs at least one format name")
@@ -85,6 +102,7 @@ def cmd_formats(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(rows, indent=2))
     else:
         console.print(_formats_table(rows))
+        console.print(_composite_table(rows))
         console.print("Patterns also resolve: int{b}, uint{b}, posit{n}_{es}, fp{n}_e{x}m{y}[fn|fnuz|_finite]")
     return 0
 
@@ -96,16 +114,18 @@ def cmd_quantize(args: argparse.Namespace, console: Console) -> int:
     stats = error_stats(x.astype(np.float64), q)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, codes=q.codes, scale=q.scale, zero_point=q.zero_point, values=q.values, format=np.array(fmt.name))
+    np.savez(out, **q.arrays, values=q.values, format=np.array(fmt.name))
     if args.json:
         print(json.dumps({**stats.as_dict(), "output": str(out)}, indent=2))
     else:
         console.print(_stats_table([stats.as_dict()], f"{args.input} -> {fmt.name}"))
-        console.print(f"wrote {out} (codes, scale, zero_point, values, format)")
+        console.print(f"wrote {out} ({', '.join([*q.arrays, 'values', 'format'])})")
     return 0
 
 
-def compare(x: np.ndarray, fmts: Sequence[numerics.ElementFormat], scaling: str = "auto") -> list[dict[str, Any]]:
+def compare(
+    x: np.ndarray, fmts: Sequence[numerics.ElementFormat | numerics.CompositeFormat], scaling: str = "auto"
+) -> list[dict[str, Any]]:
     x64 = x.astype(np.float64)
     rows = []
     for fmt in fmts:

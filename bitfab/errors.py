@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ import numerics
 @dataclass(frozen=True)
 class ErrorStats:
     format: str
-    bits: int
+    bits: float
     mse: float
     sqnr_db: float
     max_abs_error: float
@@ -24,12 +25,10 @@ class ErrorStats:
 
 @dataclass(frozen=True)
 class Quantized:
-    """Codes of one tensor in one format, with the scale that maps them back."""
+    """One tensor in one format: the arrays that store it (codes, scales, ...) and its values."""
 
-    format: numerics.ElementFormat
-    codes: np.ndarray
-    scale: np.ndarray
-    zero_point: np.ndarray
+    format: numerics.ElementFormat | numerics.CompositeFormat
+    arrays: dict[str, np.ndarray]
     values: np.ndarray
 
 
@@ -38,8 +37,16 @@ def default_scaling(fmt: numerics.ElementFormat) -> str:
     return "none" if isinstance(fmt, numerics.Posit) else "absmax"
 
 
-def quantize_tensor(x: np.ndarray, fmt: numerics.ElementFormat, scaling: str = "auto") -> Quantized:
-    """Quantize with a per-tensor scale: absmax maps the tensor's absmax to the format's max."""
+def quantize_tensor(
+    x: np.ndarray, fmt: numerics.ElementFormat | numerics.CompositeFormat, scaling: str = "auto"
+) -> Quantized:
+    """Element formats: a per-tensor scale (absmax maps the tensor's absmax to the format's max).
+    Composite formats bring their own scales; their blocks or pairs run along the last axis."""
+    if isinstance(fmt, numerics.CompositeFormat):
+        encoded = fmt.encode(x, axis=-1)
+        arrays = {f.name: getattr(encoded, f.name) for f in dataclasses.fields(encoded)}  # type: ignore[arg-type]
+        arrays = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray)}
+        return Quantized(fmt, arrays, encoded.decode())
     if scaling == "auto":
         scaling = default_scaling(fmt)
     if scaling not in ("absmax", "none"):
@@ -47,14 +54,17 @@ def quantize_tensor(x: np.ndarray, fmt: numerics.ElementFormat, scaling: str = "
     if isinstance(fmt, numerics.IntFormat):
         if scaling == "none":
             codes = fmt.encode(x)
-            one = np.ones(())
-            return Quantized(fmt, codes, one, np.zeros((), np.int64), fmt.decode(codes))
+            return Quantized(fmt, _arrays(codes, np.ones(()), np.zeros((), np.int64)), fmt.decode(codes))
         q = numerics.quantize_int(x, fmt, symmetric=fmt.signed)
-        return Quantized(fmt, q.codes, q.scale, q.zero_point, q.dequantize())
+        return Quantized(fmt, _arrays(q.codes, q.scale, q.zero_point), q.dequantize())
     absmax = float(np.max(np.abs(x))) if x.size else 0.0
     scale = absmax / fmt.max if scaling == "absmax" and absmax > 0 else 1.0
     codes = fmt.encode(x / scale, saturate=True) if _can_saturate(fmt) else fmt.encode(x / scale)
-    return Quantized(fmt, codes, np.array(scale), np.zeros((), np.int64), fmt.decode(codes) * scale)
+    return Quantized(fmt, _arrays(codes, np.array(scale), np.zeros((), np.int64)), fmt.decode(codes) * scale)
+
+
+def _arrays(codes: np.ndarray, scale: np.ndarray, zero_point: np.ndarray) -> dict[str, np.ndarray]:
+    return {"codes": codes, "scale": scale, "zero_point": zero_point}
 
 
 def _can_saturate(fmt: numerics.ElementFormat) -> bool:
@@ -68,7 +78,7 @@ def error_stats(x: np.ndarray, q: Quantized) -> ErrorStats:
     sqnr = float("inf") if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else float("-inf"))
     return ErrorStats(
         format=q.format.name,
-        bits=q.format.bits,
+        bits=float(q.format.bits),
         mse=noise / max(x.size, 1),
         sqnr_db=sqnr,
         max_abs_error=float(np.max(np.abs(err))) if x.size else 0.0,

@@ -12,6 +12,8 @@ from ._accumulators import (
     QuireAccumulator,
     exact_width,
 )
+from ._block import BlockEncoded, BlockFormat, ScaleRule
+from ._composite import CompositeFormat, Encoded
 from ._dot import dot, matmul
 from ._exact import ExactResult
 from ._format import ElementFormat
@@ -24,7 +26,11 @@ from ._rounding import Rounding
 
 __all__ = [
     "Accumulator",
+    "BlockEncoded",
+    "BlockFormat",
+    "CompositeFormat",
     "ElementFormat",
+    "Encoded",
     "ExactAccumulator",
     "ExactResult",
     "FixedAccumulator",
@@ -35,6 +41,7 @@ __all__ = [
     "Posit",
     "QuireAccumulator",
     "Rounding",
+    "ScaleRule",
     "Specials",
     "dot",
     "exact_width",

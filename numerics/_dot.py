@@ -1,12 +1,14 @@
 """Exact dot products and matrix products over codes: the golden model of every PE and array.
 
 Operands are lowered to (significand, exponent); the accumulator spec says what the running sum
-is. Results come back as an `ExactResult` (the accumulator's contents, exactly) or, with
-`out_format`, rounded once to codes of that format.
+is. Composite operands (block, pair, mixed formats) come as their `Encoded` bundles and lower
+with every scale folded in. Results come back as an `ExactResult` (the accumulator's contents,
+exactly) or, with `out_format`, rounded once to codes of that format.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,34 +16,73 @@ import numpy as np
 from . import _kernels as k
 from ._accumulate import fixed_accumulate, float_accumulate
 from ._accumulators import Accumulator, ExactAccumulator, FixedAccumulator, FloatAccumulator, QuireAccumulator
-from ._exact import ExactResult, limb_bits_for, limb_product, to_limbs
+from ._composite import CompositeFormat, Encoded
+from ._exact import ExactResult, limb_bits_for, limb_product, normalize, to_limbs
 from ._format import ElementFormat
-from ._registry import get
+from ._registry import Format, get
 from ._rounding import Rounding
 
 _MAX_OPERAND_SIGNIFICAND_BITS = 40
 
 
+@dataclass
 class _Operand:
-    """Lowered view of one operand, with its special values set aside."""
+    """Lowered view of one operand (reduction axis last), with special values set aside."""
 
-    def __init__(self, codes: Any, fmt: ElementFormat, role: str) -> None:
+    name: str
+    fmt: Format
+    sig: np.ndarray
+    exp: np.ndarray
+    lsb: int
+    special: np.ndarray
+    proxy: np.ndarray  # stand-ins whose float products classify outputs: NaN, +-Inf or finite
+    values: np.ndarray
+    block_size: int | None = None
+
+    @classmethod
+    def build(cls, data: Any, fmt: Format, role: str) -> _Operand:
+        if isinstance(fmt, CompositeFormat):
+            if not isinstance(data, Encoded) or getattr(data, "format", None) != fmt:
+                raise TypeError(f"{role}: a {fmt.name} operand must be {fmt.name}.encode(...) output")
+            sig, exp = data.lower_full()
+            if sig.size and int(np.abs(sig).max()).bit_length() > _MAX_OPERAND_SIGNIFICAND_BITS:
+                raise ValueError(f"{role}: {fmt.name} significands with scales folded in exceed "
+                                 f"{_MAX_OPERAND_SIGNIFICAND_BITS} bits")  # fmt: skip
+            none = np.zeros(sig.shape, bool)
+            return cls(fmt.name, fmt, sig, exp, int(exp.min()) if exp.size else 0, none,
+                       np.sign(sig).astype(np.float64), data.decode(), getattr(fmt, "block_size", None))  # fmt: skip
         if fmt.significand_bits > _MAX_OPERAND_SIGNIFICAND_BITS:
             raise ValueError(
                 f"{role} format {fmt.name} has {fmt.significand_bits}-bit significands; "
                 f"dot products take formats of <= {_MAX_OPERAND_SIGNIFICAND_BITS}"
             )
-        self.fmt = fmt
-        self.codes = fmt.check_codes(codes)
-        cls, neg, sig, exp = fmt.split(self.codes)
-        self.special = cls >= k.INF
-        self.sig = np.where(self.special, 0, np.where(neg, -sig, sig))
-        self.exp = np.where(self.special, fmt.lsb_exponent, exp)
-        # Stand-ins whose float product and sum classify each output: NaN, +-Inf, or finite.
-        proxy = np.sign(self.sig).astype(np.float64)
-        proxy[cls == k.INF] = np.where(neg[cls == k.INF], -np.inf, np.inf)
-        proxy[cls == k.NAN] = np.nan
-        self.proxy = proxy
+        codes = fmt.check_codes(data)
+        kind, neg, mag, exp = fmt.split(codes)
+        special = kind >= k.INF
+        sig = np.where(special, 0, np.where(neg, -mag, mag))
+        proxy = np.sign(sig).astype(np.float64)
+        proxy[kind == k.INF] = np.where(neg[kind == k.INF], -np.inf, np.inf)
+        proxy[kind == k.NAN] = np.nan
+        return cls(fmt.name, fmt, sig, np.where(special, fmt.lsb_exponent, exp), fmt.lsb_exponent, special, proxy,
+                   fmt.decode(codes))  # fmt: skip
+
+    def transposed(self) -> _Operand:
+        t = np.transpose
+        return _Operand(self.name, self.fmt, t(self.sig), t(self.exp), self.lsb, t(self.special), t(self.proxy),
+                        t(self.values), self.block_size)  # fmt: skip
+
+    def blocked(self, block_size: int) -> _Operand:
+        """Split the last axis into (n_blocks, block_size), zero-padded."""
+        pad = (-self.sig.shape[-1]) % block_size
+
+        def split(x: np.ndarray, fill: Any) -> np.ndarray:
+            if pad:
+                x = np.concatenate([x, np.full((*x.shape[:-1], pad), fill, x.dtype)], axis=-1)
+            return x.reshape(*x.shape[:-1], -1, block_size)
+
+        parts = (split(self.sig, 0), split(self.exp, self.lsb), self.lsb, split(self.special, False),
+                 split(self.proxy, 0.0), split(self.values, 0.0))  # fmt: skip
+        return _Operand(self.name, self.fmt, *parts, block_size)
 
 
 def _specials(a: _Operand, b: _Operand, contract: Any) -> np.ndarray:
@@ -54,10 +95,10 @@ def _specials(a: _Operand, b: _Operand, contract: Any) -> np.ndarray:
 
 def _exact(a: _Operand, b: _Operand, contract: Any, k_terms: int) -> ExactResult:
     limb_bits = limb_bits_for(k_terms)
-    a_limbs = to_limbs(a.sig, a.exp, a.fmt.lsb_exponent, limb_bits)
-    b_limbs = to_limbs(b.sig, b.exp, b.fmt.lsb_exponent, limb_bits)
+    a_limbs = to_limbs(a.sig, a.exp, a.lsb, limb_bits)
+    b_limbs = to_limbs(b.sig, b.exp, b.lsb, limb_bits)
     limbs = limb_product(a_limbs, b_limbs, contract, limb_bits)
-    return ExactResult(limbs, limb_bits, a.fmt.lsb_exponent + b.fmt.lsb_exponent, _specials(a, b, contract))
+    return ExactResult(limbs, limb_bits, a.lsb + b.lsb, _specials(a, b, contract))
 
 
 def _pairs(
@@ -78,65 +119,80 @@ def _rows(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
 
 
+def _contraction(matrix: bool, blocked: bool = False) -> Any:
+    if blocked:  # per block: (..., nb, bs) x (..., nb, bs) -> (..., nb)
+        if matrix:
+            return lambda x, y: np.einsum("mbk,nbk->mnb", x, y)
+        return lambda x, y: (x * y).sum(axis=-1)
+    if matrix:
+        return lambda x, y: x @ y.T
+    return lambda x, y: (x * y).sum(axis=-1)
+
+
+def _blockwise_float(a: _Operand, b: _Operand, acc: FloatAccumulator, matrix: bool) -> ExactResult:
+    """Composite operands in a float accumulator: each block's exact scaled dot is rounded once
+    to the accumulator format, then the blocks are summed in the declared order."""
+    block_size = a.block_size or b.block_size
+    assert block_size is not None
+    ab, bb = a.blocked(block_size), b.blocked(block_size)
+    per_block = _exact(ab, bb, _contraction(matrix, blocked=True), block_size)
+    block_values = per_block.round_to(acc.format).reshape(per_block.shape)
+    terms = acc.format.decode(block_values)
+    rows = np.ascontiguousarray(terms.reshape(-1, terms.shape[-1]))
+    ones = np.ones((1, rows.shape[1]))
+    out = np.empty(rows.shape[0])
+    index = np.arange(rows.shape[0])
+    float_accumulate(rows, ones, index, np.zeros_like(index), acc.order == "pairwise", _float_params(acc), out)
+    return _from_float(out.reshape(terms.shape[:-1]), acc.format.lsb_exponent)
+
+
+def _float_params(acc: FloatAccumulator) -> np.ndarray:
+    return acc.format.params(not (acc.format.has_inf or acc.format.has_nan))
+
+
 def _accumulate(a: _Operand, b_rows: _Operand, acc: Accumulator, matrix: bool) -> ExactResult:
     """a: (..., K); b_rows: (..., K) (for matrix products b is transposed to (N, K))."""
     k_terms = a.sig.shape[-1]
-    if matrix:
-        contract = lambda x, y: x @ y.T  # noqa: E731
-    else:
-        contract = lambda x, y: (x * y).sum(axis=-1)  # noqa: E731
+    contract = _contraction(matrix)
     if isinstance(acc, ExactAccumulator):
         return _exact(a, b_rows, contract, k_terms)
     if isinstance(acc, QuireAccumulator):
         for op in (a, b_rows):
             if op.fmt != acc.posit:
-                raise ValueError(
-                    f"the quire of {acc.posit.name} accumulates {acc.posit.name} products, got {op.fmt.name}"
-                )
+                raise ValueError(f"the quire of {acc.posit.name} accumulates {acc.posit.name} products, got {op.name}")
         result = _exact(a, b_rows, contract, k_terms)
         overflow = ~result.fits(acc.width)
         if overflow.any():
-            result = ExactResult(
-                result.limbs, result.limb_bits, result.lsb_exponent, np.where(overflow, np.nan, result.special)
-            )
+            special = np.where(overflow, np.nan, result.special)
+            result = ExactResult(result.limbs, result.limb_bits, result.lsb_exponent, special)
         return result
+    if isinstance(acc, FloatAccumulator) and (a.block_size or b_rows.block_size):
+        return _blockwise_float(a, b_rows, acc, matrix)
+    composite = [op.name for op in (a, b_rows) if isinstance(op.fmt, CompositeFormat)]
     ia, ib, out_shape = _pairs(a.sig.shape[:-1], b_rows.sig.shape[:-1], matrix)
     if isinstance(acc, FixedAccumulator):
         for op in (a, b_rows):
             if op.special.any():
-                raise ValueError(
-                    f"a fixed-point accumulator cannot take Inf/NaN operands ({op.fmt.name} codes hold some)"
-                )
-        lsb = a.fmt.lsb_exponent + b_rows.fmt.lsb_exponent if acc.lsb_exponent is None else acc.lsb_exponent
+                raise ValueError(f"a fixed-point accumulator cannot take Inf/NaN operands ({op.name} codes hold some)")
+        if composite and acc.lsb_exponent is None:
+            raise ValueError(f"{composite[0]} has no fixed product lsb: give FixedAccumulator an lsb_exponent")
+        lsb = a.lsb + b_rows.lsb if acc.lsb_exponent is None else acc.lsb_exponent
         out = np.empty(ia.size, np.int64)
-        fixed_accumulate(
-            _rows(a.sig),
-            _rows(a.exp),
-            _rows(b_rows.sig),
-            _rows(b_rows.exp),
-            ia,
-            ib,
-            lsb,
-            acc.width,
-            acc.overflow == "saturate",
-            out,
-        )
+        fixed_accumulate(_rows(a.sig), _rows(a.exp), _rows(b_rows.sig), _rows(b_rows.exp), ia, ib, lsb, acc.width,
+                         acc.overflow == "saturate", out)  # fmt: skip
         return ExactResult.from_int64(out.reshape(out_shape), lsb)
     if isinstance(acc, FloatAccumulator):
-        if a.fmt.significand_bits + b_rows.fmt.significand_bits > 53:
+        if composite:
+            raise ValueError(f"FloatAccumulator takes element formats or block formats, got {composite[0]}")
+        bits = a.fmt.significand_bits + b_rows.fmt.significand_bits  # type: ignore[union-attr]
+        if bits > 53:
             raise ValueError(
-                f"FloatAccumulator needs products exact in float64: {a.fmt.name} x {b_rows.fmt.name} has "
-                f"{a.fmt.significand_bits + b_rows.fmt.significand_bits} significand bits (> 53)"
+                f"FloatAccumulator needs products exact in float64: {a.name} x {b_rows.name} has "
+                f"{bits} significand bits (> 53)"
             )
         out = np.empty(ia.size, np.float64)
         float_accumulate(
-            _rows(a.fmt.decode(a.codes)),
-            _rows(b_rows.fmt.decode(b_rows.codes)),
-            ia,
-            ib,
-            acc.order == "pairwise",
-            acc.format.params(not (acc.format.has_inf or acc.format.has_nan)),
-            out,
+            _rows(a.values), _rows(b_rows.values), ia, ib, acc.order == "pairwise", _float_params(acc), out
         )
         return _from_float(out.reshape(out_shape), acc.format.lsb_exponent)
     raise TypeError(
@@ -152,54 +208,77 @@ def _from_float(values: np.ndarray, lsb: int) -> ExactResult:
     shift = lsb - (exp.astype(np.int64) - 53)
     sig = np.where(shift > 0, sig >> np.clip(shift, 0, 63), sig)  # the dropped bits are zeros
     exps = np.maximum(exp.astype(np.int64) - 53, lsb)
-    limbs = to_limbs(sig, exps, lsb, 20)
-    return ExactResult(_move_limb_axis(limbs), 20, lsb, np.where(finite, 0.0, values))
-
-
-def _move_limb_axis(limbs: np.ndarray) -> np.ndarray:
-    from ._exact import normalize
-
-    return normalize(np.moveaxis(limbs, 0, -1).copy(), 20)
+    limbs = np.moveaxis(to_limbs(sig, exps, lsb, 20), 0, -1)
+    return ExactResult(normalize(limbs, 20), 20, lsb, np.where(finite, 0.0, values))
 
 
 def _finish(
-    result: ExactResult, out_format: ElementFormat | str | None, rounding: Rounding | str, saturate: bool | None
+    result: ExactResult, out_format: Format | str | None, rounding: Rounding | str, saturate: bool | None
 ) -> Any:
     if out_format is None:
         return result
-    return result.round_to(get(out_format), rounding=rounding, saturate=saturate)
+    fmt = get(out_format)
+    if not isinstance(fmt, ElementFormat):
+        raise ValueError(f"out_format must be an element format, got {fmt.name}")
+    return result.round_to(fmt, rounding=rounding, saturate=saturate)
+
+
+def _reduction_axis_check(data: Any, fmt: Format, axis: int, role: str) -> None:
+    if isinstance(fmt, CompositeFormat) and isinstance(data, Encoded):
+        shape, enc_axis = getattr(data, "shape", None), getattr(data, "axis", None)
+        if shape is not None and enc_axis is not None and enc_axis != axis % len(shape):
+            raise ValueError(f"{role}: {fmt.name} blocks must run along the reduction axis {axis % len(shape)}, "
+                             f"got axis {enc_axis}")  # fmt: skip
+
+
+def _shape_of(data: Any) -> tuple[int, ...]:
+    return tuple(data.shape) if hasattr(data, "shape") else np.shape(data)
 
 
 def matmul(
     a: Any,
     b: Any,
-    a_format: ElementFormat | str,
-    b_format: ElementFormat | str,
+    a_format: Format | str,
+    b_format: Format | str,
     accumulator: Accumulator | None = None,
-    out_format: ElementFormat | str | None = None,
+    out_format: Format | str | None = None,
     rounding: Rounding | str = Rounding.NEAREST_EVEN,
     saturate: bool | None = None,
 ) -> Any:
-    """(M, K) @ (K, N) over codes; 1-D operands act as a row or column vector.
+    """(M, K) @ (K, N) over codes (composite formats: their encodings, blocks along K); 1-D
+    operands of element formats act as a row or column vector.
 
     Returns an `ExactResult` (the accumulator contents) or, with `out_format`, codes of it.
     """
     a_fmt, b_fmt = get(a_format), get(b_format)
-    a_arr, b_arr = np.asarray(a), np.asarray(b)
-    if a_arr.ndim not in (1, 2) or b_arr.ndim not in (1, 2):
-        raise ValueError(f"matmul takes 1-D or 2-D code arrays, got shapes {a_arr.shape} and {b_arr.shape}")
-    a2 = a_arr.reshape(1, -1) if a_arr.ndim == 1 else a_arr
-    b2 = b_arr.reshape(-1, 1) if b_arr.ndim == 1 else b_arr
-    if a2.shape[1] != b2.shape[0]:
+    a_shape, b_shape = _shape_of(a), _shape_of(b)
+    if len(a_shape) not in (1, 2) or len(b_shape) not in (1, 2):
+        raise ValueError(f"matmul takes 1-D or 2-D operands, got shapes {a_shape} and {b_shape}")
+    a2 = (1, a_shape[0]) if len(a_shape) == 1 else a_shape
+    b2 = (b_shape[0], 1) if len(b_shape) == 1 else b_shape
+    if a2[1] != b2[0]:
         raise ValueError(
-            f"matmul: a has shape {a_arr.shape} and b has shape {b_arr.shape}: inner dimensions "
-            f"{a2.shape[1]} and {b2.shape[0]} differ"
+            f"matmul: a has shape {a_shape} and b has shape {b_shape}: inner dimensions {a2[1]} and {b2[0]} differ"
         )
-    result = _accumulate(_Operand(a2, a_fmt, "a"), _Operand(b2.T, b_fmt, "b"), accumulator or ExactAccumulator(), True)
-    if a_arr.ndim == 1 or b_arr.ndim == 1:
-        keep = [s for s, flag in ((a2.shape[0], a_arr.ndim == 2), (b2.shape[1], b_arr.ndim == 2)) if flag]
+    _reduction_axis_check(a, a_fmt, -1, "a")
+    _reduction_axis_check(b, b_fmt, 0, "b")
+    a_op = _Operand.build(a, a_fmt, "a")
+    b_op = _Operand.build(b, b_fmt, "b")
+    if len(a_shape) == 1:
+        a_op = _reshaped(a_op, a2)
+    if len(b_shape) == 1:
+        b_op = _reshaped(b_op, b2)
+    result = _accumulate(a_op, b_op.transposed(), accumulator or ExactAccumulator(), True)
+    if len(a_shape) == 1 or len(b_shape) == 1:
+        keep = [s for s, flag in ((a2[0], len(a_shape) == 2), (b2[1], len(b_shape) == 2)) if flag]
         result = _reshape(result, tuple(keep))
     return _finish(result, out_format, rounding, saturate)
+
+
+def _reshaped(op: _Operand, shape: tuple[int, ...]) -> _Operand:
+    r = np.reshape
+    return _Operand(op.name, op.fmt, r(op.sig, shape), r(op.exp, shape), op.lsb, r(op.special, shape),
+                    r(op.proxy, shape), r(op.values, shape), op.block_size)  # fmt: skip
 
 
 def _reshape(result: ExactResult, shape: tuple[int, ...]) -> ExactResult:
@@ -214,23 +293,24 @@ def _reshape(result: ExactResult, shape: tuple[int, ...]) -> ExactResult:
 def dot(
     a: Any,
     b: Any,
-    a_format: ElementFormat | str,
-    b_format: ElementFormat | str,
+    a_format: Format | str,
+    b_format: Format | str,
     accumulator: Accumulator | None = None,
-    out_format: ElementFormat | str | None = None,
+    out_format: Format | str | None = None,
     rounding: Rounding | str = Rounding.NEAREST_EVEN,
     saturate: bool | None = None,
 ) -> Any:
     """Dot products over the last axis of a and b (leading axes broadcast)."""
     a_fmt, b_fmt = get(a_format), get(b_format)
-    a_arr, b_arr = np.asarray(a), np.asarray(b)
-    if a_arr.ndim == 0 or b_arr.ndim == 0 or a_arr.shape[-1] != b_arr.shape[-1]:
-        raise ValueError(f"dot: a has shape {a_arr.shape} and b has shape {b_arr.shape}; the last axes must match")
+    a_shape, b_shape = _shape_of(a), _shape_of(b)
+    if len(a_shape) == 0 or len(b_shape) == 0 or a_shape[-1] != b_shape[-1]:
+        raise ValueError(f"dot: a has shape {a_shape} and b has shape {b_shape}; the last axes must match")
     try:
-        np.broadcast_shapes(a_arr.shape[:-1], b_arr.shape[:-1])
+        np.broadcast_shapes(a_shape[:-1], b_shape[:-1])
     except ValueError:
-        raise ValueError(f"dot: leading shapes {a_arr.shape[:-1]} and {b_arr.shape[:-1]} do not broadcast") from None
-    result = _accumulate(
-        _Operand(a_arr, a_fmt, "a"), _Operand(b_arr, b_fmt, "b"), accumulator or ExactAccumulator(), False
-    )
+        raise ValueError(f"dot: leading shapes {a_shape[:-1]} and {b_shape[:-1]} do not broadcast") from None
+    _reduction_axis_check(a, a_fmt, -1, "a")
+    _reduction_axis_check(b, b_fmt, -1, "b")
+    a_op, b_op = _Operand.build(a, a_fmt, "a"), _Operand.build(b, b_fmt, "b")
+    result = _accumulate(a_op, b_op, accumulator or ExactAccumulator(), False)
     return _finish(result, out_format, rounding, saturate)

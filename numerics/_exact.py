@@ -47,7 +47,12 @@ def to_limbs(sig: np.ndarray, exp: np.ndarray, lsb: int, limb_bits: int) -> np.n
     positions = np.indices(sig.shape)
     mag_bits = max(int(mag.max()).bit_length(), 1) if mag.size else 1
     for part in range(-(-(mag_bits + limb_bits - 1) // limb_bits)):
-        piece = ((mag << offset) >> (part * limb_bits)) & mask
+        # Bits [part*L - offset, (part+1)*L - offset) of mag; part 0 shifts left, where
+        # wrapping past bit 63 cannot touch the low limb_bits bits that are kept.
+        if part == 0:
+            piece = (mag << offset) & mask
+        else:
+            piece = (mag >> (part * limb_bits - offset)) & mask
         where = index + part < n_limbs
         target = (np.where(where, index + part, 0), *positions)
         out[target] += np.where(where, piece * sign, 0)  # one target per element: no collisions

@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import re
 
+from ._block import BlockFormat
+from ._composite import CompositeFormat
 from ._format import ElementFormat
 from ._int import IntFormat
 from ._minifloat import Minifloat, Specials
@@ -42,6 +44,32 @@ _add(Minifloat(8, 0, bias=127, subnormals=False, specials=Specials.FN, signed=Fa
 for _n, _es in ((8, 0), (8, 1), (8, 2), (16, 1), (16, 2), (32, 2)):
     _add(Posit(_n, _es))
 
+_E8M0 = _FIXED["e8m0"]
+_COMPOSITE: dict[str, CompositeFormat] = {}
+
+
+def _add_composite(fmt: CompositeFormat) -> None:
+    _COMPOSITE[fmt.name] = fmt
+
+
+for _elem, _name in (("fp8_e4m3", "mxfp8_e4m3"), ("fp8_e5m2", "mxfp8_e5m2"), ("fp6_e3m2", "mxfp6_e3m2"),
+                     ("fp6_e2m3", "mxfp6_e2m3"), ("fp4_e2m1", "mxfp4")):  # fmt: skip
+    _add_composite(BlockFormat(_FIXED[_elem], 32, _E8M0, name=_name))
+_add_composite(BlockFormat(IntFormat(8, narrow=True), 32, _E8M0, element_exponent=-6, name="mxint8"))
+_add_composite(BlockFormat(IntFormat(8), 32, _E8M0, element_exponent=-6, name="mxint8_full"))
+_add_composite(BlockFormat(_FIXED["fp4_e2m1"], 16, _FIXED["fp8_e4m3"], tensor_scale=True, name="nvfp4"))
+_add_composite(BlockFormat(_FIXED["fp4_e2m1"], 16, _FIXED["fp8_e4m3"], name="nvfp4_1level"))
+_add_composite(BlockFormat(IntFormat(8), 16, _E8M0, element_exponent=-6, name="bfp8_16"))
+
+
+def bfp(mantissa_bits: int, block_size: int) -> BlockFormat:
+    """Block floating point: two's complement mantissas of `mantissa_bits` sharing an E8M0 exponent."""
+    if not 2 <= mantissa_bits <= 16:
+        raise ValueError(f"bfp mantissa bits must be in [2, 16], got {mantissa_bits}")
+    return BlockFormat(IntFormat(mantissa_bits), block_size, _E8M0, element_exponent=-(mantissa_bits - 2),
+                       name=f"bfp{mantissa_bits}_{block_size}")  # fmt: skip
+
+
 _ALIASES = {
     "fp8_e4m3fn": "fp8_e4m3",
     "float8_e4m3fn": "fp8_e4m3",
@@ -56,6 +84,7 @@ _ALIASES = {
     "e8m0fnu": "e8m0",
 }
 
+_BFP = re.compile(r"bfp(\d+)_(\d+)")
 _INT = re.compile(r"(u?)int(\d+)(_narrow)?")
 _POSIT = re.compile(r"posit(\d+)_(\d+)")
 _MINIFLOAT = re.compile(r"fp(\d+)_e(\d+)m(\d+)(fn|fnuz|_ieee|_finite)?")
@@ -74,23 +103,30 @@ def _natural_key(name: str) -> list[str | int]:
 
 def formats() -> list[str]:
     """The registered names in natural order (int2 before int10); patterns also resolve."""
-    return sorted(_FIXED, key=_natural_key)
+    return sorted([*_FIXED, *_COMPOSITE], key=_natural_key)
 
 
-def get(name: str | ElementFormat) -> ElementFormat:
+Format = ElementFormat | CompositeFormat
+
+
+def get(name: str | Format) -> Format:
     """Resolve a format name (or pass a format through).
 
     Fixed names are listed by `formats()`. Patterns: `int{b}`, `uint{b}`, `int{b}_narrow`
     (b in 1..32), `posit{n}_{es}` (n in 2..32, es in 0..4), and `fp{n}_e{x}m{y}` with an optional
     suffix `fn`, `fnuz`, `_finite` or `_ieee` (unregistered minifloats default to IEEE Inf/NaN).
     """
-    if isinstance(name, ElementFormat):
+    if isinstance(name, ElementFormat | CompositeFormat):
         return name
     if not isinstance(name, str):
         raise TypeError(f"format must be a name or a format object, got {type(name).__name__}")
     key = _ALIASES.get(name.lower(), name.lower())
     if key in _FIXED:
         return _FIXED[key]
+    if key in _COMPOSITE:
+        return _COMPOSITE[key]
+    if m := _BFP.fullmatch(key):
+        return bfp(int(m[1]), int(m[2]))
     if m := _INT.fullmatch(key):
         return IntFormat(int(m[2]), signed=not m[1], narrow=bool(m[3]))
     if m := _POSIT.fullmatch(key):
@@ -104,9 +140,9 @@ def get(name: str | ElementFormat) -> ElementFormat:
             )
         specials = _SPECIALS[m[4]]
         return Minifloat(exp_bits, man_bits, specials=specials, name=key)
-    close = difflib.get_close_matches(key, list(_FIXED) + list(_ALIASES), n=4, cutoff=0.6)
+    close = difflib.get_close_matches(key, [*_FIXED, *_COMPOSITE, *_ALIASES], n=4, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise ValueError(
         f"unknown format {name!r}{hint} (see bitfab formats; patterns: int{{b}}, uint{{b}}, "
-        f"posit{{n}}_{{es}}, fp{{n}}_e{{x}}m{{y}}[fn|fnuz|_finite])"
+        f"posit{{n}}_{{es}}, fp{{n}}_e{{x}}m{{y}}[fn|fnuz|_finite], bfp{{m}}_{{block}})"
     )

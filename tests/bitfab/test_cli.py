@@ -22,8 +22,11 @@ def test_formats_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "fp8_e4m3" in out and "448" in out
     code, out, _ = run(capsys, "formats", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
-    assert rows["fp8_e5m2"] == {"name": "fp8_e5m2", "bits": 8, "max": 57344.0, "min_normal": 2.0**-14,
-                                "min_subnormal": 2.0**-16, "inf": True, "nan": True}  # fmt: skip
+    assert rows["fp8_e5m2"] == {"kind": "element", "name": "fp8_e5m2", "bits": 8, "max": 57344.0,
+                                "min_normal": 2.0**-14, "min_subnormal": 2.0**-16, "inf": True,
+                                "nan": True}  # fmt: skip
+    assert rows["mxfp4"] == {"kind": "composite", "name": "mxfp4", "bits": 4.25, "element": "fp4_e2m1",
+                             "block_size": 32, "scale": "e8m0", "scale_rule": "floor"}  # fmt: skip
 
 
 def test_quantize_writes_codes_and_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

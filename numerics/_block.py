@@ -1,0 +1,240 @@
+"""Block formats: OCP Microscaling (MX), generic block floating point, NVFP4 two-level scales.
+
+Pipeline (OCP MX v1.0, section 6.3): blocks along the reduction axis -> block amax -> shared scale
+-> elements rounded (nearest even, saturating) at that scale -> codes. The shared exponent comes
+from the exponent bits of amax (frexp), never from a float log2.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ._composite import CompositeFormat, Encoded, blocks_view, pack_bits, unblock, unpack_bits
+from ._fast import absmax_rows, int_from_scaled_rne
+from ._format import ElementFormat, as_float_array
+from ._int import IntFormat
+from ._minifloat import Minifloat
+from ._rounding import Rounding
+
+
+class ScaleRule(enum.Enum):
+    """How a power-of-two block scale 2**e is chosen from the block's amax.
+
+    FLOOR (the OCP spec): e = floor(log2 amax) - emax_elem; maxima whose significand exceeds the
+    element's saturate. CEIL: ceil(log2 amax) - emax_elem. EVEN: amax first rounded (nearest even)
+    to the element's precision, then FLOOR. RCEIL (cuBLAS/Blackwell): the smallest e with
+    max_elem * 2**e >= amax, so nothing saturates.
+    """
+
+    FLOOR = "floor"
+    CEIL = "ceil"
+    EVEN = "even"
+    RCEIL = "rceil"
+
+
+def element_emax(element: ElementFormat, element_exponent: int) -> int:
+    """floor(log2) of the element's largest value (with its implicit scale)."""
+    return int(np.frexp(element.max)[1]) - 1 + element_exponent
+
+
+def element_precision(element: ElementFormat) -> int:
+    """Fraction bits below the leading one at the top binade (EVEN rounds amax to this)."""
+    if isinstance(element, Minifloat):
+        return element.man_bits
+    return element.bits - 2  # a two's complement int: the top binade holds [2**(b-2), 2**(b-1))
+
+
+@dataclass(frozen=True)
+class BlockFormat(CompositeFormat):
+    """Blocks of `block_size` elements sharing one scale code (plus an optional tensor scale).
+
+    value = element * 2**element_exponent * scale * tensor_scale. A power-of-two `scale` format
+    (E8M0) uses `scale_rule`; any other (E4M3 for NVFP4) takes amax / max_elem rounded with
+    `scale_rounding`, clamped to [scale.min_normal, scale.max].
+    """
+
+    element: ElementFormat
+    block_size: int = 32
+    scale: ElementFormat = field(default=None)  # type: ignore[assignment]
+    scale_rule: ScaleRule = ScaleRule.FLOOR
+    element_exponent: int = 0
+    tensor_scale: bool = False
+    scale_rounding: Rounding = Rounding.NEAREST_EVEN
+    partial: Literal["pad", "reject"] = "pad"
+    name: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {self.block_size}")
+        if self.scale is None:
+            raise ValueError("scale must be an element format (e8m0 for MX, fp8_e4m3 for NVFP4)")
+        if not isinstance(self.scale_rule, ScaleRule):
+            raise ValueError(
+                f"scale_rule must be one of {', '.join(r.value for r in ScaleRule)}, got {self.scale_rule!r}"
+            )
+        if self.partial not in ("pad", "reject"):
+            raise ValueError(f"partial must be 'pad' or 'reject', got {self.partial!r}")
+        if self.scale_rounding not in (Rounding.NEAREST_EVEN, Rounding.TOWARD_POSITIVE):
+            raise ValueError(f"scale_rounding must be nearest_even or toward_positive, got {self.scale_rounding}")
+        if not self.name:
+            object.__setattr__(self, "name", f"block{self.block_size}_{self.element.name}_{self.scale.name}")
+
+    @property
+    def power_of_two_scale(self) -> bool:
+        return isinstance(self.scale, Minifloat) and self.scale.man_bits == 0
+
+    @property
+    def bits(self) -> float:
+        return self.element.bits + self.scale.bits / self.block_size
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, "bits": self.bits, "element": self.element.name, "block_size": self.block_size,
+                "scale": self.scale.name, "scale_rule": self.scale_rule.value}  # fmt: skip
+
+    # -- scales -------------------------------------------------------------------------------
+    def shared_exponent(self, amax: np.ndarray) -> np.ndarray:
+        """The power-of-two scale exponent per block (before clamping to the scale format)."""
+        frac, exp = np.frexp(amax)
+        floor_log2 = exp.astype(np.int64) - 1
+        emax = element_emax(self.element, self.element_exponent)
+        if self.scale_rule is ScaleRule.FLOOR:
+            return floor_log2 - emax
+        if self.scale_rule is ScaleRule.CEIL:
+            return floor_log2 + (frac != 0.5) - emax
+        if self.scale_rule is ScaleRule.EVEN:
+            steps = 1 << (element_precision(self.element) + 1)
+            return floor_log2 + (np.rint(frac * steps) == steps) - emax
+        top = self.element.max * 2.0**self.element_exponent
+        low = floor_log2 - emax
+        return np.where(np.ldexp(top, low.astype(np.int32)) >= amax, low, low + 1)
+
+    def _scales(self, amax: np.ndarray, tensor: float) -> np.ndarray:
+        """Scale codes per block (NaN code where the block holds NaN or Inf)."""
+        bad = ~np.isfinite(amax)
+        safe = np.where(bad, 0.0, amax)
+        if self.power_of_two_scale:
+            assert isinstance(self.scale, Minifloat)
+            low, high = self.scale.emin, int(np.frexp(self.scale.max)[1]) - 1
+            shared = np.clip(self.shared_exponent(np.where(safe > 0, safe, 1.0)), low, high)
+            shared = np.where(safe > 0, shared, low)
+            codes = self.scale.encode(np.ldexp(1.0, shared.astype(np.int32)), saturate=True)
+        else:
+            ideal = safe / (self.element.max * 2.0**self.element_exponent) / tensor
+            clamped = np.clip(ideal, self.scale.min_normal, self.scale.max)
+            codes = self.scale.encode(clamped, rounding=self.scale_rounding, saturate=True)
+        if bad.any():
+            if not self.scale.has_nan:
+                raise ValueError(f"{self.name}: the input holds NaN or Inf and {self.scale.name} has no NaN")
+            codes = np.where(bad, self.scale.encode(np.array(np.nan)), codes).astype(codes.dtype)
+        return codes
+
+    # -- encode / decode ---------------------------------------------------------------------
+    def encode(self, x: Any, axis: int = -1) -> BlockEncoded:
+        values = as_float_array(x, self.name)
+        blocks, length = blocks_view(values, axis, self.block_size, self.partial, self.name)
+        rows = blocks.reshape(-1, self.block_size)
+        amax = np.empty(rows.shape[0])
+        absmax_rows(rows, amax)
+        amax = amax.reshape(blocks.shape[:-1])
+        nonfinite = ~np.isfinite(blocks).all(axis=-1)
+        amax[nonfinite] = np.nan
+        tensor_code = None
+        tensor = 1.0
+        if self.tensor_scale:
+            from ._registry import get
+
+            fp32 = get("fp32")
+            finite_max = float(np.max(np.where(np.isfinite(amax), amax, 0.0))) if amax.size else 0.0
+            top = self.scale.max * self.element.max * 2.0**self.element_exponent
+            tensor_code = fp32.encode(np.array(finite_max / top if finite_max > 0 else 1.0))
+            tensor = float(fp32.decode(tensor_code))
+        scale_codes = self._scales(amax, tensor)
+        block_scale = self.scale.decode(scale_codes) * tensor * 2.0**self.element_exponent
+        block_scale = np.where(nonfinite, 1.0, block_scale)
+        clean = np.where(nonfinite[..., None], 0, blocks)
+        elements = self._encode_elements(clean, block_scale)
+        return BlockEncoded(self, elements, scale_codes, tensor_code, values.shape, axis % values.ndim, length)
+
+    def _encode_elements(self, blocks: np.ndarray, block_scale: np.ndarray) -> np.ndarray:
+        if isinstance(self.element, IntFormat):
+            out = np.empty(blocks.size, self.element.code_dtype)
+            int_from_scaled_rne(blocks.reshape(-1), block_scale.reshape(-1).astype(np.float64), self.block_size,
+                                self.element.min_int, self.element.max_int, self.element.width, out)  # fmt: skip
+            return out.reshape(blocks.shape)
+        inverse = 1.0 / block_scale[..., None]
+        if self.power_of_two_scale and (blocks.dtype == np.float64 or np.max(inverse, initial=1.0) < 2.0**127):
+            scaled = blocks * inverse.astype(blocks.dtype)  # exact: float32 input stays on the fast path
+        else:
+            scaled = blocks.astype(np.float64) / block_scale[..., None]
+        return self.element.encode(scaled, saturate=True)
+
+    def unpack(self, element_bytes: np.ndarray, scale_bytes: np.ndarray, shape: tuple[int, ...], axis: int = -1,
+               tensor_scale: np.ndarray | None = None) -> BlockEncoded:  # fmt: skip
+        """Rebuild an encoding from `BlockEncoded.pack()` output."""
+        moved = list(shape)
+        length = moved.pop(axis % len(shape))
+        n_blocks = -(-length // self.block_size)
+        count = int(np.prod(moved, dtype=np.int64)) * n_blocks
+        elements = unpack_bits(element_bytes, self.element.bits, count * self.block_size)
+        scales = unpack_bits(scale_bytes, self.scale.bits, count)
+        return BlockEncoded(self, elements.reshape(*moved, n_blocks, self.block_size).astype(self.element.code_dtype),
+                            scales.reshape(*moved, n_blocks).astype(self.scale.code_dtype), tensor_scale,
+                            tuple(shape), axis % len(shape), length)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BlockEncoded(Encoded):
+    """Element codes (..., n_blocks, block_size) and scale codes (..., n_blocks); the block axis
+    is the input's `axis`, moved last and split. `tensor_scale` is an fp32 code or None."""
+
+    format: BlockFormat
+    elements: np.ndarray
+    scales: np.ndarray
+    tensor_scale: np.ndarray | None
+    shape: tuple[int, ...]
+    axis: int
+    length: int
+
+    def _block_scale(self) -> np.ndarray:
+        fmt = self.format
+        tensor = 1.0 if self.tensor_scale is None else float(_fp32().decode(self.tensor_scale))
+        return fmt.scale.decode(self.scales) * tensor * 2.0**fmt.element_exponent
+
+    def decode(self) -> np.ndarray:
+        values = self.format.element.decode(self.elements) * self._block_scale()[..., None]
+        return unblock(values, self.shape, self.axis, self.length)
+
+    def lower(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per element (significand, exponent incl. element_exponent), per block scale (sig, exp),
+        all in the blocked layout. The tensor scale, if any, is `tensor_scale`'s own lowering."""
+        sig, exp = self.format.element.lower(self.elements)
+        scale_sig, scale_exp = self.format.scale.lower(self.scales)
+        return sig, exp + self.format.element_exponent, scale_sig, scale_exp
+
+    def lower_full(self) -> tuple[np.ndarray, np.ndarray]:
+        sig, exp, scale_sig, scale_exp = self.lower()
+        sig = sig * scale_sig[..., None]
+        exp = exp + scale_exp[..., None]
+        if self.tensor_scale is not None:
+            t_sig, t_exp = _fp32().lower(self.tensor_scale)
+            sig, exp = sig * int(t_sig), exp + int(t_exp)
+        nan_block = np.isnan(self.format.scale.decode(self.scales))
+        if nan_block.any():
+            raise ValueError(f"{self.format.name}: blocks with a NaN scale have no integer lowering")
+        return unblock(sig, self.shape, self.axis, self.length), unblock(exp, self.shape, self.axis, self.length)
+
+    def pack(self) -> tuple[np.ndarray, np.ndarray]:
+        """(element bytes, scale bytes): codes packed LSB first, element 0 in the low bits of
+        byte 0 (4-bit: low nibble first); scales one per block, in block order. The tensor
+        scale, if any, stays in `tensor_scale`."""
+        return pack_bits(self.elements, self.format.element.bits), pack_bits(self.scales, self.format.scale.bits)
+
+
+def _fp32() -> ElementFormat:
+    from ._registry import get
+
+    return get("fp32")
