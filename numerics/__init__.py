@@ -20,6 +20,7 @@ from ._format import ElementFormat
 from ._int import IntFormat
 from ._intquant import IntQuantized, quantize_int
 from ._minifloat import Minifloat, Specials
+from ._ovp import OVPEncoded, OVPFormat
 from ._posit import Posit
 from ._registry import formats, get
 from ._rounding import Rounding
@@ -38,6 +39,8 @@ __all__ = [
     "IntFormat",
     "IntQuantized",
     "Minifloat",
+    "OVPEncoded",
+    "OVPFormat",
     "Posit",
     "QuireAccumulator",
     "Rounding",

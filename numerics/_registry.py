@@ -10,6 +10,7 @@ from ._composite import CompositeFormat
 from ._format import ElementFormat
 from ._int import IntFormat
 from ._minifloat import Minifloat, Specials
+from ._ovp import OVPFormat
 from ._posit import Posit
 
 _FIXED: dict[str, ElementFormat] = {}
@@ -60,6 +61,12 @@ _add_composite(BlockFormat(IntFormat(8), 32, _E8M0, element_exponent=-6, name="m
 _add_composite(BlockFormat(_FIXED["fp4_e2m1"], 16, _FIXED["fp8_e4m3"], tensor_scale=True, name="nvfp4"))
 _add_composite(BlockFormat(_FIXED["fp4_e2m1"], 16, _FIXED["fp8_e4m3"], name="nvfp4_1level"))
 _add_composite(BlockFormat(IntFormat(8), 16, _E8M0, element_exponent=-6, name="bfp8_16"))
+
+
+_add_composite(OVPFormat(4))
+_add_composite(OVPFormat(8))
+_add_composite(OVPFormat(4, channel_axis=0, name="ovp4_channel"))
+_add_composite(OVPFormat(8, channel_axis=0, name="ovp8_channel"))
 
 
 def bfp(mantissa_bits: int, block_size: int) -> BlockFormat:
