@@ -12,13 +12,14 @@ from ._accumulators import (
     QuireAccumulator,
     exact_width,
 )
+from ._bitmod import BitMoDEncoded, BitMoDFormat
 from ._block import BlockEncoded, BlockFormat, ScaleRule
 from ._composite import CompositeFormat, Encoded
 from ._dot import dot, matmul
 from ._exact import ExactResult
 from ._format import ElementFormat
 from ._int import IntFormat
-from ._intquant import IntQuantized, quantize_int
+from ._intquant import IntQuantized, quantize_int, quantize_ternary
 from ._minifloat import Minifloat, Specials
 from ._ovp import OVPEncoded, OVPFormat
 from ._posit import Posit
@@ -27,6 +28,8 @@ from ._rounding import Rounding
 
 __all__ = [
     "Accumulator",
+    "BitMoDEncoded",
+    "BitMoDFormat",
     "BlockEncoded",
     "BlockFormat",
     "CompositeFormat",
@@ -52,4 +55,5 @@ __all__ = [
     "get",
     "matmul",
     "quantize_int",
+    "quantize_ternary",
 ]

@@ -181,3 +181,24 @@ def quantize_int(
     return IntQuantized(
         codes.reshape(values.shape), scale_arr, zero_point.astype(np.int64), fmt, grouped_axis, group_size
     )
+
+
+def quantize_ternary(x: Any, group_size: int | None = None, group_axis: int = -1) -> IntQuantized:
+    """BitNet b1.58: scale = mean |x| (per tensor, or per group), codes = clip(round(x / scale), -1, 1).
+
+    A group of zeros gets scale 1.
+    """
+    values = as_float_array(x, "quantize_ternary").astype(np.float64)
+    if group_size is None:
+        work, reduce_axes = values, tuple(range(values.ndim))
+    else:
+        if values.ndim == 0 or group_size < 1 or values.shape[group_axis % values.ndim] % group_size:
+            length = values.shape[group_axis % values.ndim] if values.ndim else 0
+            raise ValueError(
+                f"group_size must be a positive divisor of axis {group_axis} (length {length}), got {group_size}"
+            )
+        work = _split_groups(values, group_axis % values.ndim, group_size)
+        reduce_axes = (group_axis % values.ndim + 1,)
+    gamma = np.mean(np.abs(work), axis=reduce_axes, keepdims=True)
+    gamma = np.where(gamma > 0, gamma, 1.0)
+    return quantize_int(values, "ternary", group_size=group_size, group_axis=group_axis, scale=gamma)

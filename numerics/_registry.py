@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 
+from ._bitmod import BitMoDFormat
 from ._block import BlockFormat
 from ._composite import CompositeFormat
 from ._format import ElementFormat
@@ -63,6 +64,8 @@ _add_composite(BlockFormat(_FIXED["fp4_e2m1"], 16, _FIXED["fp8_e4m3"], name="nvf
 _add_composite(BlockFormat(IntFormat(8), 16, _E8M0, element_exponent=-6, name="bfp8_16"))
 
 
+_add_composite(BitMoDFormat(4))
+_add_composite(BitMoDFormat(3))
 _add_composite(OVPFormat(4))
 _add_composite(OVPFormat(8))
 _add_composite(OVPFormat(4, channel_axis=0, name="ovp4_channel"))
