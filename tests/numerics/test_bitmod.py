@@ -67,8 +67,11 @@ def test_lower_is_exact_and_dot_uses_it() -> None:
     np.testing.assert_array_equal(np.ldexp(sig.astype(float), exp.astype(np.int32)), a.decode())
     b = fmt.encode(rng.standard_normal((2, 300)))
     got = numerics.dot(a, b, fmt, fmt).to_fractions()
-    assert got.tolist() == [sum(Fraction(float(p)) * Fraction(float(q)) for p, q in zip(a.decode()[r], b.decode()[r],
-                                                                                     strict=True)) for r in range(2)]  # fmt: skip
+    av, bv = a.decode(), b.decode()
+    expected = [
+        sum(Fraction(float(p)) * Fraction(float(q)) for p, q in zip(av[r], bv[r], strict=True)) for r in range(2)
+    ]
+    assert got.tolist() == expected
 
 
 def test_bitmod_beats_int4_on_gaussian_weights() -> None:
