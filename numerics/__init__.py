@@ -24,6 +24,7 @@ from ._minifloat import Minifloat, Specials
 from ._ovp import OVPEncoded, OVPFormat
 from ._posit import Posit
 from ._registry import formats, get
+from ._reorder import outlier_permutation, permute_operands
 from ._rounding import Rounding
 
 __all__ = [
@@ -54,6 +55,8 @@ __all__ = [
     "formats",
     "get",
     "matmul",
+    "outlier_permutation",
+    "permute_operands",
     "quantize_int",
     "quantize_ternary",
 ]
