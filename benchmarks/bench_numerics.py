@@ -70,6 +70,57 @@ def softposit_encode(kind: str) -> Callable[[np.ndarray], object]:
     return run
 
 
+def brevitas_fake_quant(layout: dict[str, int], weight: torch.Tensor) -> Callable[[], object]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import brevitas.nn as qnn
+        from brevitas.quant.experimental.mx_quant_ocp import MXFloat8e4m3Weight
+
+        quantizer = MXFloat8e4m3Weight.let(**layout) if layout else MXFloat8e4m3Weight
+        layer = qnn.QuantLinear(weight.shape[1], weight.shape[0], bias=False, weight_quant=quantizer)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+
+    def run() -> object:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return layer.quant_weight().value
+
+    return run
+
+
+def composite_rows(x: np.ndarray, n: int) -> list[Row]:
+    """MX, NVFP4, OliVe and BitMoD: encode (blocks along the last axis) and decode."""
+    from gfloat.formats import format_info_mxfp4_e2m1, format_info_mxfp8_e4m3, format_info_mxint8
+
+    w = x.reshape(-1, 4096)
+    wt = torch.from_numpy(w)
+    gfloat_block = {"mxfp8_e4m3": format_info_mxfp8_e4m3, "mxfp4": format_info_mxfp4_e2m1,
+                    "mxint8": format_info_mxint8}  # fmt: skip
+    brevitas_layout = {"mxfp8_e4m3": {}, "mxfp4": {"bit_width": 4, "exponent_bit_width": 2, "mantissa_bit_width": 1}}
+    rows = []
+    for name in ("mxfp8_e4m3", "mxfp4", "mxint8", "nvfp4", "ovp4", "bitmod4"):
+        fmt = numerics.get(name)
+        peers: dict[str, float] = {}
+        if name in gfloat_block:
+            info = gfloat_block[name]
+
+            def gfloat_quantize(v: np.ndarray, info: object = info) -> object:
+                return [gfloat.quantize_block(info, block, gfloat.compute_scale_amax) for block in v.reshape(-1, 32)]
+
+            peers["gfloat quantize_block (2^14 sample)"] = sampled_rate(gfloat_quantize, x, 1 << 14)
+        if name in brevitas_layout:
+            peers["brevitas MXFloat fake-quant"] = rate(n, best_time(brevitas_fake_quant(brevitas_layout[name], wt)))
+        ours = rate(n, best_time(lambda fmt=fmt: fmt.quantize(w)))
+        rows.append(Row(name, "enc+dec", ours, peers))
+        encoded = fmt.encode(w)
+        rows.append(Row(name, "encode", rate(n, best_time(lambda fmt=fmt: fmt.encode(w))), {}))
+        rows.append(Row(name, "decode", rate(n, best_time(encoded.decode)), {}))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--log2n", type=int, default=24, help="number of float32 values, as a power of two")
@@ -145,6 +196,8 @@ def main() -> None:
         rows.append(Row(name, "encode", ours, peers))
         codes = fmt.encode(x)
         rows.append(Row(name, "decode", rate(n, best_time(lambda fmt=fmt, codes=codes: fmt.decode(codes))), {}))
+
+    rows += composite_rows(x, n)
 
     print(f"numerics throughput on 2^{args.log2n} float32 values (M elements/s, best of 3, {torch.get_num_threads()} "
           "torch threads)")  # fmt: skip

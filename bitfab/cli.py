@@ -17,7 +17,9 @@ from rich.table import Table
 import numerics
 from bitfab.errors import error_stats, quantize_tensor
 
-DEFAULT_COMPARE = "int4,int8,fp8_e4m3,fp8_e5m2,fp6_e2m3,fp6_e3m2,fp4_e2m1,posit8_2,bf16"
+DEFAULT_COMPARE = (
+    "ternary,int4,fp4_e2m1,mxfp4,nvfp4,ovp4,bitmod4,fp6_e2m3,mxfp6_e2m3,int8,fp8_e4m3,mxfp8_e4m3,mxint8,posit8_2,bf16"
+)
 
 
 def _number(v: float) -> str:
@@ -184,7 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_formats)
 
-    scaling_help = "per-tensor scaling: auto (absmax for int/minifloat, none for posits), absmax, none"
+    scaling_help = (
+        "element formats' per-tensor scaling: auto (absmax for int/minifloat, absmean for ternary, none for posits), "
+        "absmax, none; composite formats bring their own scales along the last axis"
+    )
     p = sub.add_parser("quantize", help="quantize a .npy tensor to one format and report the error")
     p.add_argument("input", metavar="IN.npy")
     p.add_argument("--format", required=True, help="format name (see `bitfab formats`)")

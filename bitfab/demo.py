@@ -37,6 +37,7 @@ def run_demo(output: Path, console: Console, as_json: bool = False) -> int:
         print(json.dumps({"formats": format_rows(), "compare": public}, indent=2))
         return 0
     console.print(_formats_table(format_rows()))
-    console.print(_stats_table(public, "synthetic 256x512 layer with outlier channels, per-tensor absmax scaling"))
+    title = "synthetic 256x512 layer with outlier channels (element formats: per-tensor scale; composite: their own)"
+    console.print(_stats_table(public, title))
     console.print(f"wrote {output / 'weights.npy'}, {output / 'compare.json'}, {output / 'errors.png'}")
     return 0

@@ -51,6 +51,9 @@ def quantize_tensor(
         scaling = default_scaling(fmt)
     if scaling not in ("absmax", "none"):
         raise ValueError(f"scaling must be auto, absmax or none, got {scaling!r}")
+    if fmt.name == "ternary" and scaling == "absmax":  # BitNet b1.58: absmean, not absmax
+        q = numerics.quantize_ternary(x)
+        return Quantized(fmt, _arrays(q.codes, q.scale, q.zero_point), q.dequantize())
     if isinstance(fmt, numerics.IntFormat):
         if scaling == "none":
             codes = fmt.encode(x)

@@ -81,6 +81,20 @@ def test_demo_writes_only_inside_its_output_directory(tmp_path: Path, capsys: py
     code, out, _ = run(capsys, "demo", "-o", str(out_dir), "--json")
     assert code == 0
     report = json.loads(out)
-    assert {r["format"] for r in report["compare"]} >= {"int4", "fp8_e4m3", "posit8_2"}
+    assert {r["format"] for r in report["compare"]} >= {"int4", "fp8_e4m3", "posit8_2", "mxfp4", "ovp4", "bitmod4"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
     assert sorted(p.name for p in out_dir.iterdir()) == ["compare.json", "errors.png", "weights.npy"]
+
+
+def test_composite_formats_quantize_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bitfab.demo import synthetic_weights
+
+    np.save(tmp_path / "w.npy", synthetic_weights())
+    code, out, _ = run(capsys, "quantize", "--format", "mxfp4", str(tmp_path / "w.npy"), "-o", str(tmp_path / "q.npz"))
+    saved = np.load(tmp_path / "q.npz")
+    assert code == 0 and saved["elements"].shape == (256, 16, 32) and saved["scales"].shape == (256, 16)
+    names = "int4,mxfp4,ovp4,bitmod4,nvfp4"
+    code, out, _ = run(capsys, "compare", str(tmp_path / "w.npy"), "--formats", names, "--json")
+    sqnr = {r["format"]: r["sqnr_db"] for r in json.loads(out)}
+    assert code == 0 and list(sqnr) == names.split(",")
+    assert min(sqnr["mxfp4"], sqnr["ovp4"], sqnr["bitmod4"], sqnr["nvfp4"]) > sqnr["int4"]
