@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba as nb
 import numpy as np
 
 from ._composite import CompositeFormat, Encoded, blocks_view, unblock
@@ -31,6 +32,36 @@ def grid_by_code(bits: int, selector: int) -> np.ndarray:
     values = np.array(base + [-v for v in base])
     values[half] = _SPECIALS[bits][selector]
     return values
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def _choose_grids(groups, scales, ordered, order, codes, selectors):  # type: ignore[no-untyped-def]
+    """Per group: the grid with least squared error (ties: lowest selector), and its codes.
+
+    ordered[s] is grid s sorted ascending, order[s] the codes in that order; scales[s, g] > 0.
+    """
+    n_grids, n_values = ordered.shape
+    for g in nb.prange(groups.shape[0]):
+        best, best_err = 0, np.inf
+        for s in range(n_grids):
+            err = 0.0
+            for i in range(groups.shape[1]):
+                x = groups[g, i]
+                q = x / scales[s, g]
+                index = 0
+                while index < n_values - 1 and q > (ordered[s, index] + ordered[s, index + 1]) / 2:
+                    index += 1  # mid[i-1] < q <= mid[i]: ties go down
+                d = ordered[s, index] * scales[s, g] - x
+                err += d * d
+            if err < best_err:
+                best, best_err = s, err
+        selectors[g] = best
+        for i in range(groups.shape[1]):
+            q = groups[g, i] / scales[best, g]
+            index = 0
+            while index < n_values - 1 and q > (ordered[best, index] + ordered[best, index + 1]) / 2:
+                index += 1
+            codes[g, i] = order[best, index]
 
 
 @dataclass(frozen=True)
@@ -79,12 +110,23 @@ class BitMoDFormat(CompositeFormat):
         if not np.isfinite(values).all():
             raise ValueError(f"{self.name}: the input holds NaN or Inf; BitMoD grids have neither")
         groups, length = blocks_view(values, axis, self.group_size, "pad", self.name)
-        best = [self._quantize_grid(groups, s, fp16) for s in range(4)]
-        errors = np.stack([b[2] for b in best])
-        selector = np.argmin(errors, axis=0)  # ties: the lowest selector
-        codes = np.choose(selector[..., None], [b[0] for b in best]).astype(np.uint8)
-        scales = np.choose(selector, [b[1] for b in best]).astype(np.uint16)
-        return BitMoDEncoded(self, codes, selector.astype(np.uint8), scales, values.shape, axis % values.ndim, length)
+        rows = np.ascontiguousarray(groups.reshape(-1, self.group_size))
+        grids = np.stack([grid_by_code(self.element_bits, s) for s in range(4)])
+        order = np.argsort(grids, axis=1, kind="stable")
+        ordered = np.take_along_axis(grids, order, axis=1)
+        absmax = np.abs(rows).max(axis=1)
+        scale_codes = fp16.encode(np.where(absmax > 0, absmax, 1.0)[None, :] / np.abs(grids).max(axis=1)[:, None],
+                                  saturate=True)  # fmt: skip
+        scales = fp16.decode(scale_codes)
+        scales = np.where(scales > 0, scales, fp16.min_subnormal)
+        codes = np.empty(rows.shape, np.uint8)
+        selectors = np.empty(rows.shape[0], np.uint8)
+        _choose_grids(rows, scales, ordered, order.astype(np.int64), codes, selectors)
+        chosen = np.take_along_axis(scale_codes, selectors[None, :].astype(np.int64), axis=0)[0]
+        return BitMoDEncoded(
+            self, codes.reshape(groups.shape), selectors.reshape(groups.shape[:-1]),
+            chosen.reshape(groups.shape[:-1]).astype(np.uint16), values.shape, axis % values.ndim, length,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,13 @@ def abfloat_grid(bits: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @_fast
-def _encode_pairs(q, out, normal_max, threshold, grid, grid_codes, bits, keep_larger):  # type: ignore[no-untyped-def]
+def _encode_pairs(x, scale, out, normal_max, threshold, grid, grid_codes, bits, keep_larger):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Pair codes of x / scale[p] for (P, 2) pairs x."""
     mask = (np.int64(1) << bits) - 1
     victim = np.int64(1) << (bits - 1)
     mids = (grid[1:] + grid[:-1]) / 2
-    for p in nb.prange(q.shape[0]):
-        a, b = q[p, 0], q[p, 1]
+    for p in nb.prange(x.shape[0]):
+        a, b = np.float64(x[p, 0]) / scale[p], np.float64(x[p, 1]) / scale[p]
         out_a, out_b = abs(a) > threshold, abs(b) > threshold
         if out_a and out_b:
             if keep_larger and abs(b) > abs(a):
@@ -88,6 +89,28 @@ def _lower_pairs(codes, sig, exp, bits):  # type: ignore[no-untyped-def]
             else:
                 sig[p, slot] = c - (np.int64(1) << bits) if c & victim else c
                 exp[p, slot] = 0
+
+
+@_fast
+def _decode_pairs(codes, scale, out, bits):  # type: ignore[no-untyped-def]
+    """Values of (P, 2) pair codes times a per-pair scale."""
+    mant = bits - 3
+    victim = np.int64(1) << (bits - 1)
+    for p in nb.prange(codes.shape[0]):
+        c0, c1 = np.int64(codes[p, 0]), np.int64(codes[p, 1])
+        for slot in range(2):
+            c = c0 if slot == 0 else c1
+            partner = c1 if slot == 0 else c0
+            if c == victim:
+                v = 0.0
+            elif partner == victim:
+                magnitude = np.float64(
+                    ((np.int64(1) << mant) + (c & ((np.int64(1) << mant) - 1))) << (((c >> mant) & 3) + 2)
+                )
+                v = -magnitude if c & victim else magnitude
+            else:
+                v = np.float64(c - (np.int64(1) << bits) if c & victim else c)
+            out[p, slot] = v * scale[p]
 
 
 @dataclass(frozen=True)
@@ -143,9 +166,10 @@ class OVPFormat(CompositeFormat):
 
     def _codes(self, pairs: np.ndarray, scale: np.ndarray) -> np.ndarray:
         grid, grid_codes = self.grid
-        flat = np.ascontiguousarray((pairs / scale[..., None]).reshape(-1, 2))
+        flat = np.ascontiguousarray(pairs.reshape(-1, 2))
+        per_pair = np.ascontiguousarray(np.broadcast_to(scale, pairs.shape[:-1]), dtype=np.float64).reshape(-1)
         out = np.empty(flat.shape, np.uint8)
-        _encode_pairs(flat, out, self.normal_max, self.threshold, grid, grid_codes, self.element_bits,
+        _encode_pairs(flat, per_pair, out, self.normal_max, self.threshold, grid, grid_codes, self.element_bits,
                       self.both_outliers == "keep_larger")  # fmt: skip
         return out.reshape(pairs.shape)
 
@@ -154,7 +178,7 @@ class OVPFormat(CompositeFormat):
         from ._registry import get
 
         fp32 = get("fp32")
-        values = as_float_array(x, self.name).astype(np.float64)
+        values = as_float_array(x, self.name)
         if not np.isfinite(values).all():
             raise ValueError(f"{self.name}: the input holds NaN or Inf; OliVe pairs have neither")
         pairs, length = self._pairs(values, axis)  # (..., n_pairs, 2), axis moved last
@@ -261,5 +285,11 @@ class OVPEncoded(Encoded):
         )
 
     def decode(self) -> np.ndarray:
-        sig, exp = self.lower_full()
-        return np.ldexp(sig.astype(np.float64), exp.astype(np.int32))
+        from ._registry import get
+
+        scale = get("fp32").decode(self.scale)
+        per_pair = np.broadcast_to(OVPFormat._expand(scale, self.codes.ndim, self.reduce), self.codes.shape[:-1])
+        flat = np.ascontiguousarray(self.codes.reshape(-1, 2))
+        out = np.empty(flat.shape, np.float64)
+        _decode_pairs(flat, np.ascontiguousarray(per_pair).reshape(-1), out, self.format.element_bits)
+        return unblock(out.reshape(self.codes.shape), self.shape, self.axis, self.length)
