@@ -19,3 +19,4 @@ def test_readme_python_example_runs_and_its_comments_hold() -> None:
     assert (int(namespace["sig"][0]), int(namespace["exp"][0])) == (10, -5)
     assert namespace["numerics"].exact_width(e4m3, e4m3, 64) == 43
     assert namespace["q"].scale.shape == (256, 4, 1)
+    assert (namespace["enc"].elements.shape, namespace["enc"].scales.shape) == ((8, 8, 32), (8, 8))
