@@ -69,48 +69,36 @@ def _encode_pairs(x, scale, out, normal_max, threshold, grid, grid_codes, bits, 
         out[p, 0], out[p, 1] = codes[0], codes[1]
 
 
-@_fast
-def _lower_pairs(codes, sig, exp, bits):  # type: ignore[no-untyped-def]
+@nb.njit(cache=True, nogil=True)
+def _element(c: int, partner: int, bits: int) -> tuple[int, int]:
+    """OliVe's decoder for one slot: (int, exponent); a victim is 0, an outlier (2**M + m, e + 2)."""
     mant = bits - 3
     victim = np.int64(1) << (bits - 1)
+    if c == victim:
+        return 0, 0
+    if partner == victim:
+        magnitude = (np.int64(1) << mant) + (c & ((np.int64(1) << mant) - 1))
+        return (-magnitude if c & victim else magnitude), ((c >> mant) & 3) + 2
+    return (c - (np.int64(1) << bits) if c & victim else c), 0
+
+
+@_fast
+def _lower_pairs(codes, sig, exp, bits):  # type: ignore[no-untyped-def]
     for p in nb.prange(codes.shape[0]):
         c0, c1 = np.int64(codes[p, 0]), np.int64(codes[p, 1])
-        for slot in range(2):
-            c = c0 if slot == 0 else c1
-            partner = c1 if slot == 0 else c0
-            if c == victim:
-                sig[p, slot], exp[p, slot] = 0, 0
-            elif partner == victim:
-                e = (c >> mant) & 3
-                m = c & ((np.int64(1) << mant) - 1)
-                magnitude = (np.int64(1) << mant) + m
-                sig[p, slot] = -magnitude if c & victim else magnitude
-                exp[p, slot] = e + 2
-            else:
-                sig[p, slot] = c - (np.int64(1) << bits) if c & victim else c
-                exp[p, slot] = 0
+        sig[p, 0], exp[p, 0] = _element(c0, c1, bits)
+        sig[p, 1], exp[p, 1] = _element(c1, c0, bits)
 
 
 @_fast
 def _decode_pairs(codes, scale, out, bits):  # type: ignore[no-untyped-def]
     """Values of (P, 2) pair codes times a per-pair scale."""
-    mant = bits - 3
-    victim = np.int64(1) << (bits - 1)
     for p in nb.prange(codes.shape[0]):
         c0, c1 = np.int64(codes[p, 0]), np.int64(codes[p, 1])
-        for slot in range(2):
-            c = c0 if slot == 0 else c1
-            partner = c1 if slot == 0 else c0
-            if c == victim:
-                v = 0.0
-            elif partner == victim:
-                magnitude = np.float64(
-                    ((np.int64(1) << mant) + (c & ((np.int64(1) << mant) - 1))) << (((c >> mant) & 3) + 2)
-                )
-                v = -magnitude if c & victim else magnitude
-            else:
-                v = np.float64(c - (np.int64(1) << bits) if c & victim else c)
-            out[p, slot] = v * scale[p]
+        s0, e0 = _element(c0, c1, bits)
+        s1, e1 = _element(c1, c0, bits)
+        out[p, 0] = np.float64(s0 << e0) * scale[p]
+        out[p, 1] = np.float64(s1 << e1) * scale[p]
 
 
 @dataclass(frozen=True)
