@@ -15,6 +15,7 @@ import numba as nb
 import numpy as np
 
 from ._composite import CompositeFormat, Encoded, blocks_view, unblock
+from ._fast import absmax_rows
 from ._format import as_float_array
 
 _BASE = {
@@ -39,28 +40,36 @@ def _choose_grids(groups, scales, ordered, order, codes, selectors):  # type: ig
     """Per group: the grid with least squared error (ties: lowest selector), and its codes.
 
     ordered[s] is grid s sorted ascending, order[s] the codes in that order; scales[s, g] > 0.
+    x rounds to the grid value whose index counts the midpoints strictly below x / scale; the
+    test x > mid * scale is exact (mid has few bits, scale is an fp16 value), so no division
+    rounds first, and ties go down as in the reference.
     """
     n_grids, n_values = ordered.shape
+    mids = (ordered[:, 1:] + ordered[:, :-1]) / 2
     for g in nb.prange(groups.shape[0]):
         best, best_err = 0, np.inf
+        thresholds = np.empty(n_values - 1)
         for s in range(n_grids):
+            for j in range(n_values - 1):
+                thresholds[j] = mids[s, j] * scales[s, g]
             err = 0.0
             for i in range(groups.shape[1]):
-                x = groups[g, i]
-                q = x / scales[s, g]
+                x = np.float64(groups[g, i])
                 index = 0
-                while index < n_values - 1 and q > (ordered[s, index] + ordered[s, index + 1]) / 2:
-                    index += 1  # mid[i-1] < q <= mid[i]: ties go down
+                for j in range(n_values - 1):
+                    index += thresholds[j] < x
                 d = ordered[s, index] * scales[s, g] - x
                 err += d * d
             if err < best_err:
                 best, best_err = s, err
         selectors[g] = best
+        for j in range(n_values - 1):
+            thresholds[j] = mids[best, j] * scales[best, g]
         for i in range(groups.shape[1]):
-            q = groups[g, i] / scales[best, g]
+            x = np.float64(groups[g, i])
             index = 0
-            while index < n_values - 1 and q > (ordered[best, index] + ordered[best, index + 1]) / 2:
-                index += 1
+            for j in range(n_values - 1):
+                index += thresholds[j] < x
             codes[g, i] = order[best, index]
 
 
@@ -106,7 +115,7 @@ class BitMoDFormat(CompositeFormat):
         from ._registry import get
 
         fp16 = get("fp16")
-        values = as_float_array(x, self.name).astype(np.float64)
+        values = as_float_array(x, self.name)
         if not np.isfinite(values).all():
             raise ValueError(f"{self.name}: the input holds NaN or Inf; BitMoD grids have neither")
         groups, length = blocks_view(values, axis, self.group_size, "pad", self.name)
@@ -114,7 +123,8 @@ class BitMoDFormat(CompositeFormat):
         grids = np.stack([grid_by_code(self.element_bits, s) for s in range(4)])
         order = np.argsort(grids, axis=1, kind="stable")
         ordered = np.take_along_axis(grids, order, axis=1)
-        absmax = np.abs(rows).max(axis=1)
+        absmax = np.empty(rows.shape[0])
+        absmax_rows(rows, absmax)
         scale_codes = fp16.encode(np.where(absmax > 0, absmax, 1.0)[None, :] / np.abs(grids).max(axis=1)[:, None],
                                   saturate=True)  # fmt: skip
         scales = fp16.decode(scale_codes)

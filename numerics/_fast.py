@@ -13,18 +13,23 @@ _fast = nb.njit(cache=True, nogil=True, parallel=True, error_model="numpy", boun
 
 
 @_fast
-def minifloat_from_f32_rne(bits, out, m, emin, off, max_mag, inf_mag, nan_code, sign_shift, saturate, no_negzero,
-                           no_zero, signed):  # type: ignore[no-untyped-def]  # fmt: skip
-    """float32 bit patterns to minifloat codes (man_bits m <= 22), round to nearest even."""
+def minifloat_from_float_rne(bits, frac_bits, in_bias, out, m, emin, off, max_mag, inf_mag, nan_code, sign_shift,
+                             saturate, no_negzero, no_zero, signed):  # type: ignore[no-untyped-def]  # fmt: skip
+    """IEEE float bit patterns (float32: frac_bits 23, bias 127; float64: 52, 1023) to minifloat
+    codes (man_bits m <= frac_bits - 1), round to nearest even."""
+    sign_bit = frac_bits + (8 if frac_bits == 23 else 11)
+    exp_mask = (np.int64(1) << (sign_bit - frac_bits)) - 1
+    frac_mask = (np.int64(1) << frac_bits) - 1
+    inf_bits = exp_mask << frac_bits
     for i in nb.prange(bits.size):
         u = np.int64(bits[i])
-        neg = (u >> 31) != 0
-        a = u & 0x7FFFFFFF
-        biased = a >> 23
-        sig = (a & 0x7FFFFF) | (np.int64(biased != 0) << 23)
-        e = max(biased, 1) - 127
+        neg = ((u >> sign_bit) & 1) != 0
+        a = u & ((np.int64(1) << sign_bit) - 1)
+        biased = a >> frac_bits
+        sig = (a & frac_mask) | (np.int64(biased != 0) << frac_bits)
+        e = max(biased, 1) - in_bias
         top = max(e, emin)
-        s = min(23 - m + top - e, 40)
+        s = min(frac_bits - m + top - e, 62)
         n = sig >> s
         rem = sig & ((np.int64(1) << s) - 1)
         half = np.int64(1) << (s - 1)
@@ -34,7 +39,7 @@ def minifloat_from_f32_rne(bits, out, m, emin, off, max_mag, inf_mag, nan_code, 
         over = mag > max_mag
         mag = (max_mag if (saturate | (inf_mag < 0)) else inf_mag) if over else mag
         is_zero = a == 0
-        to_nan = (over & ~saturate & (inf_mag < 0)) | (a > 0x7F800000)
+        to_nan = (over & ~saturate & (inf_mag < 0)) | (a > inf_bits)
         to_nan = to_nan | (no_zero & is_zero & ~saturate) | (neg & ~signed & ~is_zero & ~saturate)
         mag = 0 if ((no_zero & is_zero) | (neg & ~signed)) else mag
         sign = np.int64(neg & signed & ~(no_negzero & (mag == 0))) << sign_shift

@@ -216,19 +216,21 @@ class Minifloat(ElementFormat):
         lowest = np.maximum(fields, 1) if self.subnormals else fields
         return np.ldexp(1.0, (lowest - self._bias - self.man_bits).astype(np.int32))
 
-    @property
-    def _f32_fast_path(self) -> bool:
-        """Whether the branch-free float32 kernel applies: the format's binades lie within float32's."""
-        return self.man_bits <= 22 and self.emin >= -126 and self.max < 2.0**128
+    def _fast_path(self, is_f32: bool) -> bool:
+        """Whether the branch-free kernel applies: the format's binades lie within the input's."""
+        if is_f32:
+            return self.man_bits <= 22 and self.emin >= -126 and self.max < 2.0**128
+        return self.man_bits <= 50 and self.emin >= -1022 and self.bits <= 32
 
     def _encode_kernel(self, bits, is_f32, out, saturate, mode, seed):  # type: ignore[no-untyped-def]
         p = self.params(saturate)
         if is_f32 and mode == k.NEAREST_EVEN and self._is_truncated_float32:
             _fast.truncated_f32_rne(bits, out, 23 - self.man_bits, p[_MAXMAG], p[_NANCODE], saturate)
-        elif is_f32 and mode == k.NEAREST_EVEN and self._f32_fast_path:
-            _fast.minifloat_from_f32_rne(
-                bits, out, self.man_bits, self.emin, p[_OFFSET], p[_MAXMAG], p[_INFMAG], p[_NANCODE], p[_SIGNSHIFT],
-                saturate, self.specials is Specials.FNUZ, not self.subnormals, self.signed,
+        elif mode == k.NEAREST_EVEN and self._fast_path(is_f32):
+            frac_bits, in_bias = (23, 127) if is_f32 else (52, 1023)
+            _fast.minifloat_from_float_rne(
+                bits, frac_bits, in_bias, out, self.man_bits, self.emin, p[_OFFSET], p[_MAXMAG], p[_INFMAG],
+                p[_NANCODE], p[_SIGNSHIFT], saturate, self.specials is Specials.FNUZ, not self.subnormals, self.signed,
             )  # fmt: skip
         else:
             _encode(bits, is_f32, out, p, mode, seed)

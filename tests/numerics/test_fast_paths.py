@@ -29,6 +29,34 @@ FAST = [
 ]  # fmt: skip
 
 
+def float64_patterns() -> np.ndarray:
+    """float64 bit patterns: every exponent with mantissas around every rounding position, plus random bits."""
+    exponents = np.arange(2048, dtype=np.uint64) << np.uint64(52)
+    positions = np.arange(53, dtype=np.uint64)
+    one = np.uint64(1)
+    around = np.concatenate([(one << positions) - one, one << positions, (one << positions) + one])
+    mantissas = np.unique(around & np.uint64((1 << 52) - 1))[::3]
+    grid = (exponents[:, None] | mantissas[None, :]).reshape(-1)
+    rng = np.random.default_rng(1)
+    bits = np.concatenate([grid, grid | np.uint64(1 << 63), rng.integers(0, 2**63, 1 << 17, dtype=np.uint64)])
+    return bits.view(np.float64)
+
+
+def general_kernel(fmt: numerics.ElementFormat, x: np.ndarray, saturate: bool) -> np.ndarray:
+    """Codes from the general (branchy, any-mode) kernel, bypassing the fast paths."""
+    from numerics import _minifloat, _posit
+
+    is_f32 = x.dtype == np.float32
+    bits = x.view(np.uint32 if is_f32 else np.uint64)
+    out = np.empty(x.size, fmt.code_dtype)
+    if isinstance(fmt, numerics.Posit):
+        _posit._encode(bits, is_f32, out, fmt.n, fmt.es, 0, 0)
+    else:
+        assert isinstance(fmt, numerics.Minifloat)
+        _minifloat._encode(bits, is_f32, out, fmt.params(saturate), 0, 0)
+    return out
+
+
 def _policies(name: str) -> list[bool]:
     """The overflow policies a format accepts (posits and finite formats only saturate)."""
     fmt = numerics.get(name)
@@ -38,17 +66,15 @@ def _policies(name: str) -> list[bool]:
 
 
 @pytest.mark.parametrize(("name", "saturate"), [(n, s) for n in FAST for s in _policies(n)])
-def test_float32_fast_path_equals_the_general_kernel(name: str, saturate: bool) -> None:
+def test_fast_paths_equal_the_general_kernel(name: str, saturate: bool) -> None:
     fmt = numerics.get(name)
-    x = float32_patterns()
-    if not fmt.has_nan:
-        x = x[~np.isnan(x)]
-    fast = fmt.encode(x, saturate=saturate)  # float32 + nearest-even: the branch-free kernel
-    with np.errstate(invalid="ignore"):  # signalling NaN payloads warn when widened
-        wide = x.astype(np.float64)
-    general = fmt.encode(wide, saturate=saturate)  # exact widening: the general kernel
-    bad = fast != general
-    assert not bad.any(), f"{x[bad][:4]}: fast {fast[bad][:4]}, general {general[bad][:4]}"
+    for x in (float32_patterns(), float64_patterns()):
+        if not fmt.has_nan:
+            x = x[~np.isnan(x)]
+        fast = fmt.encode(x, saturate=saturate)  # nearest-even: the branch-free kernels where they apply
+        general = general_kernel(fmt, x, saturate)
+        bad = fast != general
+        assert not bad.any(), f"{x.dtype}: {x[bad][:4]}: fast {fast[bad][:4]}, general {general[bad][:4]}"
 
 
 def test_fused_integer_quantization_equals_the_general_path() -> None:
