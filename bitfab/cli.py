@@ -72,7 +72,7 @@ def _stats_table(rows: list[dict[str, Any]], title: str) -> Table:
         table.add_column(column, justify="left" if column == "format" else "right")
     for r in rows:
         table.add_row(
-            r["format"], str(r["bits"]), f"{r['mse']:.4g}", f"{r['sqnr_db']:.2f}", f"{r['max_abs_error']:.4g}"
+            r["format"], f"{r['bits']:.4g}", f"{r['mse']:.4g}", f"{r['sqnr_db']:.2f}", f"{r['max_abs_error']:.4g}"
         )
     return table
 
