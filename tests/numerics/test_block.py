@@ -80,15 +80,17 @@ def adversarial_blocks(rng: np.random.Generator, n_blocks: int) -> np.ndarray:
     return blocks
 
 
+@pytest.mark.parametrize("rule", list(ScaleRule))
 @pytest.mark.parametrize("name", sorted(GFLOAT))
-def test_elements_equal_gfloat_encode_block(name: str) -> None:
-    fmt = numerics.get(name)
-    assert isinstance(fmt, BlockFormat)
+def test_elements_equal_gfloat_encode_block(name: str, rule: ScaleRule) -> None:
+    base = numerics.get(name)
+    assert isinstance(base, BlockFormat)
+    fmt = BlockFormat(base.element, 32, base.scale, rule, base.element_exponent)
     blocks = adversarial_blocks(np.random.default_rng(len(name)), 120)
     ours = fmt.quantize(blocks)
     info = GFLOAT[name]
     for row, got in zip(blocks, ours, strict=True):
-        scale = 2.0 ** reference_shared_exponent(float(np.abs(row).max()), name, ScaleRule.FLOOR)
+        scale = 2.0 ** reference_shared_exponent(float(np.abs(row).max()), name, rule)
         codes = list(gfloat.encode_block(info, scale, row / scale))
         expected = np.fromiter(gfloat.decode_block(info, codes), float)
         np.testing.assert_array_equal(got, expected)
