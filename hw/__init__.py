@@ -1,1 +1,17 @@
-"""Amaranth hardware generators (format decoders, MAC PEs, arrays); filled by the hardware issues."""
+"""Amaranth hardware generators: format decoders and MAC PEs, with Verilog output."""
+
+from ._decode import Decoder, IntDecoder, MinifloatDecoder, PositDecoder, decoder_for
+from ._emit import LINT_WAIVERS, emit, to_verilog
+from ._mac import MacPE
+
+__all__ = [
+    "LINT_WAIVERS",
+    "Decoder",
+    "IntDecoder",
+    "MacPE",
+    "MinifloatDecoder",
+    "PositDecoder",
+    "decoder_for",
+    "emit",
+    "to_verilog",
+]

@@ -1,0 +1,139 @@
+"""A multiply-accumulate PE for any pair of element formats, the hardware of `numerics.dot`.
+
+Each cycle with `en` high, the product of the decoded operands is aligned to the accumulator's
+lsb and added (`clear` starts a new sum with this cycle's product). The exact accumulator is
+exactly `numerics.exact_width(a, b, k_terms)` bits wide, so the register equals
+`numerics.dot(..., ExactAccumulator())` in units of 2**lsb_exponent; a fixed accumulator wraps or
+saturates like `numerics.FixedAccumulator`. NaN and Inf are tracked in sticky flags as IEEE would.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+import numerics
+from numerics import ExactAccumulator, FixedAccumulator
+
+from ._decode import decoded_layout, decoder_for, element_format
+
+
+class MacPE(wiring.Component):
+    """Ports: a : In(a.bits); b : In(b.bits); en, clear : In(1); acc : Out(signed(acc_width));
+    valid : Out(1) (acc holds a finished update); nan, pos_inf, neg_inf : Out(1) (sticky since
+    the last clear). `pipeline` (0-2) registers the decoded operands and the product first."""
+
+    def __init__(
+        self,
+        a_format: numerics.ElementFormat | str,
+        b_format: numerics.ElementFormat | str,
+        accumulator: ExactAccumulator | FixedAccumulator | None = None,
+        k_terms: int = 1024,
+        pipeline: int = 1,
+    ) -> None:
+        a, b = element_format(a_format), element_format(b_format)
+        self.a_format, self.b_format = a, b
+        self.a_layout, self.b_layout = decoded_layout(a), decoded_layout(b)
+        self.accumulator = accumulator or ExactAccumulator()
+        if not isinstance(self.accumulator, ExactAccumulator | FixedAccumulator):
+            raise ValueError(
+                f"accumulator must be ExactAccumulator or FixedAccumulator, got {type(self.accumulator).__name__}"
+            )
+        if k_terms < 1:
+            raise ValueError(f"k_terms must be >= 1, got {k_terms}")
+        if pipeline not in (0, 1, 2):
+            raise ValueError(f"pipeline must be 0, 1 or 2, got {pipeline}")
+        self.k_terms, self.pipeline = k_terms, pipeline
+        self.acc_width = self.accumulator.required_width(a, b, k_terms)
+        exact_lsb = a.lsb_exponent + b.lsb_exponent
+        lsb = getattr(self.accumulator, "lsb_exponent", None)
+        self.lsb_exponent = exact_lsb if lsb is None else lsb
+        if self.lsb_exponent < exact_lsb:
+            raise ValueError(f"lsb_exponent must be >= the exact product lsb {exact_lsb}, got {self.lsb_exponent}")
+        self.saturate = isinstance(self.accumulator, FixedAccumulator) and self.accumulator.overflow == "saturate"
+        super().__init__({
+            "a": In(a.bits),
+            "b": In(b.bits),
+            "en": In(1),
+            "clear": In(1),
+            "acc": Out(signed(self.acc_width)),
+            "valid": Out(1),
+            "nan": Out(1),
+            "pos_inf": Out(1),
+            "neg_inf": Out(1),
+        })  # fmt: skip
+
+    @property
+    def latency(self) -> int:
+        """Cycles from inputs to the accumulator holding their product."""
+        return self.pipeline + 1
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        m.submodules.a_decoder = a_dec = decoder_for(self.a_format)
+        m.submodules.b_decoder = b_dec = decoder_for(self.b_format)
+        m.d.comb += [a_dec.code.eq(self.a), b_dec.code.eq(self.b)]
+
+        # Stage 1: the exact product and its exponent offset; special values classified.
+        product = Signal(signed(a_dec.sig_width + b_dec.sig_width + 2))
+        exponent = Signal(a_dec.exp_width + 1 if a_dec.exp_width >= b_dec.exp_width else b_dec.exp_width + 1)
+        prod_nan, prod_inf, prod_neg = Signal(), Signal(), Signal()
+        zero_a, zero_b = (a_dec.sig == 0) & ~a_dec.inf & ~a_dec.nan, (b_dec.sig == 0) & ~b_dec.inf & ~b_dec.nan
+        stage = [
+            product.eq(a_dec.sig * b_dec.sig),
+            exponent.eq(a_dec.exp + b_dec.exp),
+            prod_nan.eq(a_dec.nan | b_dec.nan | (a_dec.inf & zero_b) | (b_dec.inf & zero_a)),
+            prod_inf.eq(a_dec.inf | b_dec.inf),
+            prod_neg.eq(a_dec.neg ^ b_dec.neg),
+        ]
+        en, clear = Signal(), Signal()
+        stage += [en.eq(self.en), clear.eq(self.clear)]
+        if self.pipeline >= 1:
+            m.d.sync += stage
+        else:
+            m.d.comb += stage
+
+        # Stage 2: align to the accumulator lsb (arithmetic shifts: bits below it are floored).
+        drop = self.lsb_exponent - (a_dec.exp_base + b_dec.exp_base)
+        aligned_width = product.shape().width + (1 << exponent.shape().width)
+        aligned = Signal(signed(aligned_width))
+        en2, clear2, nan2, inf2, neg2 = Signal(), Signal(), Signal(), Signal(), Signal()
+        stage2 = [
+            aligned.eq((product << exponent) >> drop),
+            en2.eq(en),
+            clear2.eq(clear),
+            nan2.eq(prod_nan),
+            inf2.eq(prod_inf & ~prod_nan),
+            neg2.eq(prod_neg),
+        ]
+        if self.pipeline >= 2:
+            m.d.sync += stage2
+        else:
+            m.d.comb += stage2
+
+        # Accumulate.
+        base = Mux(clear2, 0, self.acc)
+        term = Mux(en2, aligned, 0)
+        if self.saturate:
+            wide = Signal(signed(max(aligned_width, self.acc_width) + 1))
+            high, low = (1 << (self.acc_width - 1)) - 1, -(1 << (self.acc_width - 1))
+            m.d.comb += wide.eq(base + term)
+            total = Mux(wide > high, high, Mux(wide < low, low, wide))
+        else:
+            total = base + term  # truncated to acc_width on assignment: two's complement wrap
+        with m.If(en2 | clear2):
+            m.d.sync += self.acc.eq(total)
+        m.d.sync += self.valid.eq(en2)
+        keep_nan, keep_pos, keep_neg = (
+            Mux(clear2, 0, self.nan),
+            Mux(clear2, 0, self.pos_inf),
+            Mux(clear2, 0, self.neg_inf),
+        )
+        with m.If(en2 | clear2):
+            m.d.sync += [
+                self.nan.eq(keep_nan | (en2 & nan2)),
+                self.pos_inf.eq(keep_pos | (en2 & inf2 & ~neg2)),
+                self.neg_inf.eq(keep_neg | (en2 & inf2 & neg2)),
+            ]
+        return m
