@@ -73,7 +73,8 @@ class IntDecoder(Decoder):
         fmt = self.format
         assert isinstance(fmt, IntFormat)
         value = self.code.as_signed() if fmt.signed else self.code.as_unsigned()
-        m.d.comb += [self.sig.eq(value), self.exp.eq(0), self.neg.eq(value < 0)]
+        negative = self.code[fmt.width - 1] if fmt.signed else Const(0, 1)
+        m.d.comb += [self.sig.eq(value), self.exp.eq(0), self.neg.eq(negative)]
         return m
 
 

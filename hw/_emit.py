@@ -7,10 +7,13 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-# Amaranth's Verilog backend sizes intermediate expressions its own way; Verilator's -Wall then
-# flags width changes that are intended (Amaranth semantics define them), and signals that a
-# generic generator declares but a particular parameter set leaves unused.
-LINT_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "-Wno-DECLFILENAME")
+# The only warnings `verilator --lint-only -Wall` raises on Amaranth output, and why they are fine:
+# WIDTHEXPAND/WIDTHTRUNC: Amaranth sizes intermediate expressions itself; the widths are defined
+#   by Amaranth's semantics and checked by simulation against numerics.
+# UNUSEDSIGNAL: a generic generator slices fields some parameter sets leave unused.
+# DECLFILENAME: the module name is chosen by the caller, not the file name.
+# PROCASSINIT: every register carries an initial (FPGA power-on) value besides its reset.
+LINT_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "-Wno-DECLFILENAME", "-Wno-PROCASSINIT")
 
 
 def to_verilog(component: wiring.Component, name: str = "top") -> str:

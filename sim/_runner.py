@@ -1,0 +1,94 @@
+"""Build generated hardware with Verilator through cocotb_tools.runner and run cocotb tests on it.
+
+Builds are cached by a hash of the Verilog and the build options: a second run with the same
+design skips compilation. Stimulus goes to the cocotb module as a .npz file and the sampled
+outputs come back the same way, so checking happens in plain Python against numerics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from amaranth.lib import wiring
+
+from hw import LINT_WAIVERS, to_verilog
+
+from ._tools import setup_verilator
+
+BUILD_ARGS = (*LINT_WAIVERS, "-O2")
+
+
+def build(component: wiring.Component, build_root: Path, name: str = "top", waves: bool = False) -> Path:
+    """Verilog + Verilator build of `component` under build_root/<hash>; reused when cached."""
+    setup_verilator()
+    from cocotb_tools.runner import get_runner
+
+    verilog = to_verilog(component, name)
+    key = hashlib.sha256(json.dumps([verilog, BUILD_ARGS, waves, name]).encode()).hexdigest()[:20]
+    directory = Path(build_root) / key
+    marker = directory / "built"
+    if marker.exists():
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    source = directory / f"{name}.v"
+    source.write_text(verilog)
+    runner = get_runner("verilator")
+    build_args = [*BUILD_ARGS, "--trace-fst", "--trace-structs"] if waves else list(BUILD_ARGS)
+    runner.build(sources=[source], hdl_toplevel=name, build_dir=directory, build_args=build_args,
+                 waves=waves, log_file=directory / "build.log")  # fmt: skip
+    marker.write_text(key)
+    return directory
+
+
+def run(
+    component: wiring.Component,
+    test_module: str,
+    stimulus: dict[str, np.ndarray],
+    build_root: Path,
+    work_dir: Path,
+    name: str = "top",
+    waves: bool = False,
+    parameters: dict[str, Any] | None = None,
+) -> dict[str, np.ndarray]:
+    """Run cocotb module `test_module` on the built design; return the arrays it recorded."""
+    directory = build(component, build_root, name, waves)
+    from cocotb_tools.runner import get_runner
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    stimulus_path, results_path = work_dir / "stimulus.npz", work_dir / "results.npz"
+    np.savez(stimulus_path, **stimulus)
+    if results_path.exists():
+        results_path.unlink()
+    env = {"BITFAB_STIMULUS": str(stimulus_path), "BITFAB_RESULTS": str(results_path),
+           "BITFAB_PARAMETERS": json.dumps(parameters or {})}  # fmt: skip
+    results_xml = get_runner("verilator").test(
+        test_module=test_module, hdl_toplevel=name, hdl_toplevel_lang="verilog", build_dir=directory,
+        test_dir=work_dir, extra_env=env,
+        waves=waves, log_file=work_dir / "sim.log",
+    )  # fmt: skip
+    if not results_path.exists():
+        raise RuntimeError(
+            f"cocotb module {test_module} wrote no results; see {work_dir / 'sim.log'} and {results_xml}"
+        )
+    with np.load(results_path) as data:
+        return {key: data[key] for key in data.files}
+
+
+def stimulus() -> dict[str, np.ndarray]:
+    """Inside a cocotb module: the arrays the runner passed in."""
+    with np.load(os.environ["BITFAB_STIMULUS"]) as data:
+        return {key: data[key] for key in data.files}
+
+
+def parameters() -> dict[str, Any]:
+    return dict(json.loads(os.environ.get("BITFAB_PARAMETERS", "{}")))
+
+
+def record(**arrays: np.ndarray) -> None:
+    """Inside a cocotb module: hand sampled outputs back to the runner."""
+    np.savez(os.environ["BITFAB_RESULTS"], **arrays)
