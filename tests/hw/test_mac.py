@@ -12,8 +12,7 @@ from amaranth.sim import Simulator
 import hw
 import numerics
 from numerics import FixedAccumulator
-
-from .golden import expected_mac, hardware_flags
+from sim import expected_mac, hardware_flags
 
 
 def run_mac(pe: hw.MacPE, a: np.ndarray, b: np.ndarray, segment: int) -> list[tuple[int, tuple[bool, bool, bool]]]:
