@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 import numerics
+import sim
 from bitfab.errors import error_stats, quantize_tensor
 
 DEFAULT_COMPARE = (
@@ -206,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_compare)
 
+    from bitfab.hardware import add_commands
+
+    add_commands(sub)
+
     p = sub.add_parser("demo", help="the end-to-end demonstration (grows with each feature)")
     p.add_argument("-o", "--output", default="demo_out", help="output directory (default demo_out)")
     p.add_argument("--json", action="store_true")
@@ -218,6 +223,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     try:
         return int(args.run(args, console))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, sim.ToolMissing) as exc:
         print(f"bitfab: error: {exc}", file=sys.stderr)
         return 2

@@ -32,6 +32,31 @@ class MacPE(wiring.Component):
         k_terms: int = 1024,
         pipeline: int = 1,
     ) -> None:
+        try:
+            self._configure(a_format, b_format, accumulator, k_terms, pipeline)
+        except (ValueError, TypeError):
+            self._MustUse__silence = True  # a rejected configuration is not an unused design
+            raise
+        super().__init__({
+            "a": In(self.a_format.bits),
+            "b": In(self.b_format.bits),
+            "en": In(1),
+            "clear": In(1),
+            "acc": Out(signed(self.acc_width)),
+            "valid": Out(1),
+            "nan": Out(1),
+            "pos_inf": Out(1),
+            "neg_inf": Out(1),
+        })  # fmt: skip
+
+    def _configure(
+        self,
+        a_format: numerics.ElementFormat | str,
+        b_format: numerics.ElementFormat | str,
+        accumulator: ExactAccumulator | FixedAccumulator | None,
+        k_terms: int,
+        pipeline: int,
+    ) -> None:
         a, b = element_format(a_format), element_format(b_format)
         self.a_format, self.b_format = a, b
         self.a_layout, self.b_layout = decoded_layout(a), decoded_layout(b)
@@ -52,17 +77,6 @@ class MacPE(wiring.Component):
         if self.lsb_exponent < exact_lsb:
             raise ValueError(f"lsb_exponent must be >= the exact product lsb {exact_lsb}, got {self.lsb_exponent}")
         self.saturate = isinstance(self.accumulator, FixedAccumulator) and self.accumulator.overflow == "saturate"
-        super().__init__({
-            "a": In(a.bits),
-            "b": In(b.bits),
-            "en": In(1),
-            "clear": In(1),
-            "acc": Out(signed(self.acc_width)),
-            "valid": Out(1),
-            "nan": Out(1),
-            "pos_inf": Out(1),
-            "neg_inf": Out(1),
-        })  # fmt: skip
 
     @property
     def latency(self) -> int:

@@ -98,3 +98,29 @@ def test_composite_formats_quantize_and_compare(tmp_path: Path, capsys: pytest.C
     sqnr = {r["format"]: r["sqnr_db"] for r in json.loads(out)}
     assert code == 0 and list(sqnr) == names.split(",")
     assert min(sqnr["mxfp4"], sqnr["ovp4"], sqnr["bitmod4"], sqnr["nvfp4"]) > sqnr["int4"]
+
+
+def test_generate_pe_writes_verilog_and_a_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "generate", "pe", "--a", "fp8_e4m3", "--b", "int4", "--acc", "int24_sat", "--pipeline",
+                       "2", "-o", str(tmp_path), "--json")  # fmt: skip
+    info = json.loads(out)
+    assert code == 0 and (tmp_path / "mac_pe.v").read_text().count("module mac_pe") == 1
+    assert info["acc_width"] == 24 and info["latency_cycles"] == 3
+    ports = {p["name"]: p for p in info["ports"]}
+    assert ports["a"] == {"name": "a", "direction": "in", "width": 8, "signed": False}
+    assert ports["acc"] == {"name": "acc", "direction": "out", "width": 24, "signed": True}
+    assert json.loads((tmp_path / "mac_pe.json").read_text())["a_format"] == "fp8_e4m3"
+
+
+def test_cosim_pe_runs_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "cosim", "pe", "--a", "int4", "--b", "fp4_e2m1", "--random", "512", "-o", str(tmp_path),
+                       "--json")  # fmt: skip
+    report = json.loads(out)
+    assert code == 0 and report["passed"] and report["checked_macs"] == 512 and report["mismatches"] == 0
+
+
+def test_bad_accumulator_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "generate", "pe", "--a", "int8", "--b", "int8", "--acc", "float", "-o", str(tmp_path))
+    assert code == 2 and "--acc must be exact, int{W} or int{W}_sat (e.g. int32), got 'float'" in err
+    code, _, err = run(capsys, "generate", "pe", "--a", "mxfp4", "--b", "int8", "-o", str(tmp_path))
+    assert code == 2 and "no decoder for mxfp4" in err
