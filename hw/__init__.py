@@ -3,6 +3,7 @@
 from ._decode import Decoder, IntDecoder, MinifloatDecoder, PositDecoder, decoder_for
 from ._emit import LINT_WAIVERS, emit, to_verilog
 from ._mac import MacPE
+from ._round import OutputRounder
 
 __all__ = [
     "LINT_WAIVERS",
@@ -10,6 +11,7 @@ __all__ = [
     "IntDecoder",
     "MacPE",
     "MinifloatDecoder",
+    "OutputRounder",
     "PositDecoder",
     "decoder_for",
     "emit",

@@ -133,6 +133,8 @@ class ElementFormat(abc.ABC):
             raise ValueError("round_parts does not support stochastic rounding")
         sat = self._default_saturate() if saturate is None else bool(saturate)
         self._check_saturate(sat)
+        if not self.has_nan and np.any(np.asarray(cls) == k.NAN):
+            raise ValueError(f"{self.name} has no NaN, but the value to round is NaN")
         shape = np.shape(sig)
         parts = [np.ascontiguousarray(a).reshape(-1) for a in (cls, neg, sig, exp, sticky)]
         out = np.empty(parts[0].size, dtype=self.code_dtype)

@@ -1,0 +1,140 @@
+"""The output unit: round an accumulator (a two's complement integer times 2**lsb_exponent) once,
+to nearest even, to codes of an integer or minifloat format — the hardware twin of
+`numerics.ExactResult.round_to`."""
+
+from __future__ import annotations
+
+from amaranth import Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+import numerics
+from numerics import IntFormat, Minifloat, Specials
+
+
+class OutputRounder(wiring.Component):
+    """Ports: acc : In(signed(acc_width)); nan, pos_inf, neg_inf : In(1) (the MAC's flags);
+    code : Out(fmt.bits). Overflow follows numerics' default for the format (Inf/NaN where it has
+    them, else saturation) unless `saturate` says otherwise."""
+
+    def __init__(self, acc_width: int, lsb_exponent: int, fmt: numerics.ElementFormat | str,
+                 saturate: bool | None = None) -> None:  # fmt: skip
+        resolved = numerics.get(fmt)
+        supported = isinstance(resolved, IntFormat) or (
+            isinstance(resolved, Minifloat) and resolved.bits <= 32 and resolved.signed and resolved.subnormals
+        )
+        if not supported:
+            self._MustUse__silence = True
+            raise ValueError(
+                "the output unit rounds to integer formats and signed minifloats with subnormals of <= 32 bits, "
+                f"got {resolved.name}"
+            )
+        if acc_width < 2:
+            self._MustUse__silence = True
+            raise ValueError(f"acc_width must be >= 2, got {acc_width}")
+        self.format = resolved
+        self.acc_width, self.lsb_exponent = acc_width, lsb_exponent
+        default = not (resolved.has_inf or resolved.has_nan)
+        self.saturate = default if saturate is None else saturate
+        super().__init__({"acc": In(signed(acc_width)), "nan": In(1), "pos_inf": In(1), "neg_inf": In(1),
+                          "code": Out(resolved.bits)})  # fmt: skip
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        width = self.acc_width
+        negative = self.acc[width - 1]
+        magnitude = Signal(width)
+        m.d.comb += magnitude.eq(Mux(negative, -self.acc, self.acc))
+        if isinstance(self.format, IntFormat):
+            self._round_int(m, negative, magnitude)
+        else:
+            self._round_minifloat(m, negative, magnitude)
+        return m
+
+    @staticmethod
+    def _round_shift(m: Module, value: Signal, shift: Signal, width: int) -> Signal:
+        """value / 2**shift rounded to nearest even (shift >= 0, a Signal)."""
+        kept = Signal(width + 1)
+        remainder = Signal(width)
+        half = Signal(width + 1)
+        m.d.comb += [
+            kept.eq(value >> shift),
+            remainder.eq(value & ((Const(1, width + 1) << shift) - 1)),
+            half.eq((Const(1, width + 1) << shift) >> 1),
+        ]
+        up = (shift != 0) & ((remainder > half) | ((remainder == half) & kept[0]))
+        rounded = Signal(width + 2)
+        m.d.comb += rounded.eq(kept + up)
+        return rounded
+
+    def _round_int(self, m: Module, negative: Signal, magnitude: Signal) -> None:
+        fmt = self.format
+        assert isinstance(fmt, IntFormat)
+        width = self.acc_width
+        if self.lsb_exponent >= 0:
+            rounded = Signal(width + self.lsb_exponent + 1)
+            m.d.comb += rounded.eq(magnitude << self.lsb_exponent)
+        else:
+            rounded = self._round_shift(m, magnitude, Const(-self.lsb_exponent, range(-self.lsb_exponent + 1)), width)
+        value = Signal(signed(rounded.shape().width + 2))
+        m.d.comb += value.eq(Mux(negative, -rounded, rounded))
+        low, high = fmt.min_int, fmt.max_int
+        if self.saturate:
+            clamped = Mux(value > high, high, Mux(value < low, low, value))
+        else:
+            clamped = value
+        m.d.comb += self.code.eq(clamped)  # the low bits: two's complement code (wraps if not saturating)
+
+    def _round_minifloat(self, m: Module, negative: Signal, magnitude: Signal) -> None:
+        fmt = self.format
+        assert isinstance(fmt, Minifloat)
+        width, lsb = self.acc_width, self.lsb_exponent
+        man, emin = fmt.man_bits, fmt.emin
+        offset = 0 if fmt.subnormals else 1
+        top = Signal(range(width))  # position of the leading one
+        for i in range(width):
+            with m.If(magnitude[i]):
+                m.d.comb += top.eq(i)
+        # quantum exponent q = max(top + lsb, emin) - man; shift = q - lsb (may be negative)
+        e_top = Signal(signed(max(width, abs(lsb), abs(emin)).bit_length() + 3))
+        m.d.comb += e_top.eq(top + lsb)
+        binade = Signal(signed(e_top.shape().width + 1))
+        m.d.comb += binade.eq(Mux(e_top > emin, e_top, emin))
+        shift = Signal(signed(binade.shape().width + 2))
+        m.d.comb += shift.eq(binade - man - lsb)
+        right = Signal(range(max(width + man + abs(lsb) + abs(emin) + 2, 2)))
+        m.d.comb += right.eq(Mux(shift > 0, shift, 0))
+        rounded = self._round_shift(m, magnitude, right, width)
+        left = Signal(range(max(man + abs(lsb) + abs(emin) + 2, 2)))
+        m.d.comb += left.eq(Mux(shift < 0, -shift, 0))
+        significand = Signal(width + man + 2)
+        m.d.comb += significand.eq(Mux(shift < 0, magnitude << left, rounded))
+        mag_code = Signal(width + man + abs(emin) + abs(lsb) + 8)
+        m.d.comb += mag_code.eq(significand + ((binade - emin - offset) << man))
+        max_mag = fmt._max_mag  # the same constant numerics uses
+        inf_mag = ((1 << fmt.exp_bits) - 1) << man if fmt.has_inf else -1
+        nan_code = fmt._nan_code
+        sign_bit = Const(1 << (fmt.bits - 1), fmt.bits) if fmt.signed else Const(0, fmt.bits)
+        overflow = mag_code > max_mag
+        result = Signal(fmt.bits)
+        zero = magnitude == 0
+        with m.If(zero):
+            m.d.comb += result.eq(0 if fmt.subnormals else (0 if self.saturate else nan_code))
+        nan_on_overflow = not self.saturate and inf_mag < 0  # E4M3-like: no Inf, overflow is NaN
+        with m.Elif(overflow & Const(int(nan_on_overflow), 1)):
+            m.d.comb += result.eq(nan_code)
+        with m.Else():
+            capped = Mux(overflow, max_mag if (self.saturate or inf_mag < 0) else inf_mag, mag_code)
+            signed_code = Mux(negative, sign_bit, 0) | capped
+            if fmt.specials is Specials.FNUZ:  # no negative zero: -0 is the NaN code
+                signed_code = Mux(capped == 0, 0, signed_code)
+            m.d.comb += result.eq(signed_code)
+        infinite = self.pos_inf | self.neg_inf
+        if fmt.has_inf:
+            inf_code = Mux(self.neg_inf, sign_bit | inf_mag, inf_mag)
+        elif self.saturate:
+            inf_code = Mux(self.neg_inf, sign_bit | max_mag, max_mag)
+        else:
+            inf_code = Const(nan_code if fmt.has_nan else max_mag, fmt.bits)
+        nan_out = Const(nan_code if fmt.has_nan else 0, fmt.bits)
+        m.d.comb += self.code.eq(Mux(self.nan, nan_out, Mux(infinite, inf_code, result)))
