@@ -3,6 +3,7 @@
 from ._decode import Decoder, IntDecoder, MinifloatDecoder, PositDecoder, decoder_for
 from ._emit import LINT_WAIVERS, emit, to_verilog
 from ._mac import MacPE
+from ._ovp import OVPMacPE, OVPPairDecoder
 from ._round import OutputRounder
 
 __all__ = [
@@ -11,6 +12,8 @@ __all__ = [
     "IntDecoder",
     "MacPE",
     "MinifloatDecoder",
+    "OVPMacPE",
+    "OVPPairDecoder",
     "OutputRounder",
     "PositDecoder",
     "decoder_for",

@@ -91,3 +91,35 @@ def test_generated_verilog_lints_clean(a_name: str, b_name: str, pipeline: int, 
     path = hw.emit(hw.MacPE(a_name, b_name, pipeline=pipeline), tmp_path / "top.v")
     result = sim.lint(path, "top", hw.LINT_WAIVERS)
     assert result.returncode == 0, result.stderr
+
+
+def ovp_encoded(codes: np.ndarray, bits: int) -> np.ndarray:
+    """Pair codes as numerics OliVe encodings with scale 1 (values in int-grid units)."""
+    fmt = numerics.OVPFormat(bits)
+    encoded = numerics.OVPEncoded(fmt, codes.reshape(-1, 1, 2).astype(np.uint8), numerics.get("fp32").encode(1.0),
+                                  (len(codes), 2), 1, 2, (0, 1, 2))  # fmt: skip
+    return encoded
+
+
+@pytest.mark.slow
+def test_ovp4_pe_over_every_pair_of_pairs(build_root: Path, tmp_path: Path) -> None:
+    pe = hw.OVPMacPE(4, k_pairs=SEGMENT)
+    pair_codes = np.arange(256)
+    a_pairs, b_pairs = (g.reshape(-1) for g in np.meshgrid(pair_codes, pair_codes, indexing="ij"))
+    n = a_pairs.size
+    stimulus = {"a": a_pairs, "b": b_pairs, "en": np.ones(n, np.uint8),
+                "clear": (np.arange(n) % SEGMENT == 0).astype(np.uint8)}  # fmt: skip
+    out = sim.run(pe, "sim.tb_mac", stimulus, build_root, tmp_path, parameters={"latency": pe.latency})
+    acc = [int(v) for v in out["acc"][pe.latency - 1 : pe.latency - 1 + n]]
+    split = lambda p: np.stack([p & 0xF, p >> 4], axis=1)  # noqa: E731 - element 0 in the low nibble
+    fmt = numerics.OVPFormat(4)
+    a_enc, b_enc = ovp_encoded(split(a_pairs), 4), ovp_encoded(split(b_pairs), 4)
+    per_cycle = numerics.dot(a_enc, b_enc, fmt, fmt).to_fractions()
+    expected, total = [], 0
+    for i in range(n):
+        total = (0 if i % SEGMENT == 0 else total) + int(per_cycle[i])
+        expected.append(total)
+    bad = [i for i in range(n) if acc[i] != expected[i]]
+    assert not bad, (
+        f"cycle {bad[0]}: pairs a={a_pairs[bad[0]]:#04x} b={b_pairs[bad[0]]:#04x}: {acc[bad[0]]} != {expected[bad[0]]}"
+    )
