@@ -1,5 +1,6 @@
 """Amaranth hardware generators: format decoders and MAC PEs, with Verilog output."""
 
+from ._bitmod import BitMoDDecoder
 from ._decode import Decoder, IntDecoder, MinifloatDecoder, PositDecoder, decoder_for
 from ._emit import LINT_WAIVERS, emit, to_verilog
 from ._mac import MacPE
@@ -8,6 +9,7 @@ from ._round import OutputRounder
 
 __all__ = [
     "LINT_WAIVERS",
+    "BitMoDDecoder",
     "Decoder",
     "IntDecoder",
     "MacPE",

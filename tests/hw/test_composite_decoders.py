@@ -44,3 +44,27 @@ def test_ovp_pe_parameters() -> None:
     assert hw.OVPMacPE(4, k_pairs=16).acc_width == (2 * 16 * 96**2).bit_length() + 1
     with pytest.raises(ValueError, match=r"^element_bits must be 4 or 8, got 6$"):
         hw.OVPMacPE(6)
+
+
+@pytest.mark.parametrize("bits", [3, 4])
+def test_bitmod_decoder_matches_numerics_for_every_code_and_selector(bits: int) -> None:
+    decoder = hw.BitMoDDecoder(bits)
+    codes = np.arange(1 << bits, dtype=np.uint8)
+    rows = []
+
+    async def bench(ctx) -> None:  # type: ignore[no-untyped-def]
+        for selector in range(4):
+            for code in codes:
+                ctx.set(decoder.selector, selector)
+                ctx.set(decoder.code, int(code))
+                rows.append(ctx.get(decoder.sig))
+
+    sim = Simulator(decoder)
+    sim.add_testbench(bench)
+    sim.run()
+    fmt = numerics.BitMoDFormat(bits, group_size=codes.size)
+    encoded = numerics.BitMoDEncoded(fmt, np.tile(codes, (4, 1))[:, None, :], np.arange(4, dtype=np.uint8)[:, None],
+                                     np.zeros((4, 1), np.uint16), (4, codes.size), 1, codes.size)  # fmt: skip
+    sig, exp = encoded.lower()
+    np.testing.assert_array_equal(np.array(rows), sig.reshape(-1))
+    assert (exp == decoder.exp_base).all()
