@@ -29,6 +29,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_numerics.py
+	$(BIN)/python benchmarks/bench_cosim.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache .hypothesis .sim_build

@@ -11,7 +11,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def test_readme_python_example_runs_and_its_comments_hold() -> None:
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert blocks, "README has no python example"
+    assert len(blocks) == 2, "README has two python examples"
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     e4m3 = namespace["e4m3"]
@@ -20,3 +20,14 @@ def test_readme_python_example_runs_and_its_comments_hold() -> None:
     assert namespace["numerics"].exact_width(e4m3, e4m3, 64) == 43
     assert namespace["q"].scale.shape == (256, 4, 1)
     assert (namespace["enc"].elements.shape, namespace["enc"].scales.shape) == ((8, 8, 32), (8, 8))
+
+
+def test_readme_hardware_example_runs(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    text = (ROOT / "README.md").read_text()
+    block = re.findall(r"```python\n(.*?)```", text, flags=re.S)[1]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    pe = namespace["pe"]
+    assert (pe.acc_width, pe.lsb_exponent, pe.latency) == (47, -18, 2)
+    assert (tmp_path / "out" / "mac_pe.v").exists()
