@@ -115,6 +115,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     mode.add_argument("--exhaustive", action="store_true", help="every (a, b) code pair")
     mode.add_argument("--random", type=int, default=4096, metavar="N", help="N random pairs (default 4096)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--waves", action="store_true", help="dump an FST waveform")
+    p.add_argument("--waves", action="store_true", help="dump a VCD waveform")
     p.add_argument("-o", "--output", default="cosim_out", metavar="OUTDIR", help="build and run directory")
     p.set_defaults(run=cmd_cosim_pe)

@@ -4,12 +4,12 @@ to nearest even, to codes of an integer or minifloat format — the hardware twi
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 import numerics
-from numerics import IntFormat, Minifloat, Specials
+from numerics import IntFormat, Minifloat, Posit, Specials
 
 
 class OutputRounder(wiring.Component):
@@ -20,14 +20,14 @@ class OutputRounder(wiring.Component):
     def __init__(self, acc_width: int, lsb_exponent: int, fmt: numerics.ElementFormat | str,
                  saturate: bool | None = None) -> None:  # fmt: skip
         resolved = numerics.get(fmt)
-        supported = isinstance(resolved, IntFormat) or (
+        supported = isinstance(resolved, IntFormat | Posit) or (
             isinstance(resolved, Minifloat) and resolved.bits <= 32 and resolved.signed and resolved.subnormals
         )
         if not supported:
             self._MustUse__silence = True
             raise ValueError(
-                "the output unit rounds to integer formats and signed minifloats with subnormals of <= 32 bits, "
-                f"got {resolved.name}"
+                "the output unit rounds to integer formats, posits and signed minifloats with subnormals of "
+                f"<= 32 bits, got {resolved.name}"
             )
         if acc_width < 2:
             self._MustUse__silence = True
@@ -47,9 +47,67 @@ class OutputRounder(wiring.Component):
         m.d.comb += magnitude.eq(Mux(negative, -self.acc, self.acc))
         if isinstance(self.format, IntFormat):
             self._round_int(m, negative, magnitude)
+        elif isinstance(self.format, Posit):
+            self._round_posit(m, negative, magnitude)
         else:
             self._round_minifloat(m, negative, magnitude)
         return m
+
+    @staticmethod
+    def _leading_one(m: Module, magnitude: Signal, width: int) -> Signal:
+        leading = Signal(range(width))
+        for i in range(width):  # the highest set bit wins: later assignments take priority
+            with m.If(magnitude[i]):
+                m.d.comb += leading.eq(i)
+        return leading
+
+    def _round_posit(self, m: Module, negative: Signal, magnitude: Signal) -> None:
+        """Nearest even on the bit string; no overflow to NaR, no underflow to zero."""
+        fmt = self.format
+        assert isinstance(fmt, Posit)
+        n, es, width, lsb = fmt.n, fmt.es, self.acc_width, self.lsb_exponent
+        top = self._leading_one(m, magnitude, width)
+        scale = Signal(signed(max(width, abs(lsb), fmt.max_scale).bit_length() + 3))
+        m.d.comb += scale.eq(top + lsb)
+        clamped = Signal(signed(scale.shape().width))
+        m.d.comb += clamped.eq(
+            Mux(scale < -fmt.max_scale, -fmt.max_scale, Mux(scale >= fmt.max_scale, fmt.max_scale - 1, scale))
+        )
+        regime = Signal(signed(clamped.shape().width))
+        m.d.comb += regime.eq(clamped >> es)  # arithmetic: floor division by 2**es
+        exponent = clamped[:es] if es else Const(0, 1)
+        # The fraction: the bits below the leading one, left-aligned in frac_width bits (at least
+        # n + 2, so the string always reaches below the n - 1 kept bits).
+        frac_width = max(width, n + 2)
+        left = Signal(range(frac_width + 1))
+        m.d.comb += left.eq(frac_width - top)
+        fraction = Signal(frac_width)
+        m.d.comb += fraction.eq(magnitude << left)
+        tail = Cat(fraction, exponent) if es else fraction  # exponent on top of the fraction
+        tail_width = frac_width + es
+        run = Signal(range(n + 2))  # regime run length incl. terminator
+        pattern = Signal(n + 1)
+        with m.If(regime >= 0):
+            m.d.comb += [run.eq(regime + 2), pattern.eq(((Const(1, n + 1) << (regime + 1).as_unsigned()) - 1) << 1)]
+        with m.Else():
+            m.d.comb += [run.eq(1 - regime), pattern.eq(1)]
+        string = Signal(n + 1 + tail_width)
+        m.d.comb += string.eq((pattern << tail_width) | tail)
+        # Keep the top n - 1 bits of the (run + tail_width)-bit string; round on the rest.
+        shift = Signal(range(n + 2 + tail_width))
+        m.d.comb += shift.eq(run + tail_width - (n - 1))
+        field = self._round_shift(m, string, shift, n + 1 + tail_width)
+        max_field = (1 << (n - 1)) - 1
+        capped = Signal(n)
+        m.d.comb += capped.eq(Mux(field > max_field, max_field, Mux(field == 0, 1, field)))
+        with m.If(scale >= fmt.max_scale):
+            m.d.comb += capped.eq(max_field)
+        with m.If(scale < -fmt.max_scale):
+            m.d.comb += capped.eq(1)
+        code = Mux(negative, -capped, capped)
+        nar = 1 << (n - 1)
+        result = Mux(magnitude == 0, 0, code)
+        m.d.comb += self.code.eq(Mux(self.nan | self.pos_inf | self.neg_inf, nar, result))
 
     @staticmethod
     def _round_shift(m: Module, value: Signal, shift: Signal, width: int) -> Signal:
@@ -91,10 +149,7 @@ class OutputRounder(wiring.Component):
         width, lsb = self.acc_width, self.lsb_exponent
         man, emin = fmt.man_bits, fmt.emin
         offset = 0 if fmt.subnormals else 1
-        top = Signal(range(width))  # position of the leading one
-        for i in range(width):
-            with m.If(magnitude[i]):
-                m.d.comb += top.eq(i)
+        top = self._leading_one(m, magnitude, width)
         # quantum exponent q = max(top + lsb, emin) - man; shift = q - lsb (may be negative)
         e_top = Signal(signed(max(width, abs(lsb), abs(emin)).bit_length() + 3))
         m.d.comb += e_top.eq(top + lsb)

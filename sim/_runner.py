@@ -38,9 +38,12 @@ def build(component: wiring.Component, build_root: Path, name: str = "top", wave
     source = directory / f"{name}.v"
     source.write_text(verilog)
     runner = get_runner("verilator")
-    build_args = [*BUILD_ARGS, "--trace-fst", "--trace-structs"] if waves else list(BUILD_ARGS)
+    # Waveforms are VCD: Verilator's FST writer needs the lz4 headers, which the wheel does not ship.
+    # VM_TRACE is forced on: this Verilator sets only VM_TRACE_VCD, which cocotb's main does not read.
+    traced = [*BUILD_ARGS, "--trace", "--trace-structs", "-CFLAGS", "-DVM_TRACE=1"]
+    build_args = traced if waves else list(BUILD_ARGS)
     runner.build(sources=[source], hdl_toplevel=name, build_dir=directory, build_args=build_args,
-                 waves=waves, log_file=directory / "build.log")  # fmt: skip
+                 log_file=directory / "build.log")  # fmt: skip
     marker.write_text(key)
     return directory
 

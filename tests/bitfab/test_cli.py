@@ -119,6 +119,13 @@ def test_cosim_pe_runs_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 0 and report["passed"] and report["checked_macs"] == 512 and report["mismatches"] == 0
 
 
+def test_cosim_pe_dumps_a_waveform_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = run(capsys, "cosim", "pe", "--a", "int4", "--b", "int4", "--random", "64", "--waves", "-o",
+                     str(tmp_path))  # fmt: skip
+    assert code == 0
+    assert list(tmp_path.rglob("*.vcd"))
+
+
 def test_bad_accumulator_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "generate", "pe", "--a", "int8", "--b", "int8", "--acc", "float", "-o", str(tmp_path))
     assert code == 2 and "--acc must be exact, int{W} or int{W}_sat (e.g. int32), got 'float'" in err

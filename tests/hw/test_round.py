@@ -34,8 +34,12 @@ def accumulator_values(fmt: numerics.ElementFormat, width: int, lsb: int, rng: n
     magnitudes = [int(rng.integers(0, 1 << int(b))) for b in rng.integers(0, width - 1, 1500)]
     values = [m if rng.random() < 0.5 else -m for m in magnitudes] + [0, 1, -1, limit - 1, -limit]
     grid = [float(v) for v in fmt.values() if v != 0]
-    for a, b in itertools.pairwise(grid):
-        for target in (a, (a + b) / 2):
+    midpoints = [(a + b) / 2 for a, b in itertools.pairwise(grid)]
+    if isinstance(fmt, numerics.Posit):  # bit-string ties: the odd codes of posit<n + 1, es>
+        wider = numerics.Posit(fmt.n + 1, fmt.es)
+        midpoints = [float(v) for v in wider.decode(np.arange(1, 1 << (fmt.n + 1), 2)) if np.isfinite(v)]
+    for a, mid in zip(grid, midpoints, strict=False):
+        for target in (a, mid):
             units = target / 2.0**lsb
             if units == int(units) and -limit <= units < limit:
                 values.append(int(units))
@@ -43,7 +47,7 @@ def accumulator_values(fmt: numerics.ElementFormat, width: int, lsb: int, rng: n
 
 
 @pytest.mark.parametrize("out", ["bf16", "fp16", "fp8_e4m3", "fp8_e5m2", "fp8_e4m3fnuz", "fp4_e2m1", "int8", "int16",
-                                 "fp7_e4m2"])  # fmt: skip
+                                 "fp7_e4m2", "posit8_2", "posit16_1", "posit8_0", "posit10_3"])  # fmt: skip
 @pytest.mark.parametrize(("width", "lsb"), [(47, -18), (24, 0), (40, -40)])
 def test_output_unit_equals_numerics_rounding(out: str, width: int, lsb: int) -> None:
     fmt = numerics.get(out)
@@ -74,7 +78,7 @@ def test_flags_give_nan_and_signed_infinity() -> None:
 
 
 def test_unsupported_output_formats() -> None:
-    with pytest.raises(ValueError, match=re.escape("the output unit rounds to integer formats and signed minifloats")):
-        hw.OutputRounder(32, 0, "posit16_2")
+    with pytest.raises(ValueError, match=re.escape("the output unit rounds to integer formats, posits and signed")):
+        hw.OutputRounder(32, 0, "e8m0")
     with pytest.raises(ValueError, match=r"^acc_width must be >= 2, got 1$"):
         hw.OutputRounder(1, 0, "int8")
