@@ -6,6 +6,8 @@ in straight-line integer code that LLVM can vectorize, so encoding runs at memor
 
 from __future__ import annotations
 
+import functools
+
 import numba as nb
 import numpy as np
 
@@ -153,3 +155,52 @@ def absmax_rows(x, out):  # type: ignore[no-untyped-def]
         for c in range(x.shape[1]):
             m = max(m, abs(np.float64(x[r, c])))
         out[r] = m
+
+
+@functools.lru_cache(maxsize=64)
+def specialized_minifloat_from_f32(m, emin, off, max_mag, inf_mag, nan_code, sign_shift, saturate, no_negzero,
+                                   no_zero, signed):  # type: ignore[no-untyped-def]  # fmt: skip
+    """minifloat_from_float_rne for float32 with the format's parameters compiled in as constants
+    (about 1 s to compile, then ~1.8x faster); worth it for large arrays only."""
+
+    @nb.njit(nogil=True, parallel=True, error_model="numpy", boundscheck=False)
+    def kernel(bits, out):  # type: ignore[no-untyped-def]
+        for i in nb.prange(bits.size):
+            u = np.int64(bits[i])
+            neg = ((u >> 31) & 1) != 0
+            a = u & 0x7FFFFFFF
+            biased = a >> 23
+            sig = (a & 0x7FFFFF) | (np.int64(biased != 0) << 23)
+            e = max(biased, 1) - 127
+            top = max(e, emin)
+            s = min(23 - m + top - e, 40)
+            n = sig >> s
+            rem = sig & ((np.int64(1) << s) - 1)
+            half = np.int64(1) << (s - 1)
+            n += np.int64((rem > half) | ((rem == half) & ((n & 1) == 1)))
+            mag = n + ((top - emin - off) << m)
+            if no_zero:
+                mag = 0 if e < emin else mag
+            over = mag > max_mag
+            if saturate:
+                mag = min(mag, max_mag)
+            elif inf_mag >= 0:
+                mag = inf_mag if over else mag
+            is_zero = a == 0
+            to_nan = a > 0x7F800000
+            if not saturate and inf_mag < 0:
+                to_nan = to_nan | over
+            if no_zero and not saturate:
+                to_nan = to_nan | is_zero
+            if not signed and not saturate:
+                to_nan = to_nan | (neg & ~is_zero)
+            if no_zero:
+                mag = 0 if is_zero else mag
+            if not signed:
+                mag = 0 if neg else mag
+            sign = np.int64(neg & signed) << sign_shift
+            if no_negzero:
+                sign = 0 if mag == 0 else sign
+            out[i] = nan_code if to_nan else (mag | sign)
+
+    return kernel

@@ -24,6 +24,8 @@ class Specials(enum.Enum):
     FINITE = "finite"  # every code is a number
 
 
+_SPECIALIZE_FROM = 1 << 20  # from this many float32 inputs, compile a kernel with the format's constants
+
 _SPECIALS_ID = {Specials.IEEE: 0, Specials.FN: 1, Specials.FNUZ: 2, Specials.FINITE: 3}
 
 # Parameter vector layout handed to the kernels.
@@ -226,6 +228,11 @@ class Minifloat(ElementFormat):
         p = self.params(saturate)
         if is_f32 and mode == k.NEAREST_EVEN and self._is_truncated_float32:
             _fast.truncated_f32_rne(bits, out, 23 - self.man_bits, p[_MAXMAG], p[_NANCODE], saturate)
+        elif mode == k.NEAREST_EVEN and is_f32 and bits.size >= _SPECIALIZE_FROM and self._fast_path(True):
+            _fast.specialized_minifloat_from_f32(
+                self.man_bits, self.emin, int(p[_OFFSET]), int(p[_MAXMAG]), int(p[_INFMAG]), int(p[_NANCODE]),
+                int(p[_SIGNSHIFT]), saturate, self.specials is Specials.FNUZ, not self.subnormals, self.signed,
+            )(bits, out)  # fmt: skip
         elif mode == k.NEAREST_EVEN and self._fast_path(is_f32):
             frac_bits, in_bias = (23, 127) if is_f32 else (52, 1023)
             _fast.minifloat_from_float_rne(

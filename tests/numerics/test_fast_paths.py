@@ -99,3 +99,17 @@ def test_dequantize_equals_the_formula_in_every_layout() -> None:
             expected = ((q.grouped(q.integers()) - q.zero_point) * q.scale).reshape(x.shape)
             np.testing.assert_array_equal(q.dequantize(), expected)
             assert np.abs(q.dequantize() - x).max() <= q.scale.max() * 0.5000001
+
+
+@pytest.mark.parametrize(("name", "saturate"), [("fp8_e4m3", False), ("fp8_e4m3", True), ("fp8_e5m2", False),
+                                                ("fp8_e4m3fnuz", False), ("fp4_e2m1", True), ("bf16", False),
+                                                ("e8m0", False), ("e8m0", True), ("fp6_e2m3", True)])  # fmt: skip
+def test_specialized_kernel_for_large_float32_arrays_equals_the_general_kernel(name: str, saturate: bool) -> None:
+    from numerics._minifloat import _SPECIALIZE_FROM
+
+    fmt = numerics.get(name)
+    x = float32_patterns()
+    if not fmt.has_nan:
+        x = x[~np.isnan(x)]
+    x = np.resize(x, _SPECIALIZE_FROM)  # large enough for the specialized kernel
+    np.testing.assert_array_equal(fmt.encode(x, saturate=saturate), general_kernel(fmt, x, saturate))
