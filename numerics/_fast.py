@@ -14,38 +14,43 @@ import numpy as np
 _fast = nb.njit(cache=True, nogil=True, parallel=True, error_model="numpy", boundscheck=False)
 
 
+@nb.njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _minifloat_code(u, frac_bits, in_bias, m, emin, off, max_mag, inf_mag, nan_code, sign_shift, saturate, no_negzero,
+                    no_zero, signed):  # type: ignore[no-untyped-def]  # fmt: skip
+    """One IEEE float bit pattern (float32: frac_bits 23, bias 127; float64: 52, 1023) to a
+    minifloat code (man_bits m <= frac_bits - 1), round to nearest even, without branches."""
+    sign_bit = frac_bits + (8 if frac_bits == 23 else 11)
+    inf_bits = ((np.int64(1) << (sign_bit - frac_bits)) - 1) << frac_bits
+    neg = ((u >> sign_bit) & 1) != 0
+    a = u & ((np.int64(1) << sign_bit) - 1)
+    biased = a >> frac_bits
+    sig = (a & ((np.int64(1) << frac_bits) - 1)) | (np.int64(biased != 0) << frac_bits)
+    e = max(biased, 1) - in_bias
+    top = max(e, emin)
+    s = min(frac_bits - m + top - e, 62)
+    n = sig >> s
+    rem = sig & ((np.int64(1) << s) - 1)
+    half = np.int64(1) << (s - 1)
+    n += np.int64((rem > half) | ((rem == half) & ((n & 1) == 1)))
+    mag = n + ((top - emin - off) << m)
+    mag = 0 if (no_zero & (e < emin)) else mag
+    over = mag > max_mag
+    mag = (max_mag if (saturate | (inf_mag < 0)) else inf_mag) if over else mag
+    is_zero = a == 0
+    to_nan = (over & ~saturate & (inf_mag < 0)) | (a > inf_bits)
+    to_nan = to_nan | (no_zero & is_zero & ~saturate) | (neg & ~signed & ~is_zero & ~saturate)
+    mag = 0 if ((no_zero & is_zero) | (neg & ~signed)) else mag
+    sign = np.int64(neg & signed & ~(no_negzero & (mag == 0))) << sign_shift
+    return nan_code if to_nan else (mag | sign)
+
+
 @_fast
 def minifloat_from_float_rne(bits, frac_bits, in_bias, out, m, emin, off, max_mag, inf_mag, nan_code, sign_shift,
                              saturate, no_negzero, no_zero, signed):  # type: ignore[no-untyped-def]  # fmt: skip
-    """IEEE float bit patterns (float32: frac_bits 23, bias 127; float64: 52, 1023) to minifloat
-    codes (man_bits m <= frac_bits - 1), round to nearest even."""
-    sign_bit = frac_bits + (8 if frac_bits == 23 else 11)
-    exp_mask = (np.int64(1) << (sign_bit - frac_bits)) - 1
-    frac_mask = (np.int64(1) << frac_bits) - 1
-    inf_bits = exp_mask << frac_bits
+    """Float bit patterns to minifloat codes, the format's parameters passed at run time."""
     for i in nb.prange(bits.size):
-        u = np.int64(bits[i])
-        neg = ((u >> sign_bit) & 1) != 0
-        a = u & ((np.int64(1) << sign_bit) - 1)
-        biased = a >> frac_bits
-        sig = (a & frac_mask) | (np.int64(biased != 0) << frac_bits)
-        e = max(biased, 1) - in_bias
-        top = max(e, emin)
-        s = min(frac_bits - m + top - e, 62)
-        n = sig >> s
-        rem = sig & ((np.int64(1) << s) - 1)
-        half = np.int64(1) << (s - 1)
-        n += np.int64((rem > half) | ((rem == half) & ((n & 1) == 1)))
-        mag = n + ((top - emin - off) << m)
-        mag = 0 if (no_zero & (e < emin)) else mag
-        over = mag > max_mag
-        mag = (max_mag if (saturate | (inf_mag < 0)) else inf_mag) if over else mag
-        is_zero = a == 0
-        to_nan = (over & ~saturate & (inf_mag < 0)) | (a > inf_bits)
-        to_nan = to_nan | (no_zero & is_zero & ~saturate) | (neg & ~signed & ~is_zero & ~saturate)
-        mag = 0 if ((no_zero & is_zero) | (neg & ~signed)) else mag
-        sign = np.int64(neg & signed & ~(no_negzero & (mag == 0))) << sign_shift
-        out[i] = nan_code if to_nan else (mag | sign)
+        out[i] = _minifloat_code(np.int64(bits[i]), frac_bits, in_bias, m, emin, off, max_mag, inf_mag, nan_code,
+                                 sign_shift, saturate, no_negzero, no_zero, signed)  # fmt: skip
 
 
 @_fast
@@ -166,41 +171,7 @@ def specialized_minifloat_from_f32(m, emin, off, max_mag, inf_mag, nan_code, sig
     @nb.njit(nogil=True, parallel=True, error_model="numpy", boundscheck=False)
     def kernel(bits, out):  # type: ignore[no-untyped-def]
         for i in nb.prange(bits.size):
-            u = np.int64(bits[i])
-            neg = ((u >> 31) & 1) != 0
-            a = u & 0x7FFFFFFF
-            biased = a >> 23
-            sig = (a & 0x7FFFFF) | (np.int64(biased != 0) << 23)
-            e = max(biased, 1) - 127
-            top = max(e, emin)
-            s = min(23 - m + top - e, 40)
-            n = sig >> s
-            rem = sig & ((np.int64(1) << s) - 1)
-            half = np.int64(1) << (s - 1)
-            n += np.int64((rem > half) | ((rem == half) & ((n & 1) == 1)))
-            mag = n + ((top - emin - off) << m)
-            if no_zero:
-                mag = 0 if e < emin else mag
-            over = mag > max_mag
-            if saturate:
-                mag = min(mag, max_mag)
-            elif inf_mag >= 0:
-                mag = inf_mag if over else mag
-            is_zero = a == 0
-            to_nan = a > 0x7F800000
-            if not saturate and inf_mag < 0:
-                to_nan = to_nan | over
-            if no_zero and not saturate:
-                to_nan = to_nan | is_zero
-            if not signed and not saturate:
-                to_nan = to_nan | (neg & ~is_zero)
-            if no_zero:
-                mag = 0 if is_zero else mag
-            if not signed:
-                mag = 0 if neg else mag
-            sign = np.int64(neg & signed) << sign_shift
-            if no_negzero:
-                sign = 0 if mag == 0 else sign
-            out[i] = nan_code if to_nan else (mag | sign)
+            out[i] = _minifloat_code(np.int64(bits[i]), 23, 127, m, emin, off, max_mag, inf_mag, nan_code, sign_shift,
+                                     saturate, no_negzero, no_zero, signed)  # fmt: skip
 
     return kernel
