@@ -8,7 +8,7 @@ exactly) or, with `out_format`, rounded once to codes of that format.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -66,23 +66,30 @@ class _Operand:
         return cls(fmt.name, fmt, sig, np.where(special, fmt.lsb_exponent, exp), fmt.lsb_exponent, special, proxy,
                    fmt.decode(codes))  # fmt: skip
 
+    _ARRAYS = ("sig", "exp", "special", "proxy", "values")
+
+    def map(self, fn: Any, block_size: int | None = None) -> _Operand:
+        """The same operand with fn(array, field name) applied to each per-element array."""
+        arrays = {f: fn(getattr(self, f), f) for f in self._ARRAYS}
+        return replace(self, **arrays, block_size=block_size or self.block_size)
+
     def transposed(self) -> _Operand:
-        t = np.transpose
-        return _Operand(self.name, self.fmt, t(self.sig), t(self.exp), self.lsb, t(self.special), t(self.proxy),
-                        t(self.values), self.block_size)  # fmt: skip
+        return self.map(lambda x, _: np.transpose(x))
+
+    def reshaped(self, shape: tuple[int, ...]) -> _Operand:
+        return self.map(lambda x, _: np.reshape(x, shape))
 
     def blocked(self, block_size: int) -> _Operand:
-        """Split the last axis into (n_blocks, block_size), zero-padded."""
+        """Split the last axis into (n_blocks, block_size), zero-padded (exponent padding: lsb)."""
         pad = (-self.sig.shape[-1]) % block_size
+        fills = {"sig": 0, "exp": self.lsb, "special": False, "proxy": 0.0, "values": 0.0}
 
-        def split(x: np.ndarray, fill: Any) -> np.ndarray:
+        def split(x: np.ndarray, field: str) -> np.ndarray:
             if pad:
-                x = np.concatenate([x, np.full((*x.shape[:-1], pad), fill, x.dtype)], axis=-1)
+                x = np.concatenate([x, np.full((*x.shape[:-1], pad), fills[field], x.dtype)], axis=-1)
             return x.reshape(*x.shape[:-1], -1, block_size)
 
-        parts = (split(self.sig, 0), split(self.exp, self.lsb), self.lsb, split(self.special, False),
-                 split(self.proxy, 0.0), split(self.values, 0.0))  # fmt: skip
-        return _Operand(self.name, self.fmt, *parts, block_size)
+        return self.map(split, block_size)
 
 
 def _specials(a: _Operand, b: _Operand, contract: Any) -> np.ndarray:
@@ -265,20 +272,14 @@ def matmul(
     a_op = _Operand.build(a, a_fmt, "a")
     b_op = _Operand.build(b, b_fmt, "b")
     if len(a_shape) == 1:
-        a_op = _reshaped(a_op, a2)
+        a_op = a_op.reshaped(a2)
     if len(b_shape) == 1:
-        b_op = _reshaped(b_op, b2)
+        b_op = b_op.reshaped(b2)
     result = _accumulate(a_op, b_op.transposed(), accumulator or ExactAccumulator(), True)
     if len(a_shape) == 1 or len(b_shape) == 1:
         keep = [s for s, flag in ((a2[0], len(a_shape) == 2), (b2[1], len(b_shape) == 2)) if flag]
         result = _reshape(result, tuple(keep))
     return _finish(result, out_format, rounding, saturate)
-
-
-def _reshaped(op: _Operand, shape: tuple[int, ...]) -> _Operand:
-    r = np.reshape
-    return _Operand(op.name, op.fmt, r(op.sig, shape), r(op.exp, shape), op.lsb, r(op.special, shape),
-                    r(op.proxy, shape), r(op.values, shape), op.block_size)  # fmt: skip
 
 
 def _reshape(result: ExactResult, shape: tuple[int, ...]) -> ExactResult:

@@ -50,7 +50,7 @@ def expected_mac(
         pos |= s == np.inf
         neg |= s == -np.inf
         values.append(total)
-        flags.append((nan or (pos and neg), pos and not nan and not neg, neg and not nan and not pos))
+        flags.append(hardware_flags(nan, pos, neg))  # the sticky flags read the same way as the PE's
     segment_totals = numerics.dot(a_codes.reshape(-1, segment), b_codes.reshape(-1, segment), a_fmt, b_fmt, accumulator)
     assert [int(v) for v in segment_totals.integers()] == values[segment - 1 :: segment]
     return values, flags

@@ -28,11 +28,10 @@ async def mac_stream(dut) -> None:  # type: ignore[no-untyped-def]
     await FallingEdge(dut.clk)
     dut.rst.value = 0
     acc, valid, flags = [], np.zeros(cycles, np.uint8), np.zeros((cycles, 3), np.uint8)
-    has_flags = True
     try:
-        flag_handles = (dut.nan, dut.pos_inf, dut.neg_inf)
+        flag_handles: tuple = (dut.nan, dut.pos_inf, dut.neg_inf)
     except AttributeError:  # a PE without special values (integer-grid PEs such as OliVe's)
-        has_flags = False
+        flag_handles = ()
     for i in range(cycles):
         live = i < len(a)
         dut.a.value = int(a[i]) if live else 0
@@ -42,6 +41,6 @@ async def mac_stream(dut) -> None:  # type: ignore[no-untyped-def]
         await FallingEdge(dut.clk)
         acc.append(str(dut.acc.value.to_signed()))
         valid[i] = int(dut.valid.value)
-        if has_flags:
+        if flag_handles:
             flags[i] = tuple(int(h.value) for h in flag_handles)
     record(acc=np.array(acc), valid=valid, flags=flags)

@@ -69,6 +69,13 @@ def reference_shared_exponent(amax: float, name: str, rule: ScaleRule) -> int:
     return max(min(e, 127), -127)
 
 
+def with_rule(name: str, rule: ScaleRule) -> BlockFormat:
+    """The registered block format `name` with another scale rule."""
+    base = numerics.get(name)
+    assert isinstance(base, BlockFormat)
+    return BlockFormat(base.element, 32, base.scale, rule, base.element_exponent)
+
+
 def adversarial_blocks(rng: np.random.Generator, n_blocks: int) -> np.ndarray:
     blocks = rng.standard_normal((n_blocks, 32)) * np.exp2(rng.integers(-20, 20, (n_blocks, 1)))
     k = rng.integers(-30, 30, n_blocks)
@@ -83,9 +90,7 @@ def adversarial_blocks(rng: np.random.Generator, n_blocks: int) -> np.ndarray:
 @pytest.mark.parametrize("rule", list(ScaleRule))
 @pytest.mark.parametrize("name", sorted(GFLOAT))
 def test_elements_equal_gfloat_encode_block(name: str, rule: ScaleRule) -> None:
-    base = numerics.get(name)
-    assert isinstance(base, BlockFormat)
-    fmt = BlockFormat(base.element, 32, base.scale, rule, base.element_exponent)
+    fmt = with_rule(name, rule)
     blocks = adversarial_blocks(np.random.default_rng(len(name)), 120)
     ours = fmt.quantize(blocks)
     info = GFLOAT[name]
@@ -99,9 +104,7 @@ def test_elements_equal_gfloat_encode_block(name: str, rule: ScaleRule) -> None:
 @pytest.mark.parametrize("rule", list(ScaleRule))
 @pytest.mark.parametrize("name", sorted(GFLOAT))
 def test_shared_exponent_equals_the_exact_rule(name: str, rule: ScaleRule) -> None:
-    base = numerics.get(name)
-    assert isinstance(base, BlockFormat)
-    fmt = BlockFormat(base.element, 32, base.scale, rule, base.element_exponent)
+    fmt = with_rule(name, rule)
     blocks = adversarial_blocks(np.random.default_rng(7), 200)
     blocks = np.concatenate([blocks, blocks.astype(np.float32).astype(np.float64)])
     scales = fmt.encode(blocks).scales[:, 0]
