@@ -91,6 +91,15 @@ class BlockFormat(CompositeFormat):
     def bits(self) -> float:
         return self.element.bits + self.scale.bits / self.block_size
 
+    @property
+    def element_max(self) -> float:
+        """The largest element value, its implicit scale included (127/64 for MXINT8)."""
+        return self.element.max * 2.0**self.element_exponent
+
+    def block_scales(self, scale_codes: np.ndarray, tensor: float) -> np.ndarray:
+        """What each block's elements are multiplied by: scale * tensor scale * 2**element_exponent."""
+        return self.scale.decode(scale_codes) * tensor * 2.0**self.element_exponent
+
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "bits": self.bits, "element": self.element.name, "block_size": self.block_size,
                 "scale": self.scale.name, "scale_rule": self.scale_rule.value}  # fmt: skip
@@ -108,7 +117,7 @@ class BlockFormat(CompositeFormat):
         if self.scale_rule is ScaleRule.EVEN:
             steps = 1 << (element_precision(self.element) + 1)
             return floor_log2 + (np.rint(frac * steps) == steps) - emax
-        top = self.element.max * 2.0**self.element_exponent
+        top = self.element_max
         low = floor_log2 - emax
         return np.where(np.ldexp(top, low.astype(np.int32)) >= amax, low, low + 1)
 
@@ -123,7 +132,7 @@ class BlockFormat(CompositeFormat):
             shared = np.where(safe > 0, shared, low)
             codes = self.scale.encode(np.ldexp(1.0, shared.astype(np.int32)), saturate=True)
         else:
-            ideal = safe / (self.element.max * 2.0**self.element_exponent) / tensor
+            ideal = safe / self.element_max / tensor
             clamped = np.clip(ideal, self.scale.min_normal, self.scale.max)
             codes = self.scale.encode(clamped, rounding=self.scale_rounding, saturate=True)
         if bad.any():
@@ -149,11 +158,11 @@ class BlockFormat(CompositeFormat):
 
             fp32 = get("fp32")
             finite_max = float(np.max(np.where(np.isfinite(amax), amax, 0.0))) if amax.size else 0.0
-            top = self.scale.max * self.element.max * 2.0**self.element_exponent
+            top = self.scale.max * self.element_max
             tensor_code = fp32.encode(np.array(finite_max / top if finite_max > 0 else 1.0))
             tensor = float(fp32.decode(tensor_code))
         scale_codes = self._scales(amax, tensor)
-        block_scale = self.scale.decode(scale_codes) * tensor * 2.0**self.element_exponent
+        block_scale = self.block_scales(scale_codes, tensor)
         block_scale = np.where(nonfinite, 1.0, block_scale)
         clean = np.where(nonfinite[..., None], 0, blocks)
         elements = self._encode_elements(clean, block_scale)
@@ -200,9 +209,8 @@ class BlockEncoded(Encoded):
     length: int
 
     def _block_scale(self) -> np.ndarray:
-        fmt = self.format
         tensor = 1.0 if self.tensor_scale is None else float(_fp32().decode(self.tensor_scale))
-        return fmt.scale.decode(self.scales) * tensor * 2.0**fmt.element_exponent
+        return self.format.block_scales(self.scales, tensor)
 
     def decode(self) -> np.ndarray:
         values = self.format.element.decode(self.elements) * self._block_scale()[..., None]
