@@ -1,16 +1,21 @@
-"""Amaranth hardware generators: format decoders and MAC PEs, with Verilog output."""
+"""Amaranth hardware generators: format decoders, MAC PEs and systolic arrays, with Verilog output."""
 
+from ._array_config import ArrayConfig
 from ._bitmod import BitMoDDecoder
 from ._decode import Decoder, IntDecoder, MinifloatDecoder, PositDecoder, decoder_for
 from ._emit import LINT_WAIVERS, emit, to_verilog
 from ._mac import MacPE
 from ._ovp import OVPMacPE, OVPPairDecoder
 from ._round import OutputRounder
+from ._schedule import GemmBeats, check_gemm, cycles, folds, gemm_beats, result_matrix, scalesim_cycles
+from ._systolic import SystolicArray
 
 __all__ = [
     "LINT_WAIVERS",
+    "ArrayConfig",
     "BitMoDDecoder",
     "Decoder",
+    "GemmBeats",
     "IntDecoder",
     "MacPE",
     "MinifloatDecoder",
@@ -18,7 +23,14 @@ __all__ = [
     "OVPPairDecoder",
     "OutputRounder",
     "PositDecoder",
+    "SystolicArray",
+    "check_gemm",
+    "cycles",
     "decoder_for",
     "emit",
+    "folds",
+    "gemm_beats",
+    "result_matrix",
+    "scalesim_cycles",
     "to_verilog",
 ]

@@ -17,6 +17,7 @@ import numerics
 from numerics import ExactAccumulator, FixedAccumulator
 
 from ._decode import decoded_layout, decoder_for, element_format
+from ._pe import product_term
 
 
 class MacPE(wiring.Component):
@@ -89,53 +90,24 @@ class MacPE(wiring.Component):
         m.submodules.b_decoder = b_dec = decoder_for(self.b_format)
         m.d.comb += [a_dec.code.eq(self.a), b_dec.code.eq(self.b)]
 
-        # Stage 1: the exact product and its exponent offset; special values classified.
-        product = Signal(signed(a_dec.sig_width + b_dec.sig_width + 2))
-        exponent = Signal(a_dec.exp_width + 1 if a_dec.exp_width >= b_dec.exp_width else b_dec.exp_width + 1)
-        prod_nan, prod_inf, prod_neg = Signal(), Signal(), Signal()
-        zero_a, zero_b = (a_dec.sig == 0) & ~a_dec.inf & ~a_dec.nan, (b_dec.sig == 0) & ~b_dec.inf & ~b_dec.nan
-        stage = [
-            product.eq(a_dec.sig * b_dec.sig),
-            exponent.eq(a_dec.exp + b_dec.exp),
-            prod_nan.eq(a_dec.nan | b_dec.nan | (a_dec.inf & zero_b) | (b_dec.inf & zero_a)),
-            prod_inf.eq(a_dec.inf | b_dec.inf),
-            prod_neg.eq(a_dec.neg ^ b_dec.neg),
-        ]
         en, clear = Signal(), Signal()
-        stage += [en.eq(self.en), clear.eq(self.clear)]
-        if self.pipeline >= 1:
-            m.d.sync += stage
-        else:
-            m.d.comb += stage
-
-        # Stage 2: align to the accumulator lsb (arithmetic shifts: bits below it are floored).
-        drop = self.lsb_exponent - (a_dec.exp_base + b_dec.exp_base)
-        aligned_width = product.shape().width + (1 << exponent.shape().width)
-        aligned = Signal(signed(aligned_width))
-        en2, clear2, nan2, inf2, neg2 = Signal(), Signal(), Signal(), Signal(), Signal()
-        stage2 = [
-            aligned.eq((product << exponent) >> drop),
-            en2.eq(en),
-            clear2.eq(clear),
-            nan2.eq(prod_nan),
-            inf2.eq(prod_inf & ~prod_nan),
-            neg2.eq(prod_neg),
-        ]
-        if self.pipeline >= 2:
-            m.d.sync += stage2
-        else:
-            m.d.comb += stage2
+        m.d.comb += [en.eq(self.en), clear.eq(self.clear)]
+        layouts = (self.a_layout, self.b_layout)
+        term = product_term(m, a_dec, b_dec, *layouts, self.lsb_exponent, self.pipeline, (en, clear))
+        en2, clear2 = term.passengers
+        aligned, nan2, inf2, neg2 = term.value, term.nan, term.inf, term.neg
+        aligned_width = aligned.shape().width
 
         # Accumulate.
         base = Mux(clear2, 0, self.acc)
-        term = Mux(en2, aligned, 0)
+        addend = Mux(en2, aligned, 0)
         if self.saturate:
             wide = Signal(signed(max(aligned_width, self.acc_width) + 1))
             high, low = (1 << (self.acc_width - 1)) - 1, -(1 << (self.acc_width - 1))
-            m.d.comb += wide.eq(base + term)
+            m.d.comb += wide.eq(base + addend)
             total = Mux(wide > high, high, Mux(wide < low, low, wide))
         else:
-            total = base + term  # truncated to acc_width on assignment: two's complement wrap
+            total = base + addend  # truncated to acc_width on assignment: two's complement wrap
         with m.If(en2 | clear2):
             m.d.sync += self.acc.eq(total)
         m.d.sync += self.valid.eq(en2)

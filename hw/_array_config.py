@@ -1,0 +1,129 @@
+"""What a systolic array is: formats, shape, dataflow and options, checked once with clear errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from amaranth import signed
+from amaranth.lib import data
+
+import numerics
+from numerics import ExactAccumulator, FixedAccumulator
+
+from ._decode import DecodedLayout, decoded_layout, element_format
+
+Dataflow = Literal["ws", "os"]
+SIZE_BITS = 16  # M, K and N ports: GEMMs up to 65,535 in each dimension
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """An R x C array for (a, b, accumulator). `k_max` bounds K (it sets the exact accumulator
+    width); `m_max` is the depth of the weight-stationary output accumulator (M <= m_max)."""
+
+    a_format: numerics.ElementFormat
+    b_format: numerics.ElementFormat
+    accumulator: ExactAccumulator | FixedAccumulator
+    rows: int
+    cols: int
+    dataflow: Dataflow = "ws"
+    double_buffer: bool = False
+    pipeline: int = 0
+    dsp_budget: int | None = None
+    k_max: int = 4096
+    m_max: int = 256
+
+    @classmethod
+    def build(
+        cls,
+        a_format: numerics.ElementFormat | str,
+        b_format: numerics.ElementFormat | str,
+        accumulator: ExactAccumulator | FixedAccumulator | None = None,
+        rows: int = 4,
+        cols: int = 4,
+        dataflow: str = "ws",
+        double_buffer: bool = False,
+        pipeline: int = 0,
+        dsp_budget: int | None = None,
+        k_max: int = 4096,
+        m_max: int = 256,
+    ) -> ArrayConfig:
+        accumulator = accumulator or ExactAccumulator()
+        if not isinstance(accumulator, ExactAccumulator | FixedAccumulator):
+            raise ValueError(
+                f"accumulator must be ExactAccumulator or FixedAccumulator, got {type(accumulator).__name__}"
+            )
+        if isinstance(accumulator, FixedAccumulator) and accumulator.overflow == "saturate":
+            raise ValueError(
+                "a systolic array sums partial sums in dataflow order, so a saturating accumulator would not "
+                "match numerics' k-order clamping: use ExactAccumulator or FixedAccumulator(overflow='wrap')"
+            )
+        for name, value in (("rows", rows), ("cols", cols)):
+            if not 2 <= value <= 64:
+                raise ValueError(f"{name} must be between 2 and 64, got {value}")
+        if dataflow not in ("ws", "os"):
+            raise ValueError(f"dataflow must be 'ws' (weight-stationary) or 'os' (output-stationary), got {dataflow!r}")
+        if double_buffer and dataflow != "ws":
+            raise ValueError("double_buffer applies to weight-stationary arrays (dataflow='ws'), not 'os'")
+        if pipeline not in (0, 1, 2):
+            raise ValueError(f"pipeline must be 0, 1 or 2, got {pipeline}")
+        if dsp_budget is not None and dsp_budget < 0:
+            raise ValueError(f"dsp_budget must be >= 0 (or None for no limit), got {dsp_budget}")
+        if not 1 <= k_max < 1 << SIZE_BITS:
+            raise ValueError(f"k_max must be between 1 and {(1 << SIZE_BITS) - 1}, got {k_max}")
+        if not 1 <= m_max <= 1 << 14:
+            raise ValueError(f"m_max must be between 1 and {1 << 14}, got {m_max}")
+        config = cls(element_format(a_format), element_format(b_format), accumulator, rows, cols,
+                     dataflow, double_buffer, pipeline, dsp_budget, k_max, m_max)  # type: ignore[arg-type]  # fmt: skip
+        if isinstance(accumulator, FixedAccumulator) and config.lsb_exponent < config.exact_lsb:
+            raise ValueError(
+                f"lsb_exponent must be >= the exact product lsb {config.exact_lsb}, got {config.lsb_exponent}"
+            )
+        return config
+
+    @property
+    def a_layout(self) -> DecodedLayout:
+        return decoded_layout(self.a_format)
+
+    @property
+    def b_layout(self) -> DecodedLayout:
+        return decoded_layout(self.b_format)
+
+    @property
+    def exact_lsb(self) -> int:
+        return self.a_format.lsb_exponent + self.b_format.lsb_exponent
+
+    @property
+    def lsb_exponent(self) -> int:
+        """The weight of the accumulator's lsb: results are integers in units of 2**lsb_exponent."""
+        lsb = getattr(self.accumulator, "lsb_exponent", None)
+        return self.exact_lsb if lsb is None else lsb
+
+    @property
+    def acc_width(self) -> int:
+        return self.accumulator.required_width(self.a_format, self.b_format, self.k_max)
+
+    def partial_width(self, terms: int) -> int:
+        """Width of a partial sum of `terms` products (exact: just enough; fixed: the register)."""
+        return self.accumulator.required_width(self.a_format, self.b_format, min(terms, self.k_max))
+
+    def uses_dsp(self, row: int, col: int) -> bool:
+        """PEs are numbered row-major; those beyond the DSP budget get LUT multipliers."""
+        return self.dsp_budget is None or row * self.cols + col < self.dsp_budget
+
+    @property
+    def lane_layout(self) -> data.StructLayout:
+        return data.StructLayout({"acc": signed(self.acc_width), "nan": 1, "pos_inf": 1, "neg_inf": 1})
+
+    @property
+    def latency(self) -> int:
+        """Cycles a product spends in the PE before it reaches the adder."""
+        return self.pipeline
+
+    def describe(self) -> str:
+        acc = "exact" if isinstance(self.accumulator, ExactAccumulator) else f"fixed{self.accumulator.width}"
+        extras = " double-buffered" if self.double_buffer else ""
+        extras += f" pipeline {self.pipeline}" if self.pipeline else ""
+        return (f"{self.rows}x{self.cols} {self.dataflow.upper()} array, {self.a_format.name} x {self.b_format.name}, "
+                f"{acc} accumulator ({self.acc_width} bits){extras}")  # fmt: skip

@@ -1,0 +1,132 @@
+"""Output-stationary dataflow: PE(i, j) owns C[m-tile row i, n-tile col j] for one fold.
+
+A-codes enter row i skewed by i and flow right; B-codes enter column j skewed by j and flow
+down; control (valid, first, last) rides with A. A fold's K beats enter on K consecutive cycles,
+then the controller waits R + C - 2 cycles for the wave to reach PE(R-1, C-1) (SCALE-Sim's fold
+period). When that PE has added its last product, every accumulator is copied in one cycle into
+shadow registers that drain R rows through `out` while the next fold computes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amaranth import Elaboratable, Module, Mux, Signal
+from amaranth.lib import data
+
+from ._array_config import SIZE_BITS, ArrayConfig
+from ._array_parts import add_term, assign_sum, cleared, decoded, register, skew_line, sum_layout
+from ._pe import product_term
+
+_CONTROL = data.StructLayout({"valid": 1, "first": 1, "last": 1})
+
+
+class OutputStationaryCore(Elaboratable):
+    def __init__(self, config: ArrayConfig, top: Any, advance: Signal) -> None:
+        self.cfg, self.top, self.advance = config, top, advance
+        r, c = config.rows, config.cols
+        self.accs = [[Signal(sum_layout(config.acc_width), name=f"acc_{i}_{j}") for j in range(c)] for i in range(r)]
+        self.copy_due = Signal()  # PE(R-1, C-1) added its last product last cycle: the fold is complete
+        self.fold_done = Signal()  # a fold's last beat entered the array this cycle
+        self.controller_busy = Signal()
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        cfg, top = self.cfg, self.top
+        r, c = cfg.rows, cfg.cols
+        m_size, k_size, n_size = (Signal(SIZE_BITS, name=n) for n in ("m_latched", "k_latched", "n_latched"))
+        k = Signal(SIZE_BITS)
+        m_base, n_base = Signal(SIZE_BITS + 1), Signal(SIZE_BITS + 1)
+        gap = Signal(range(r + c))
+        fire = Signal()
+        with m.FSM():
+            with m.State("IDLE"), m.If(top.start):
+                m.d.sync += [m_size.eq(top.m_size), k_size.eq(top.k_size), n_size.eq(top.n_size),
+                             m_base.eq(0), n_base.eq(0), k.eq(0)]  # fmt: skip
+                m.next = "FEED"
+            with m.State("FEED"):
+                m.d.comb += [
+                    self.controller_busy.eq(1),
+                    top.a.ready.eq(self.advance & top.b.valid),
+                    top.b.ready.eq(self.advance & top.a.valid),
+                    fire.eq(self.advance & top.a.valid & top.b.valid),
+                ]
+                with m.If(fire):
+                    m.d.sync += k.eq(k + 1)
+                    with m.If(k == k_size - 1):
+                        m.d.comb += self.fold_done.eq(1)
+                        m.d.sync += [k.eq(0), gap.eq(r + c - 3)]
+                        m.next = "GAP"
+            with m.State("GAP"):  # R + C - 2 cycles: the fold's wave crosses the array
+                m.d.comb += self.controller_busy.eq(1)
+                m.d.sync += gap.eq(gap - 1)
+                with m.If(gap == 0):
+                    with m.If(n_base + c < n_size):
+                        m.d.sync += n_base.eq(n_base + c)
+                        m.next = "FEED"
+                    with m.Elif(m_base + r < m_size):
+                        m.d.sync += [n_base.eq(0), m_base.eq(m_base + r)]
+                        m.next = "FEED"
+                    with m.Else():
+                        m.next = "IDLE"
+
+        control = Signal(_CONTROL)
+        m.d.comb += [control.valid.eq(fire), control.first.eq(k == 0), control.last.eq(k == k_size - 1)]
+        a_regs: list[list[Any]] = [[None] * c for _ in range(r)]
+        b_regs: list[list[Any]] = [[None] * c for _ in range(r)]
+        controls: list[list[Any]] = [[None] * c for _ in range(r)]
+        for i in range(r):
+            code = skew_line(m, f"a_line{i}", Mux(fire, top.a.payload[i], 0), i + 1)
+            row_control = skew_line(m, f"ctl_line{i}", control, i + 1)
+            a_regs[i][0] = register(m, f"a_{i}_0", decoded(m, f"a_edge{i}", cfg.a_format, code))
+            controls[i][0] = register(m, f"ctl_{i}_0", row_control)
+        for j in range(c):
+            code = skew_line(m, f"b_line{j}", Mux(fire, top.b.payload[j], 0), j + 1)
+            b_regs[0][j] = register(m, f"b_0_{j}", decoded(m, f"b_edge{j}", cfg.b_format, code))
+        for i in range(r):
+            for j in range(c):
+                if j:
+                    a_regs[i][j] = register(m, f"a_{i}_{j}", a_regs[i][j - 1])
+                    controls[i][j] = register(m, f"ctl_{i}_{j}", controls[i][j - 1])
+                if i:
+                    b_regs[i][j] = register(m, f"b_{i}_{j}", b_regs[i - 1][j])
+                term = product_term(m, a_regs[i][j], b_regs[i][j], cfg.a_layout, cfg.b_layout, cfg.lsb_exponent,
+                                    cfg.pipeline, (controls[i][j].as_value(),), cfg.uses_dsp(i, j))  # fmt: skip
+                at_adder = data.View(_CONTROL, term.passengers[0])
+                acc = self.accs[i][j]
+                with m.If(at_adder.valid):
+                    m.d.sync += assign_sum(acc, add_term(cleared(acc, at_adder.first), term, at_adder.valid))
+                if i == r - 1 and j == c - 1:
+                    m.d.sync += self.copy_due.eq(at_adder.valid & at_adder.last)
+        return m
+
+    def drain(self) -> Elaboratable:
+        return _ShadowDrain(self)
+
+
+class _ShadowDrain(Elaboratable):
+    """Outside the frozen domain: copies finished folds and streams them out row by row."""
+
+    def __init__(self, core: OutputStationaryCore) -> None:
+        self.core = core
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        core, top, cfg = self.core, self.core.top, self.core.cfg
+        r, c = cfg.rows, cfg.cols
+        shadows = [[Signal(sum_layout(cfg.acc_width), name=f"shadow_{i}_{j}") for j in range(c)] for i in range(r)]
+        remaining = Signal(range(r + 1))
+        in_flight = Signal(range(8))  # folds whose last beat entered but which are not copied yet
+        copy = core.copy_due & (remaining == 0)
+        m.d.comb += core.advance.eq(~(core.copy_due & (remaining != 0)))
+        with m.If(copy):
+            m.d.sync += remaining.eq(r)
+            m.d.sync += [shadows[i][j].eq(core.accs[i][j]) for i in range(r) for j in range(c)]
+        with m.Elif((remaining != 0) & top.out.ready):
+            m.d.sync += remaining.eq(remaining - 1)
+            m.d.sync += [shadows[i][j].eq(shadows[i + 1][j]) for i in range(r - 1) for j in range(c)]
+        m.d.sync += in_flight.eq(in_flight + core.fold_done - copy)
+        m.d.comb += top.out.valid.eq(remaining != 0)
+        m.d.comb += top.busy.eq(core.controller_busy | (in_flight != 0) | (remaining != 0))
+        m.d.comb += [top.out.payload[j].eq(shadows[0][j]) for j in range(c)]
+        return m

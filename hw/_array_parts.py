@@ -1,0 +1,84 @@
+"""Pieces both systolic dataflows are built from: skew lines, edge decoders, sticky-flag sums."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.hdl import Value
+from amaranth.lib import data
+
+from ._decode import decoder_for
+from ._pe import Term, decoded_struct
+
+
+def skew_line(m: Module, name: str, value: Any, delay: int) -> Any:
+    """`value` (a Value or a struct View) delayed by `delay` registers (0: the value itself)."""
+    current = value
+    for stage in range(delay):
+        nxt = Signal(current.shape(), name=f"{name}_d{stage}")
+        m.d.sync += nxt.eq(current)
+        current = nxt
+    return current
+
+
+def register(m: Module, name: str, value: Any) -> Any:
+    return skew_line(m, name, value, 1)
+
+
+def cleared(total: Any, clear: Value) -> SimpleNamespace:
+    """A running sum's fields, or zeros where `clear` starts a new sum."""
+    fields = ("acc", "nan", "pos_inf", "neg_inf")
+    return SimpleNamespace(**{field: Mux(clear, 0, getattr(total, field)) for field in fields})
+
+
+def decoded(m: Module, name: str, fmt: Any, code: Value) -> Any:
+    """A decoder on `code`, its outputs gathered into one decoded struct (combinational)."""
+    decoder = decoder_for(fmt)
+    m.submodules[f"{name}_decoder"] = decoder
+    view = Signal(decoded_struct(decoder_layout(decoder)), name=f"{name}_decoded")
+    m.d.comb += [
+        decoder.code.eq(code),
+        view.sig.eq(decoder.sig),
+        view.exp.eq(decoder.exp),
+        view.nan.eq(decoder.nan),
+        view.inf.eq(decoder.inf),
+        view.neg.eq(decoder.neg),
+    ]
+    return view
+
+
+def decoder_layout(decoder: Any) -> Any:
+    from ._decode import DecodedLayout
+
+    return DecodedLayout(decoder.sig_width, decoder.exp_width, decoder.exp_base)
+
+
+def sum_layout(width: int) -> data.StructLayout:
+    """A running sum with the sticky special-value flags of `MacPE`."""
+    return data.StructLayout({"acc": signed(width), "nan": 1, "pos_inf": 1, "neg_inf": 1})
+
+
+def add_term(base: Any, term: Term, valid: Value) -> list[Any]:
+    """Fields of `base` + `term` (the term counts only when `valid`), as (acc, nan, pos_inf, neg_inf)."""
+    return [
+        base.acc + Mux(valid, term.value, 0),
+        base.nan | (valid & term.nan),
+        base.pos_inf | (valid & term.inf & ~term.neg),
+        base.neg_inf | (valid & term.inf & term.neg),
+    ]
+
+
+def assign_sum(target: Any, fields: list[Any]) -> list[Any]:
+    return [
+        target.acc.eq(fields[0]),
+        target.nan.eq(fields[1]),
+        target.pos_inf.eq(fields[2]),
+        target.neg_inf.eq(fields[3]),
+    ]
+
+
+def merge_sums(a: Any, b: Any) -> list[Any]:
+    """Fields of the sum of two running sums."""
+    return [a.acc + b.acc, a.nan | b.nan, a.pos_inf | b.pos_inf, a.neg_inf | b.neg_inf]

@@ -1,0 +1,173 @@
+"""Weight-stationary dataflow: PE(i, j) holds B[k-tile row i, n-tile col j] for one fold.
+
+Weights load as R beats down the columns, written with the same skew as the activations, so
+PE(i, j) is written just after the previous fold's last activation passed it. Activations
+A[m, k-tile] enter row i skewed by i and flow right; partial sums flow down and leave the bottom
+of column j de-skewed. A per-column output accumulator (depth m_max) adds the k-folds of an
+n-tile; the last k-fold streams the results out.
+
+Serialized (default, SCALE-Sim's model): load R rows, stream M rows, wait R + C - 2 cycles for
+the wave to leave. Double-buffered: two weight registers per PE (Gemmini), the next fold loads
+while the current one streams, so folds start every max(M, R) cycles.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from amaranth import Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Value
+from amaranth.lib import data
+from amaranth.lib.memory import Memory
+
+from ._array_config import SIZE_BITS, ArrayConfig
+from ._array_parts import add_term, assign_sum, cleared, decoded, merge_sums, register, skew_line, sum_layout
+from ._pe import decoded_struct, product_term
+
+_CONTROL = data.StructLayout({"valid": 1, "bank": 1, "first_k": 1, "last_k": 1})
+_ZERO = SimpleNamespace(acc=0, nan=0, pos_inf=0, neg_inf=0)
+
+
+class _Sequencer:
+    """Walks the folds (n-tile outer, k-tile inner) on one stream: `length` beats per fold."""
+
+    def __init__(self, m: Module, name: str, cfg: ArrayConfig, length: Value, sizes: tuple[Value, Value]) -> None:
+        self.active, self.done = Signal(name=f"{name}_active"), Signal(name=f"{name}_done")
+        self.index = Signal(SIZE_BITS, name=f"{name}_index")
+        self.k_base = Signal(SIZE_BITS + 1, name=f"{name}_k_base")
+        self.n_base = Signal(SIZE_BITS + 1, name=f"{name}_n_base")
+        self.bank = Signal(name=f"{name}_bank")
+        self.begin, self.fire, self.finish = Signal(name=f"{name}_begin"), Signal(name=f"{name}_fire"), Signal()
+        self.m, self.cfg, self.length, self.sizes = m, cfg, length, sizes
+
+    def reset(self) -> list[Any]:
+        return [self.active.eq(0), self.done.eq(0), self.index.eq(0), self.k_base.eq(0), self.n_base.eq(0),
+                self.bank.eq(0)]  # fmt: skip
+
+    def drive(self, stream: Any, can_begin: Value, running: Value, advance: Value) -> None:
+        m, cfg = self.m, self.cfg
+        k_size, n_size = self.sizes
+        m.d.comb += self.begin.eq(running & ~self.active & ~self.done & can_begin)
+        run = self.active | self.begin
+        m.d.comb += [stream.ready.eq(run & advance), self.fire.eq(run & advance & stream.valid)]
+        m.d.comb += self.finish.eq(self.fire & (self.index == self.length - 1))
+        with m.If(self.finish):
+            m.d.sync += [self.index.eq(0), self.active.eq(0), self.bank.eq(~self.bank if cfg.double_buffer else 0)]
+            with m.If(self.k_base + cfg.rows < k_size):
+                m.d.sync += self.k_base.eq(self.k_base + cfg.rows)
+            with m.Else():
+                m.d.sync += [self.k_base.eq(0), self.n_base.eq(self.n_base + cfg.cols)]
+                with m.If(self.n_base + cfg.cols >= n_size):
+                    m.d.sync += self.done.eq(1)
+        with m.Elif(self.fire):
+            m.d.sync += [self.index.eq(self.index + 1), self.active.eq(1)]
+        with m.Elif(self.begin):
+            m.d.sync += self.active.eq(1)
+
+
+class WeightStationaryCore(Elaboratable):
+    def __init__(self, config: ArrayConfig, top: Any, advance: Signal) -> None:
+        self.cfg, self.top, self.advance = config, top, advance
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        cfg, top = self.cfg, self.top
+        r, c = cfg.rows, cfg.cols
+        m_size, k_size, n_size = (Signal(SIZE_BITS, name=n) for n in ("m_latched", "k_latched", "n_latched"))
+        running = Signal()
+        loader = _Sequencer(m, "load", cfg, r, (k_size, n_size))
+        feeder = _Sequencer(m, "feed", cfg, m_size, (k_size, n_size))
+        with m.If(top.start & ~top.busy):
+            m.d.sync += [m_size.eq(top.m_size), k_size.eq(top.k_size), n_size.eq(top.n_size), running.eq(1),
+                         *loader.reset(), *feeder.reset()]  # fmt: skip
+        with m.If(running & loader.done & feeder.done):
+            m.d.sync += running.eq(0)
+        if cfg.double_buffer:
+            ahead = Signal(range(3))  # folds whose load began minus folds whose feed began
+            loader.drive(top.b, ahead == 0, running, self.advance)
+            feeder.drive(top.a, (ahead != 0) | loader.begin, running, self.advance)
+            m.d.sync += ahead.eq(ahead + loader.begin - feeder.begin)
+        else:
+            array_clear, loaded = Signal(), Signal()  # the last fold's wave has left / weights are in
+            wave = Signal(range(r + c))
+            loader.drive(top.b, array_clear, running, self.advance)
+            feeder.drive(top.a, loaded, running, self.advance)
+            with m.If(top.start & ~top.busy):
+                m.d.sync += [array_clear.eq(1), loaded.eq(0)]
+            with m.If(loader.begin):
+                m.d.sync += array_clear.eq(0)
+            with m.If(loader.finish):
+                m.d.sync += loaded.eq(1)
+            with m.If(feeder.begin):
+                m.d.sync += loaded.eq(0)
+            with m.If(feeder.finish):
+                m.d.sync += wave.eq(r + c - 2)
+            with m.Elif(wave == 1):
+                m.d.sync += [wave.eq(0), array_clear.eq(1)]
+            with m.Elif(wave != 0):
+                m.d.sync += wave.eq(wave - 1)
+
+        # Weight loading: beat `index` of a load goes to PE row `index`, column j written j cycles later.
+        load = data.StructLayout({"valid": 1, "bank": 1, "row": range(r)})
+        load_now = Signal(load)
+        m.d.comb += [load_now.valid.eq(loader.fire), load_now.bank.eq(loader.bank), load_now.row.eq(loader.index)]
+        weights, loads = [], []
+        for j in range(c):
+            code = skew_line(m, f"w_line{j}", Mux(loader.fire, top.b.payload[j], 0), j + 1)
+            weights.append(decoded(m, f"w_edge{j}", cfg.b_format, code))
+            loads.append(skew_line(m, f"load_line{j}", load_now, j + 1))
+
+        control = Signal(_CONTROL)
+        m.d.comb += [control.valid.eq(feeder.fire), control.bank.eq(feeder.bank)]
+        m.d.comb += [control.first_k.eq(feeder.k_base == 0), control.last_k.eq(feeder.k_base + r >= k_size)]
+        banks = 2 if cfg.double_buffer else 1
+        psums: list[list[Any]] = [[None] * c for _ in range(r)]
+        for i in range(r):
+            code = skew_line(m, f"a_line{i}", Mux(feeder.fire, top.a.payload[i], 0), i + 1)
+            a_reg = register(m, f"a_{i}_0", decoded(m, f"a_edge{i}", cfg.a_format, code))
+            ctl = register(m, f"ctl_{i}_0", skew_line(m, f"ctl_line{i}", control, i + 1))
+            for j in range(c):
+                if j:
+                    a_reg, ctl = register(m, f"a_{i}_{j}", a_reg), register(m, f"ctl_{i}_{j}", ctl)
+                stored = [Signal(decoded_struct(cfg.b_layout), name=f"w_{i}_{j}_{b}") for b in range(banks)]
+                for b, register_bank in enumerate(stored):
+                    with m.If(loads[j].valid & (loads[j].row == i) & (loads[j].bank == b)):
+                        m.d.sync += register_bank.eq(weights[j])
+                weight = stored[0] if banks == 1 else data.View(stored[0].shape(), Mux(ctl.bank, stored[1], stored[0]))
+                term = product_term(m, a_reg, weight, cfg.a_layout, cfg.b_layout, cfg.lsb_exponent, cfg.pipeline,
+                                    (ctl.as_value(),), cfg.uses_dsp(i, j))  # fmt: skip
+                at_adder = data.View(_CONTROL, term.passengers[0])
+                psums[i][j] = Signal(sum_layout(cfg.partial_width(i + 1)), name=f"psum_{i}_{j}")
+                above = psums[i - 1][j] if i else _ZERO
+                m.d.sync += assign_sum(psums[i][j], add_term(above, term, at_adder.valid))
+        bottom_ctl = data.View(_CONTROL, register(m, "bottom_ctl", at_adder.as_value()))
+        bottom = [skew_line(m, f"deskew{j}", psums[r - 1][j], c - 1 - j) for j in range(c)]
+        self._accumulate(m, bottom, bottom_ctl, m_size)
+        outstanding = Signal(SIZE_BITS + 2)  # activation beats of final k-folds whose result has not left
+        leaving = top.out.valid & top.out.ready
+        m.d.sync += outstanding.eq(outstanding + (feeder.fire & control.last_k) - leaving)
+        m.d.comb += top.busy.eq(running | (outstanding != 0))
+        return m
+
+    def _accumulate(self, m: Module, bottom: list[Any], ctl: Any, m_size: Value) -> None:
+        """Add the k-folds of each output row; emit on the n-tile's last k-fold."""
+        cfg, top = self.cfg, self.top
+        memory = Memory(shape=data.ArrayLayout(cfg.lane_layout, cfg.cols), depth=cfg.m_max, init=[])
+        m.submodules.accumulators = memory
+        read, write = memory.read_port(domain="comb"), memory.write_port()
+        row = Signal(range(cfg.m_max))
+        total = Signal(data.ArrayLayout(cfg.lane_layout, cfg.cols))
+        for j in range(cfg.cols):
+            m.d.comb += assign_sum(total[j], merge_sums(cleared(read.data[j], ctl.first_k), bottom[j]))
+        m.d.comb += [read.addr.eq(row), write.addr.eq(row), write.data.eq(total)]
+        m.d.comb += write.en.eq(Mux(ctl.valid & ~ctl.last_k & self.advance, -1, 0))
+        m.d.sync += top.out.valid.eq(ctl.valid & ctl.last_k)
+        with m.If(ctl.valid):
+            m.d.sync += row.eq(Mux(row == m_size - 1, 0, row + 1))
+            with m.If(ctl.last_k):
+                m.d.sync += top.out.payload.eq(total)
+        m.d.comb += self.advance.eq(~(top.out.valid & ~top.out.ready))
+
+    def drain(self) -> Elaboratable:
+        return Module()

@@ -1,0 +1,105 @@
+"""The arithmetic every MAC shares: decoded operands -> an exact product aligned to the accumulator lsb.
+
+`MacPE`, the systolic arrays and the MX/OVP variants all call `product_term`, so a product means
+the same bits everywhere: significand product, exponent sum, arithmetic-shift alignment (bits
+below the accumulator lsb are floored, as `numerics.FixedAccumulator` specifies) and IEEE
+classification of NaN/Inf. Signals given as `passengers` are delayed along with the pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Value
+from amaranth.lib import data
+
+from ._decode import DecodedLayout
+
+
+def decoded_struct(layout: DecodedLayout) -> data.StructLayout:
+    """One decoded operand as a struct, so it can ride through registers as one value."""
+    return data.StructLayout({
+        "sig": signed(layout.sig_width + 1),
+        "exp": unsigned(layout.exp_width),
+        "nan": 1,
+        "inf": 1,
+        "neg": 1,
+    })  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Term:
+    """An aligned product: value in units of 2**lsb_exponent, and its special-value class."""
+
+    value: Signal
+    nan: Signal
+    inf: Signal  # Inf and not NaN
+    neg: Signal
+    passengers: tuple[Signal, ...]
+
+
+def lut_multiply(x: Value, y: Value) -> Value:
+    """x * y for signed x, y from shifted partial products: no `$mul` cell, so no DSP is inferred."""
+    n = y.shape().width
+    terms = []
+    for i in range(n):
+        partial = x.as_signed() << i
+        terms.append(Mux(y[i], -partial if i == n - 1 else partial, 0))  # the sign bit weighs -2**(n-1)
+    return sum(terms[1:], terms[0])
+
+
+def product_term(
+    m: Module,
+    a: Any,
+    b: Any,
+    a_layout: DecodedLayout,
+    b_layout: DecodedLayout,
+    lsb_exponent: int,
+    pipeline: int,
+    passengers: tuple[Value, ...] = (),
+    use_dsp: bool = True,
+) -> Term:
+    """Emit the product of decoded operands `a`, `b` (anything with sig/exp/nan/inf/neg) into `m`.
+
+    pipeline 0: combinational; 1: register the product and exponent; 2: also the aligned term.
+    """
+    product = Signal(signed(a_layout.sig_width + b_layout.sig_width + 2))
+    exp_width = max(a_layout.exp_width, b_layout.exp_width) + 1
+    exponent = Signal(exp_width)
+    prod_nan, prod_inf, prod_neg = Signal(), Signal(), Signal()
+    zero_a = (a.sig == 0) & ~a.inf & ~a.nan
+    zero_b = (b.sig == 0) & ~b.inf & ~b.nan
+    multiplied = a.sig * b.sig if use_dsp else lut_multiply(a.sig, b.sig)
+    stage: list[Any] = [
+        product.eq(multiplied),
+        exponent.eq(a.exp + b.exp),
+        prod_nan.eq(a.nan | b.nan | (a.inf & zero_b) | (b.inf & zero_a)),
+        prod_inf.eq(a.inf | b.inf),
+        prod_neg.eq(a.neg ^ b.neg),
+    ]
+    riders1 = tuple(Signal.like(p, name=f"rider1_{i}") for i, p in enumerate(passengers))
+    stage += [r.eq(p) for r, p in zip(riders1, passengers, strict=True)]
+    _emit_stage(m, stage, registered=pipeline >= 1)
+
+    drop = lsb_exponent - (a_layout.exp_base + b_layout.exp_base)
+    aligned = Signal(signed(product.shape().width + (1 << exp_width)))
+    nan2, inf2, neg2 = Signal(), Signal(), Signal()
+    riders2 = tuple(Signal.like(p, name=f"rider2_{i}") for i, p in enumerate(passengers))
+    stage2: list[Any] = [
+        aligned.eq((product << exponent) >> drop),
+        nan2.eq(prod_nan),
+        inf2.eq(prod_inf & ~prod_nan),
+        neg2.eq(prod_neg),
+    ]
+    stage2 += [r.eq(p) for r, p in zip(riders2, riders1, strict=True)]
+    _emit_stage(m, stage2, registered=pipeline >= 2)
+    return Term(aligned, nan2, inf2, neg2, riders2)
+
+
+def _emit_stage(m: Module, statements: list[Any], registered: bool) -> None:
+    if registered:
+        m.d.sync += statements
+    else:
+        m.d.comb += statements

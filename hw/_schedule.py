@@ -1,0 +1,120 @@
+"""How a GEMM maps onto a systolic array: the operand beats it consumes, the result beats it
+produces, and the exact number of cycles it takes (the analytic cycle model).
+
+Beat order (the array's stream contract):
+- output-stationary: folds (m-tile outer, n-tile inner); per fold K beats on both streams,
+  a-beat k = A[m-tile rows, k] (R lanes), b-beat k = B[k, n-tile cols] (C lanes); R result beats
+  per fold, beat i = C[m-tile row i, n-tile cols].
+- weight-stationary: folds (n-tile outer, k-tile inner); per fold R weight beats
+  (b-beat r = B[k-tile row r, n-tile cols]) and M activation beats (a-beat m = A[m, k-tile]);
+  after an n-tile's last k-fold, M result beats (beat m = C[m, n-tile cols]).
+Ragged edges are padded with code 0 (the value 0 in every element format), whose products
+vanish, so padding never changes a result.
+
+Cycles count from the cycle the first operand beat is accepted to the cycle the last result beat
+is valid, both included, with every stream always valid/ready.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._array_config import SIZE_BITS, ArrayConfig
+
+
+def _ceil_div(x: int, y: int) -> int:
+    return -(-x // y)
+
+
+def check_gemm(config: ArrayConfig, m: int, k: int, n: int) -> None:
+    """Reject a GEMM this array cannot run, naming the limit."""
+    for name, value in (("M", m), ("K", k), ("N", n)):
+        if not 1 <= value < 1 << SIZE_BITS:
+            raise ValueError(f"GEMM {name} must be between 1 and {(1 << SIZE_BITS) - 1}, got {value}")
+    if k > config.k_max:
+        raise ValueError(f"K={k} exceeds this array's k_max={config.k_max} (the accumulator is sized for it)")
+    if config.dataflow == "ws" and m > config.m_max:
+        raise ValueError(f"M={m} exceeds this weight-stationary array's m_max={config.m_max} (its output buffer depth)")
+
+
+def folds(config: ArrayConfig, m: int, k: int, n: int) -> int:
+    r, c = config.rows, config.cols
+    if config.dataflow == "os":
+        return _ceil_div(m, r) * _ceil_div(n, c)
+    return _ceil_div(k, r) * _ceil_div(n, c)
+
+
+def cycles(config: ArrayConfig, m: int, k: int, n: int) -> int:
+    """Exact RTL cycles for an M x K @ K x N GEMM (see the module docstring for what is counted)."""
+    check_gemm(config, m, k, n)
+    r, c, p, f = config.rows, config.cols, config.pipeline, folds(config, m, k, n)
+    if config.dataflow == "os":
+        # Folds start every K + R + C - 2 cycles; the last one then drains R rows from its shadow registers.
+        return f * (k + r + c - 2) + r + p + 3
+    if config.double_buffer:
+        # The next fold's weights load into the second bank while the current fold streams.
+        return (f - 1) * max(m, r) + m + r + c + p + 2
+    # Serialized folds: load R weight rows, stream M rows, wait for the wave to leave the array.
+    return f * (m + 2 * r + c - 2) + p + 4
+
+
+def scalesim_cycles(dataflow: str, m: int, k: int, n: int, rows: int, cols: int) -> int:
+    """SCALE-Sim 3.0.0's stall-free total cycles (HARDWARE.md; its -1 is SCALE-Sim issue #125)."""
+    if dataflow == "os":
+        return _ceil_div(m, rows) * _ceil_div(n, cols) * (k + rows + cols - 2) - 1
+    if dataflow == "ws":
+        return _ceil_div(k, rows) * _ceil_div(n, cols) * (m + 2 * rows + cols - 2) - 1
+    if dataflow == "is":
+        return _ceil_div(k, rows) * _ceil_div(m, cols) * (n + 2 * rows + cols - 2) - 1
+    raise ValueError(f"dataflow must be 'os', 'ws' or 'is', got {dataflow!r}")
+
+
+@dataclass(frozen=True)
+class GemmBeats:
+    a: np.ndarray  # (beats, R) codes
+    b: np.ndarray  # (beats, C) codes
+    results: int  # result beats the array will produce
+
+
+def _padded(codes: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    out = np.zeros((rows, cols), dtype=np.uint64)
+    out[: codes.shape[0], : codes.shape[1]] = codes
+    return out
+
+
+def gemm_beats(config: ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarray) -> GemmBeats:
+    """The operand streams for A (M x K codes) @ B (K x N codes), in the array's beat order."""
+    a_codes, b_codes = np.asarray(a_codes), np.asarray(b_codes)
+    if a_codes.ndim != 2 or b_codes.ndim != 2 or a_codes.shape[1] != b_codes.shape[0]:
+        shapes = f"{a_codes.shape} and {b_codes.shape}"
+        raise ValueError(f"gemm operands must be (M, K) and (K, N) codes, got shapes {shapes}")
+    (m, k), n = a_codes.shape, b_codes.shape[1]
+    check_gemm(config, m, k, n)
+    r, c = config.rows, config.cols
+    if config.dataflow == "os":
+        mt, nt = _ceil_div(m, r), _ceil_div(n, c)
+        a = _padded(a_codes, mt * r, k).reshape(mt, r, k).transpose(0, 2, 1)  # (mt, k, r)
+        b = _padded(b_codes, k, nt * c).reshape(k, nt, c).transpose(1, 0, 2)  # (nt, k, c)
+        a_beats = np.broadcast_to(a[:, None], (mt, nt, k, r)).reshape(-1, r)
+        b_beats = np.broadcast_to(b[None], (mt, nt, k, c)).reshape(-1, c)
+        return GemmBeats(a_beats, b_beats, mt * nt * r)
+    kt, nt = _ceil_div(k, r), _ceil_div(n, c)
+    a = _padded(a_codes, m, kt * r).reshape(m, kt, r).transpose(1, 0, 2)  # (kt, m, r)
+    b = _padded(b_codes, kt * r, nt * c).reshape(kt, r, nt, c).transpose(2, 0, 1, 3)  # (nt, kt, r, c)
+    a_beats = np.broadcast_to(a[None], (nt, kt, m, r)).reshape(-1, r)
+    return GemmBeats(a_beats, b.reshape(-1, c), nt * m)
+
+
+def result_matrix(config: ArrayConfig, beats: np.ndarray, m: int, n: int) -> np.ndarray:
+    """Reassemble (beats, C) result lanes into the M x N result (any trailing lane fields kept)."""
+    r, c = config.rows, config.cols
+    nt = _ceil_div(n, c)
+    rest = beats.shape[2:]
+    if config.dataflow == "os":
+        mt = _ceil_div(m, r)
+        tiles = beats.reshape(mt, nt, r, c, *rest).swapaxes(1, 2).reshape(mt * r, nt * c, *rest)
+    else:
+        tiles = beats.reshape(nt, m, c, *rest).swapaxes(0, 1).reshape(m, nt * c, *rest)
+    return tiles[:m, :n]

@@ -1,0 +1,65 @@
+"""Systolic arrays that run whole GEMMs: R x C PEs, weight- or output-stationary, with the
+controller that tiles an M x K @ K x N problem into folds.
+
+Operands stream in as element codes (`a`: R lanes, `b`: C lanes) in the beat order of
+`hw.gemm_beats`; results stream out as C lanes of (acc, nan, pos_inf, neg_inf), acc in units of
+2**lsb_exponent, exactly `numerics.matmul(A, B, a, b, accumulator)`. Decoders sit at the array
+edge (R + C of them, not one per PE); operand skew and result de-skew are inside. `busy` is high
+from `start` until the last result beat has left. A stalled `out` stream freezes the array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amaranth import Module, Signal
+from amaranth.hdl import EnableInserter
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+import numerics
+from numerics import ExactAccumulator, FixedAccumulator
+
+from ._array_config import SIZE_BITS, ArrayConfig
+from ._array_os import OutputStationaryCore
+from ._array_ws import WeightStationaryCore
+
+
+class SystolicArray(wiring.Component):
+    """Ports: a : In(stream of R codes); b : In(stream of C codes); out : Out(stream of C lanes);
+    m_size, k_size, n_size : In(16) (sampled on `start`); start : In(1); busy : Out(1)."""
+
+    def __init__(
+        self,
+        a_format: numerics.ElementFormat | str,
+        b_format: numerics.ElementFormat | str,
+        accumulator: ExactAccumulator | FixedAccumulator | None = None,
+        **options: Any,
+    ) -> None:
+        """`options` are those of `ArrayConfig.build`: rows, cols, dataflow, double_buffer,
+        pipeline, dsp_budget, k_max, m_max."""
+        try:
+            self.config = ArrayConfig.build(a_format, b_format, accumulator, **options)
+        except (ValueError, TypeError):
+            self._MustUse__silence = True  # a rejected configuration is not an unused design
+            raise
+        cfg = self.config
+        super().__init__({
+            "a": In(stream.Signature(data.ArrayLayout(cfg.a_format.bits, cfg.rows))),
+            "b": In(stream.Signature(data.ArrayLayout(cfg.b_format.bits, cfg.cols))),
+            "out": Out(stream.Signature(data.ArrayLayout(cfg.lane_layout, cfg.cols))),
+            "m_size": In(SIZE_BITS),
+            "k_size": In(SIZE_BITS),
+            "n_size": In(SIZE_BITS),
+            "start": In(1),
+            "busy": Out(1),
+        })  # fmt: skip
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        advance = Signal()  # low freezes every register of the array while a result cannot leave
+        core_class = OutputStationaryCore if self.config.dataflow == "os" else WeightStationaryCore
+        core = core_class(self.config, self, advance)
+        m.submodules.core = EnableInserter(advance)(core)
+        m.submodules.drain = core.drain()
+        return m

@@ -1,0 +1,99 @@
+"""Co-simulation of whole GEMMs on generated systolic arrays, checked against numerics.matmul."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import hw
+import numerics
+
+from ._golden import hardware_flags
+from ._player import harness_verilog, read_lanes, write_beats
+from ._runner import run
+
+
+@dataclass(frozen=True)
+class GemmReport:
+    """Outcome of one GEMM co-simulation: bit-exactness, cycles measured vs modelled."""
+
+    design: str
+    shape: tuple[int, int, int]
+    cycles: int
+    model_cycles: int
+    mismatches: int
+    first_mismatch: str | None
+    seconds: float  # wall time of the simulation run (build excluded when cached)
+    pe_count: int
+
+    @property
+    def passed(self) -> bool:
+        return self.mismatches == 0 and self.cycles == self.model_cycles
+
+    @property
+    def macs(self) -> int:
+        m, k, n = self.shape
+        return m * k * n
+
+    @property
+    def utilization(self) -> float:
+        """Useful MACs per PE-cycle."""
+        return self.macs / (self.cycles * self.pe_count)
+
+
+def expected_gemm(config: hw.ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(M, N) accumulator integers in units of 2**config.lsb_exponent, and (M, N, 3) flags."""
+    result = numerics.matmul(a_codes, b_codes, config.a_format, config.b_format, config.accumulator)
+    if result.lsb_exponent != config.lsb_exponent:
+        raise AssertionError(f"numerics lsb 2**{result.lsb_exponent} != array lsb 2**{config.lsb_exponent}")
+    special = np.asarray(result.special, dtype=np.float64)
+    flags = np.stack([np.isnan(special), special == np.inf, special == -np.inf], axis=-1)
+    return np.asarray(result.integers(), dtype=object), flags
+
+
+def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray, build_root: Path, work: Path,
+               waves: bool = False) -> GemmReport:  # fmt: skip
+    """Run A @ B (codes) on `array` in Verilator; compare every result and the cycle count."""
+    cfg = array.config
+    a_codes, b_codes = np.asarray(a_codes), np.asarray(b_codes)
+    beats = hw.gemm_beats(cfg, a_codes, b_codes)
+    (m, k), n = a_codes.shape, b_codes.shape[1]
+    model = hw.cycles(cfg, m, k, n)
+    work.mkdir(parents=True, exist_ok=True)
+    write_beats(work / "a.hex", beats.a, cfg.a_format.bits)
+    write_beats(work / "b.hex", beats.b, cfg.b_format.bits)
+    out_hex = work / "out.hex"
+    out_hex.unlink(missing_ok=True)
+    lane_bits = cfg.acc_width + 3
+    harness = (
+        "harness",
+        harness_verilog(cfg.rows * cfg.a_format.bits, cfg.cols * cfg.b_format.bits, cfg.cols * lane_bits),
+    )
+    plusargs = [f"+A_HEX={work / 'a.hex'}", f"+B_HEX={work / 'b.hex'}", f"+O_HEX={out_hex}", f"+A_N={len(beats.a)}",
+                f"+B_N={len(beats.b)}", f"+O_N={beats.results}", f"+M={m}", f"+K={k}", f"+N={n}"]  # fmt: skip
+    started = time.perf_counter()
+    out = run(array, "sim.tb_gemm", {}, build_root, work, waves=waves, parameters={"max_cycles": 4 * model + 1000},
+              harness=harness, plusargs=plusargs)  # fmt: skip
+    seconds = time.perf_counter() - started
+    first, last, count = (int(v) for v in out["stamps"])
+    lanes = read_lanes(out_hex, cfg.cols, (("acc", cfg.acc_width, True), ("nan", 1, False), ("pos_inf", 1, False),
+                                           ("neg_inf", 1, False)))  # fmt: skip
+    got = hw.result_matrix(cfg, lanes["acc"], m, n)
+    got_flags = np.stack([hw.result_matrix(cfg, lanes[f], m, n) for f in ("nan", "pos_inf", "neg_inf")], axis=-1)
+    want, want_flags = expected_gemm(cfg, a_codes, b_codes)
+    got_flags = np.array([hardware_flags(*f) for f in got_flags.reshape(-1, 3)], dtype=bool).reshape(m, n, 3)
+    bad = np.argwhere((got != want) | (got_flags != want_flags).any(axis=-1))
+    described = None
+    if count != beats.results:
+        described = f"{count} result beats, expected {beats.results}"
+    elif len(bad):
+        i, j = (int(x) for x in bad[0])
+        described = (f"C[{i}, {j}] = {got[i, j]} flags {tuple(got_flags[i, j])}, expected {want[i, j]} flags "
+                     f"{tuple(want_flags[i, j])} (units of 2**{cfg.lsb_exponent}); row {i} of A = "
+                     f"{a_codes[i].tolist()[:16]}, column {j} of B = {b_codes[:, j].tolist()[:16]}")  # fmt: skip
+    mismatches = len(bad) if count == beats.results else m * n
+    return GemmReport(cfg.describe(), (m, k, n), last - first + 1, model, mismatches, described, seconds,
+                      cfg.rows * cfg.cols)  # fmt: skip
