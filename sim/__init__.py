@@ -1,16 +1,41 @@
-"""cocotb + Verilator co-simulation of the generated hardware against numerics."""
+"""cocotb + Verilator co-simulation of the generated hardware against numerics.
 
-from ._bank import DecoderBank, port_name
-from ._golden import MacReport, check_mac, expected_mac, hardware_flags, operand_pairs
-from ._runner import build, run
-from ._tools import ToolMissing, lint, setup_verilator
+Exports load lazily: testbench modules (sim.tb_*) run inside the simulator and import only
+`sim._tbio`, so importing the package must not pull in amaranth and numba.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DecoderBank": "_bank",
+    "port_name": "_bank",
+    "MacReport": "_golden",
+    "check_mac": "_golden",
+    "expected_mac": "_golden",
+    "hardware_flags": "_golden",
+    "operand_pairs": "_golden",
+    "GemmReport": "_gemm",
+    "cosim_gemm": "_gemm",
+    "expected_gemm": "_gemm",
+    "build": "_runner",
+    "run": "_runner",
+    "ToolMissing": "_tools",
+    "lint": "_tools",
+    "setup_verilator": "_tools",
+}
 
 __all__ = [
     "DecoderBank",
+    "GemmReport",
     "MacReport",
     "ToolMissing",
     "build",
     "check_mac",
+    "cosim_gemm",
+    "expected_gemm",
     "expected_mac",
     "hardware_flags",
     "lint",
@@ -19,3 +44,9 @@ __all__ = [
     "run",
     "setup_verilator",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'sim' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

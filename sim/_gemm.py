@@ -12,7 +12,7 @@ import hw
 import numerics
 
 from ._golden import hardware_flags
-from ._player import harness_verilog, read_lanes, write_beats
+from ._player import DEPTH_BITS, harness_verilog, read_lanes, write_beats
 from ._runner import run
 
 
@@ -62,6 +62,9 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
     beats = hw.gemm_beats(cfg, a_codes, b_codes)
     (m, k), n = a_codes.shape, b_codes.shape[1]
     model = hw.cycles(cfg, m, k, n)
+    longest = max(len(beats.a), len(beats.b), beats.results)
+    if longest > 1 << DEPTH_BITS:
+        raise ValueError(f"this GEMM needs {longest} beats on one stream; the player holds at most {1 << DEPTH_BITS}")
     work.mkdir(parents=True, exist_ok=True)
     write_beats(work / "a.hex", beats.a, cfg.a_format.bits)
     write_beats(work / "b.hex", beats.b, cfg.b_format.bits)

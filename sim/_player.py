@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-DEPTH_BITS = 17  # up to 131,072 beats per stream
+DEPTH_BITS = 20  # up to 1,048,576 beats per stream
 
 
 def harness_verilog(a_width: int, b_width: int, out_width: int, top: str = "top") -> str:

@@ -7,6 +7,7 @@ outputs come back the same way, so checking happens in plain Python against nume
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from amaranth.lib import wiring
 
+import hw
 from hw import LINT_WAIVERS, to_verilog
 
 from ._tools import setup_verilator
@@ -25,6 +27,24 @@ BUILD_ARGS = (*LINT_WAIVERS, "-O2")
 # split into several C++ files fail to compile ("Vtop__pch.h.fast: linker input file not found").
 # A variable definition in MAKEFLAGS acts as a make command-line override: gcc's -include.
 MAKE_OVERRIDES = "CFG_CXXFLAGS_PCH_I=-include"
+
+
+@functools.cache
+def _hw_sources_digest() -> str:
+    package = Path(hw.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(package.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def design_key(component: wiring.Component, name: str) -> str:
+    """What determines the generated Verilog. Converting a large array takes seconds, so a design
+    with a frozen `config` is keyed by that config and the hw generator sources instead."""
+    config = getattr(component, "config", None)
+    if config is not None:
+        return f"{type(component).__qualname__}:{config!r}:{_hw_sources_digest()}"
+    return to_verilog(component, name)
 
 
 def build(
@@ -40,13 +60,13 @@ def build(
     setup_verilator()
     from cocotb_tools.runner import get_runner
 
-    verilog = to_verilog(component, name)
-    key = hashlib.sha256(json.dumps([verilog, BUILD_ARGS, waves, name, harness]).encode()).hexdigest()[:20]
-    directory = Path(build_root) / key
+    key = hashlib.sha256(json.dumps([design_key(component, name), BUILD_ARGS, waves, name, harness]).encode())
+    directory = Path(build_root) / key.hexdigest()[:20]
     marker = directory / "built"
     if marker.exists():
         return directory
     directory.mkdir(parents=True, exist_ok=True)
+    verilog = to_verilog(component, name)
     source = directory / f"{name}.v"
     source.write_text(verilog)
     sources, toplevel = [source], name
@@ -69,7 +89,7 @@ def build(
             os.environ.pop("MAKEFLAGS", None)
         else:
             os.environ["MAKEFLAGS"] = saved_makeflags
-    marker.write_text(key)
+    marker.write_text(key.hexdigest())
     return directory
 
 
@@ -107,18 +127,3 @@ def run(
         )
     with np.load(results_path) as data:
         return {key: data[key] for key in data.files}
-
-
-def stimulus() -> dict[str, np.ndarray]:
-    """Inside a cocotb module: the arrays the runner passed in."""
-    with np.load(os.environ["BITFAB_STIMULUS"]) as data:
-        return {key: data[key] for key in data.files}
-
-
-def parameters() -> dict[str, Any]:
-    return dict(json.loads(os.environ.get("BITFAB_PARAMETERS", "{}")))
-
-
-def record(**arrays: np.ndarray) -> None:
-    """Inside a cocotb module: hand sampled outputs back to the runner."""
-    np.savez(os.environ["BITFAB_RESULTS"], **arrays)

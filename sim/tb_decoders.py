@@ -6,7 +6,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import Timer
 
-from sim._runner import parameters, record, stimulus
+from sim._tbio import parameters, record, stimulus
 
 
 @cocotb.test()

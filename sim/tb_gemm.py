@@ -11,7 +11,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
-from sim._runner import parameters, record
+from sim._tbio import parameters, record
 
 
 @cocotb.test()

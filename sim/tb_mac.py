@@ -12,7 +12,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
-from sim._runner import parameters, record, stimulus
+from sim._tbio import parameters, record, stimulus
 
 
 @cocotb.test()
