@@ -55,8 +55,10 @@ def expected_gemm(config: hw.ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarr
 
 
 def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray, build_root: Path, work: Path,
-               waves: bool = False) -> GemmReport:  # fmt: skip
-    """Run A @ B (codes) on `array` in Verilator; compare every result and the cycle count."""
+               waves: bool = False, optimize: bool = False) -> GemmReport:  # fmt: skip
+    """Run A @ B (codes) on `array` in Verilator; compare every result and the cycle count.
+
+    `optimize` builds optimized C++ (slower build, ~2x faster simulation) for long GEMMs."""
     cfg = array.config
     a_codes, b_codes = np.asarray(a_codes), np.asarray(b_codes)
     beats = hw.gemm_beats(cfg, a_codes, b_codes)
@@ -79,7 +81,7 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
                 f"+B_N={len(beats.b)}", f"+O_N={beats.results}", f"+M={m}", f"+K={k}", f"+N={n}"]  # fmt: skip
     started = time.perf_counter()
     out = run(array, "sim.tb_gemm", {}, build_root, work, waves=waves, parameters={"max_cycles": 4 * model + 1000},
-              harness=harness, plusargs=plusargs)  # fmt: skip
+              harness=harness, plusargs=plusargs, optimize=optimize)  # fmt: skip
     seconds = time.perf_counter() - started
     first, last, count = (int(v) for v in out["stamps"])
     lanes = read_lanes(out_hex, cfg.cols, (("acc", cfg.acc_width, True), ("nan", 1, False), ("pos_inf", 1, False),

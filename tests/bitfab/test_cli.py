@@ -131,3 +131,34 @@ def test_bad_accumulator_option(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 2 and "--acc must be exact, int{W} or int{W}_sat (e.g. int32), got 'float'" in err
     code, _, err = run(capsys, "generate", "pe", "--a", "mxfp4", "--b", "int8", "-o", str(tmp_path))
     assert code == 2 and "no decoder for mxfp4" in err
+
+
+def test_generate_systolic_writes_verilog_and_a_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "generate", "systolic", "--rows", "4", "--cols", "2", "--a", "int8", "--b", "int4",
+                       "--dataflow", "os", "--pipeline", "2", "-o", str(tmp_path), "--json")  # fmt: skip
+    info = json.loads(out)
+    assert code == 0 and (tmp_path / "systolic_array.v").read_text().count("module systolic_array") == 1
+    assert info["cycle_formula"] == "ceil(M/R)*ceil(N/C)*(K + R + C - 2) + R + 2 + 3"
+    ports = {p["name"]: p for p in info["ports"]}
+    assert ports["a__payload"] == {"name": "a__payload", "direction": "in", "width": 32, "signed": False}
+    assert ports["a__ready"]["direction"] == "out"
+    assert ports["out__payload"]["width"] == 2 * (info["acc_width"] + 3)
+
+
+def test_cosim_systolic_reports_bit_exactness_and_cycles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "cosim", "systolic", "--rows", "2", "--cols", "2", "--a", "int4", "--b", "int4",
+                       "--double-buffer", "--gemm", "5x7x3", "-o", str(tmp_path), "--json")  # fmt: skip
+    report = json.loads(out)
+    assert code == 0 and report["passed"] and report["mismatches"] == 0
+    assert report["cycles_measured"] == report["cycles_model"] > 0 and report["macs"] == 105
+
+
+def test_systolic_bad_options_give_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["cosim", "systolic", "--rows", "2", "--cols", "2", "--a", "int8", "--b", "int8", "-o", str(tmp_path)]
+    code, _, err = run(capsys, *base, "--gemm", "5x7")
+    assert code == 2 and "--gemm must be MxKxN (e.g. 64x128x32), got '5x7'" in err
+    code, _, err = run(capsys, *base, "--gemm", "300x7x2")
+    assert code == 2 and "M=300 exceeds this weight-stationary array's m_max=256" in err
+    code, _, err = run(capsys, "generate", "systolic", "--rows", "1", "--cols", "2", "--a", "int8", "--b", "int8",
+                       "-o", str(tmp_path))  # fmt: skip
+    assert code == 2 and "rows must be between 2 and 64, got 1" in err

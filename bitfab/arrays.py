@@ -1,0 +1,153 @@
+"""`bitfab generate systolic` and `bitfab cosim systolic`: GEMM arrays to Verilog, and a random
+GEMM co-simulated on them (bit-exact against numerics, cycles against the model)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from amaranth import Shape
+from amaranth.lib import wiring
+from rich.console import Console
+
+import hw
+import sim
+
+from .hardware import parse_accumulator
+
+CYCLE_FORMULAS = {
+    "os": "ceil(M/R)*ceil(N/C)*(K + R + C - 2) + R + P + 3",
+    "ws": "ceil(K/R)*ceil(N/C)*(M + 2R + C - 2) + P + 4",
+    "ws_double_buffer": "(ceil(K/R)*ceil(N/C) - 1)*max(M, R) + M + R + C + P + 2",
+}
+
+
+def build_array(args: argparse.Namespace) -> hw.SystolicArray:
+    return hw.SystolicArray(args.a, args.b, parse_accumulator(args.acc), rows=args.rows, cols=args.cols,
+                            dataflow=args.dataflow, double_buffer=args.double_buffer, pipeline=args.pipeline,
+                            dsp_budget=args.dsp_budget, k_max=args.k_max, m_max=args.m_max)  # fmt: skip
+
+
+def ports(component: wiring.Component) -> list[dict[str, Any]]:
+    """Every Verilog port of the component (streams flattened as name__payload/valid/ready)."""
+    out = []
+    for path, member in component.signature.members.flatten():
+        if member.is_port:
+            shape = Shape.cast(member.shape)
+            out.append({"name": "__".join(str(p) for p in path), "direction": member.flow.name.lower(),
+                        "width": shape.width, "signed": shape.signed})  # fmt: skip
+    return out + [{"name": n, "direction": "in", "width": 1, "signed": False} for n in ("clk", "rst")]
+
+
+def array_manifest(array: hw.SystolicArray, module: str) -> dict[str, Any]:
+    cfg = array.config
+    formula_key = "ws_double_buffer" if cfg.double_buffer else cfg.dataflow
+    return {
+        "module": module,
+        "description": cfg.describe(),
+        "a_format": cfg.a_format.name,
+        "b_format": cfg.b_format.name,
+        "accumulator": repr(cfg.accumulator),
+        "rows": cfg.rows,
+        "cols": cfg.cols,
+        "dataflow": cfg.dataflow,
+        "double_buffer": cfg.double_buffer,
+        "pipeline": cfg.pipeline,
+        "dsp_budget": cfg.dsp_budget,
+        "k_max": cfg.k_max,
+        "m_max": cfg.m_max,
+        "acc_width": cfg.acc_width,
+        "acc_lsb_exponent": cfg.lsb_exponent,
+        "result_lane": "acc (signed, lsb first), nan, pos_inf, neg_inf",
+        "cycle_formula": CYCLE_FORMULAS[formula_key].replace("P", str(cfg.pipeline)),
+        "beat_order": "see hw/_schedule.py (hw.gemm_beats / hw.result_matrix)",
+        "ports": ports(array),
+    }
+
+
+def cmd_generate_systolic(args: argparse.Namespace, console: Console) -> int:
+    array = build_array(args)
+    out = Path(args.output)
+    module = "systolic_array"
+    verilog = hw.emit(array, out / f"{module}.v", name=module)
+    info = array_manifest(array, module)
+    (out / f"{module}.json").write_text(json.dumps(info, indent=2))
+    if args.json:
+        print(json.dumps({**info, "verilog": str(verilog)}, indent=2))
+    else:
+        console.print(f"{info['description']}; cycles = {info['cycle_formula']}")
+        console.print(f"wrote {verilog} and {out / (module + '.json')}")
+    return 0
+
+
+def parse_gemm(text: str) -> tuple[int, int, int]:
+    if m := re.fullmatch(r"(\d+)x(\d+)x(\d+)", text):
+        return int(m[1]), int(m[2]), int(m[3])
+    raise ValueError(f"--gemm must be MxKxN (e.g. 64x128x32), got {text!r}")
+
+
+def cmd_cosim_systolic(args: argparse.Namespace, console: Console) -> int:
+    m, k, n = parse_gemm(args.gemm)
+    array = build_array(args)
+    try:
+        hw.check_gemm(array.config, m, k, n)
+    except ValueError:
+        array._MustUse__silence = True  # rejected before simulation: not an unused design
+        raise
+    rng = np.random.default_rng(args.seed)
+    cfg = array.config
+    a = rng.integers(0, 1 << cfg.a_format.bits, (m, k))
+    b = rng.integers(0, 1 << cfg.b_format.bits, (k, n))
+    out = Path(args.output)
+    with console.status("building and simulating in Verilator"):
+        report = sim.cosim_gemm(array, a, b, out / "sim_build", out / "run", waves=args.waves, optimize=args.optimize)
+    summary = {"design": report.design, "gemm": list(report.shape), "passed": report.passed,
+               "mismatches": report.mismatches, "first_mismatch": report.first_mismatch,
+               "cycles_measured": report.cycles, "cycles_model": report.model_cycles,
+               "utilization": round(report.utilization, 4), "macs": report.macs,
+               "simulation_seconds": round(report.seconds, 2)}  # fmt: skip
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0 if report.passed else 1
+    verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
+    console.print(f"{verdict} {report.design}, GEMM {m}x{k}x{n}: {report.macs} MACs, {report.mismatches} mismatches "
+                  "against numerics.matmul")  # fmt: skip
+    console.print(f"cycles: measured {report.cycles}, model {report.model_cycles}; "
+                  f"utilization {report.utilization:.1%}; simulation {report.seconds:.1f} s")  # fmt: skip
+    if report.first_mismatch:
+        console.print(f"first mismatch: {report.first_mismatch}")
+    return 0 if report.passed else 1
+
+
+def add_array_commands(generate: argparse._SubParsersAction, cosim: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--rows", type=int, required=True, help="PE rows R")
+        p.add_argument("--cols", type=int, required=True, help="PE columns C")
+        p.add_argument("--a", required=True, help="format of A (activations), e.g. int8")
+        p.add_argument("--b", required=True, help="format of B (weights)")
+        p.add_argument("--acc", default="exact", help="exact (default) or int{W} (wrapping)")
+        p.add_argument("--dataflow", default="ws", choices=["ws", "os"], help="weight- or output-stationary")
+        p.add_argument("--double-buffer", action="store_true", help="two weight registers per PE (ws)")
+        p.add_argument("--pipeline", type=int, default=1, choices=[0, 1, 2], help="registers inside each PE")
+        p.add_argument("--dsp-budget", type=int, default=None, metavar="N", help="PEs beyond N use LUT multipliers")
+        p.add_argument("--k-max", type=int, default=4096, help="largest K (sets the exact accumulator width)")
+        p.add_argument("--m-max", type=int, default=256, help="largest M (ws output buffer depth)")
+        p.add_argument("--json", action="store_true")
+
+    p = generate.add_parser("systolic", help="an R x C systolic array with its GEMM controller")
+    options(p)
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.set_defaults(run=cmd_generate_systolic)
+
+    p = cosim.add_parser("systolic", help="a random GEMM on a systolic array, checked bit for bit")
+    options(p)
+    p.add_argument("--gemm", required=True, metavar="MxKxN", help="GEMM shape, e.g. 64x128x32")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--optimize", action="store_true", help="optimized C++ build (for long GEMMs)")
+    p.add_argument("--waves", action="store_true", help="dump a VCD waveform")
+    p.add_argument("-o", "--output", default="cosim_out", metavar="OUTDIR", help="build and run directory")
+    p.set_defaults(run=cmd_cosim_systolic)
