@@ -12,7 +12,7 @@ from ._accumulators import (
     QuireAccumulator,
     exact_width,
 )
-from ._bitmod import BitMoDEncoded, BitMoDFormat
+from ._bitmod import BitMoDEncoded, BitMoDFormat, grid_by_code, grid_lowered
 from ._block import BlockEncoded, BlockFormat, ScaleRule
 from ._composite import CompositeFormat, Encoded
 from ._dot import dot, matmul
@@ -31,6 +31,8 @@ __all__ = [
     "Accumulator",
     "BitMoDEncoded",
     "BitMoDFormat",
+    "grid_by_code",
+    "grid_lowered",
     "BlockEncoded",
     "BlockFormat",
     "CompositeFormat",

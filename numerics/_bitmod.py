@@ -35,6 +35,12 @@ def grid_by_code(bits: int, selector: int) -> np.ndarray:
     return values
 
 
+def grid_lowered(bits: int, selector: int) -> tuple[np.ndarray, int]:
+    """The grid as integers times 2**exponent (what `BitMoDEncoded.lower` and hardware see)."""
+    exponent = _UNIT_EXPONENT[bits]
+    return (grid_by_code(bits, selector) * 2.0**-exponent).astype(np.int64), exponent
+
+
 @nb.njit(cache=True, nogil=True, parallel=True)
 def _choose_grids(groups, scales, ordered, order, codes, selectors):  # type: ignore[no-untyped-def]
     """Per group: the grid with least squared error (ties: lowest selector), and its codes.
@@ -154,8 +160,8 @@ class BitMoDEncoded(Encoded):
     def lower(self) -> tuple[np.ndarray, np.ndarray]:
         """Per element: grid value as integer * 2**exponent (E2M1 steps of 0.5 are exponent -1)."""
         bits = self.format.element_bits
-        table = np.stack([grid_by_code(bits, s) for s in range(4)]) * 2.0 ** -_UNIT_EXPONENT[bits]
-        sig = table[self.selectors[..., None], self.codes].astype(np.int64)
+        table = np.stack([grid_lowered(bits, s)[0] for s in range(4)])
+        sig = table[self.selectors[..., None], self.codes]
         return sig, np.full(sig.shape, _UNIT_EXPONENT[bits], np.int64)
 
     def lower_full(self) -> tuple[np.ndarray, np.ndarray]:

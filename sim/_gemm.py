@@ -12,8 +12,7 @@ import hw
 import numerics
 
 from ._golden import hardware_flags
-from ._player import DEPTH_BITS, harness_verilog, read_lanes, write_beats
-from ._runner import run
+from ._player import DEPTH_BITS, play, read_lanes, write_beats
 
 
 @dataclass(frozen=True)
@@ -68,22 +67,13 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
     if longest > 1 << DEPTH_BITS:
         raise ValueError(f"this GEMM needs {longest} beats on one stream; the player holds at most {1 << DEPTH_BITS}")
     work.mkdir(parents=True, exist_ok=True)
-    write_beats(work / "a.hex", beats.a, cfg.a_format.bits)
-    write_beats(work / "b.hex", beats.b, cfg.b_format.bits)
-    out_hex = work / "out.hex"
-    out_hex.unlink(missing_ok=True)
-    lane_bits = cfg.acc_width + 3
-    harness = (
-        "harness",
-        harness_verilog(cfg.rows * cfg.a_format.bits, cfg.cols * cfg.b_format.bits, cfg.cols * lane_bits),
-    )
-    plusargs = [f"+A_HEX={work / 'a.hex'}", f"+B_HEX={work / 'b.hex'}", f"+O_HEX={out_hex}", f"+A_N={len(beats.a)}",
-                f"+B_N={len(beats.b)}", f"+O_N={beats.results}", f"+M={m}", f"+K={k}", f"+N={n}"]  # fmt: skip
+    a_width = write_beats(work / "a.hex", [(beats.a, cfg.a_format.bits)])
+    b_width = write_beats(work / "b.hex", [(beats.b, cfg.b_format.bits)])
+    inputs = [("a", a_width, work / "a.hex", len(beats.a)), ("b", b_width, work / "b.hex", len(beats.b))]
     started = time.perf_counter()
-    out = run(array, "sim.tb_gemm", {}, build_root, work, waves=waves, parameters={"max_cycles": 4 * model + 1000},
-              harness=harness, plusargs=plusargs, optimize=optimize)  # fmt: skip
+    first, last, count, out_hex = play(array, inputs, cfg.cols * (cfg.acc_width + 3), beats.results, (m, k, n),
+                                       4 * model + 1000, build_root, work, waves, optimize)  # fmt: skip
     seconds = time.perf_counter() - started
-    first, last, count = (int(v) for v in out["stamps"])
     lanes = read_lanes(out_hex, cfg.cols, (("acc", cfg.acc_width, True), ("nan", 1, False), ("pos_inf", 1, False),
                                            ("neg_inf", 1, False)))  # fmt: skip
     got = hw.result_matrix(cfg, lanes["acc"], m, n)
