@@ -2,6 +2,8 @@
 
 from ._array_config import ArrayConfig
 from ._bitmod import BitMoDDecoder
+from ._bitserial import BitSerialArray, BitSerialConfig, grid_terms
+from ._bitserial_schedule import WeightPlan, bitserial_beats, bitserial_cycles, plan_weights
 from ._decode import Decoder, IntDecoder, MinifloatDecoder, PositDecoder, decoder_for
 from ._emit import LINT_WAIVERS, emit, to_verilog
 from ._mac import MacPE
@@ -14,6 +16,8 @@ __all__ = [
     "LINT_WAIVERS",
     "ArrayConfig",
     "BitMoDDecoder",
+    "BitSerialArray",
+    "BitSerialConfig",
     "Decoder",
     "GemmBeats",
     "IntDecoder",
@@ -24,12 +28,17 @@ __all__ = [
     "OutputRounder",
     "PositDecoder",
     "SystolicArray",
+    "WeightPlan",
+    "bitserial_beats",
+    "bitserial_cycles",
     "check_gemm",
     "cycles",
     "decoder_for",
     "emit",
     "folds",
     "gemm_beats",
+    "grid_terms",
+    "plan_weights",
     "result_matrix",
     "scalesim_cycles",
     "to_verilog",

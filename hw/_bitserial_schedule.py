@@ -37,7 +37,7 @@ def plan_weights(config: BitSerialConfig, weights: np.ndarray | BitMoDEncoded, w
     """INT2..INT8 codes (K, N), fp4_e2m1 codes (K, N), or a BitMoD encoding along axis 0."""
     fmt = numerics.get(w_format)
     if isinstance(weights, BitMoDEncoded):
-        if weights.axis != 0 or weights.format.group != config.group:
+        if weights.axis != 0 or weights.format.group_size != config.group:
             raise ValueError(f"BitMoD weights must be grouped along K (axis 0) in groups of {config.group}")
         bits = weights.format.element_bits
         n, groups, size = weights.codes.shape
@@ -70,10 +70,12 @@ def group_beats(config: BitSerialConfig, plan: WeightPlan) -> int:
 
 
 def bitserial_cycles(config: BitSerialConfig, m: int, k: int, n: int, plan: WeightPlan) -> int:
-    """Beats (one per cycle) plus the last group's scaling and the output register."""
+    """Beats (one per cycle) up to the last term beat, then the last group's 11-cycle scaling and
+    the output register (the no-op beats that pad a short last group are not waited for)."""
     groups, n_tiles = -(-k // plan.group), -(-n // config.cols)
-    beats = n_tiles * m * groups * group_beats(config, plan)
-    return beats + SCALE_BITS + 1
+    per_group = group_beats(config, plan)
+    padding = per_group - (plan.group // config.lanes) * plan.terms
+    return n_tiles * m * groups * per_group - padding + SCALE_BITS + 1
 
 
 def bitserial_beats(config: BitSerialConfig, a_codes: np.ndarray, plan: WeightPlan) -> dict[str, np.ndarray]:

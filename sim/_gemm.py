@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,14 @@ class GemmReport:
     @property
     def passed(self) -> bool:
         return self.mismatches == 0 and self.cycles == self.model_cycles
+
+    def failure(self) -> str | None:
+        """Why the run did not pass, or None."""
+        if self.mismatches:
+            return f"{self.mismatches} mismatches; first: {self.first_mismatch}"
+        if self.cycles != self.model_cycles:
+            return f"GEMM {self.shape}: measured {self.cycles} cycles, the model says {self.model_cycles}"
+        return None
 
     @property
     def macs(self) -> int:
@@ -92,3 +101,38 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
     mismatches = len(bad) if count == beats.results else m * n
     return GemmReport(cfg.describe(), (m, k, n), last - first + 1, model, mismatches, described, seconds,
                       cfg.rows * cfg.cols)  # fmt: skip
+
+
+def cosim_bitserial(array: hw.BitSerialArray, a_codes: np.ndarray, weights: Any, w_format: str, build_root: Path,
+                    work: Path, waves: bool = False) -> GemmReport:  # fmt: skip
+    """A @ W on the bit-serial unit: W is (K, N) int2..int8 / fp4_e2m1 codes or a BitMoD encoding
+    along K. Results against numerics.matmul (exact, scales included); cycles against the model."""
+    cfg = array.config
+    a_codes = np.asarray(a_codes)
+    plan = hw.plan_weights(cfg, weights, w_format)
+    beats = hw.bitserial_beats(cfg, a_codes, plan)
+    (m, k), n = a_codes.shape, plan.slices.shape[2]
+    model = hw.bitserial_cycles(cfg, m, k, n, plan)
+    results = -(-n // cfg.cols) * m
+    work.mkdir(parents=True, exist_ok=True)
+    order = [("a", cfg.a_format.bits), ("w", 4), ("selector", 2), ("scale", 16), ("mode", 2), ("term", 2),
+             ("first", 1), ("last", 1), ("emit", 1)]  # fmt: skip
+    width = write_beats(work / "beats.hex", [(beats[name], bits) for name, bits in order])
+    started = time.perf_counter()
+    first, last, count, out_hex = play(array, [("beat", width, work / "beats.hex", len(beats["a"]))],
+                                       cfg.cols * cfg.acc_width, results, None, 4 * model + 1000, build_root, work,
+                                       waves)  # fmt: skip
+    seconds = time.perf_counter() - started
+    lanes = read_lanes(out_hex, cfg.cols, (("acc", cfg.acc_width, True),))["acc"]
+    got = lanes.reshape(-1, m, cfg.cols).transpose(1, 0, 2).reshape(m, -1)[:, :n]
+    result = numerics.matmul(a_codes, weights, cfg.a_format, w_format)
+    hw_lsb = cfg.a_format.lsb_exponent + plan.unit_exponent + cfg.lsb_exponent_offset
+    want = np.asarray(result.integers(), dtype=object) * (1 << (result.lsb_exponent - hw_lsb))
+    bad = np.argwhere(got != want) if count == results else np.zeros((0, 2), int)
+    described = f"{count} result beats, expected {results}" if count != results else None
+    if len(bad):
+        i, j = (int(x) for x in bad[0])
+        described = f"C[{i}, {j}] = {got[i, j]}, expected {want[i, j]} (units of 2**{hw_lsb})"
+    mismatches = len(bad) if count == results else m * n
+    design = f"bit-serial {cfg.cols} PEs x {cfg.lanes} lanes, {cfg.a_format.name} x {w_format}"
+    return GemmReport(design, (m, k, n), last - first + 1, model, mismatches, described, seconds, cfg.cols * cfg.lanes)
