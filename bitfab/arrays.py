@@ -151,3 +151,42 @@ def add_array_commands(generate: argparse._SubParsersAction, cosim: argparse._Su
     p.add_argument("--waves", action="store_true", help="dump a VCD waveform")
     p.add_argument("-o", "--output", default="cosim_out", metavar="OUTDIR", help="build and run directory")
     p.set_defaults(run=cmd_cosim_systolic)
+
+
+def cmd_generate_bitserial(args: argparse.Namespace, console: Console) -> int:
+    unit = hw.BitSerialArray(args.a, lanes=args.lanes, cols=args.cols, group=args.group)
+    cfg = unit.config
+    out = Path(args.output)
+    module = "bitserial_unit"
+    verilog = hw.emit(unit, out / f"{module}.v", name=module)
+    info = {
+        "module": module,
+        "a_format": cfg.a_format.name,
+        "lanes": cfg.lanes,
+        "cols": cfg.cols,
+        "group": cfg.group,
+        "acc_width": cfg.acc_width,
+        "weights": "int2..int8 (Booth radix-4, 2 bit-planes per cycle), fp4_e2m1, bitmod4, bitmod3",
+        "cycle_formula": "ceil(N/cols)*M*ceil(K/group)*max(group/lanes*T, 11) - padding + 12; "
+        "T = ceil(bits/2) for INT, 1 for FP4/FP3 grids, 2 for BitMoD grids with +-5",
+        "ports": ports(unit),
+    }
+    (out / f"{module}.json").write_text(json.dumps(info, indent=2))
+    if args.json:
+        print(json.dumps({**info, "verilog": str(verilog)}, indent=2))
+    else:
+        console.print(f"bit-serial unit: {cfg.cols} PEs x {cfg.lanes} lanes, {cfg.a_format.name} activations, "
+                      f"groups of {cfg.group}, {cfg.acc_width}-bit accumulators")  # fmt: skip
+        console.print(f"wrote {verilog} and {out / (module + '.json')}")
+    return 0
+
+
+def add_bitserial_commands(generate: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = generate.add_parser("bitserial", help="a BitMoD-style bit-serial GEMM unit (weights one term per cycle)")
+    p.add_argument("--a", default="int8", help="activation format (signed integer, default int8)")
+    p.add_argument("--lanes", type=int, default=8, help="activations consumed in parallel per PE")
+    p.add_argument("--cols", type=int, default=4, help="PEs, one per output column")
+    p.add_argument("--group", type=int, default=128, help="weights per scale group along K")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.set_defaults(run=cmd_generate_bitserial)

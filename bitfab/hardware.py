@@ -119,6 +119,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("-o", "--output", default="cosim_out", metavar="OUTDIR", help="build and run directory")
     p.set_defaults(run=cmd_cosim_pe)
 
-    from .arrays import add_array_commands
+    from .arrays import add_array_commands, add_bitserial_commands
 
     add_array_commands(gen_sub, cosim_sub)
+    add_bitserial_commands(gen_sub)

@@ -162,3 +162,14 @@ def test_systolic_bad_options_give_one_line(tmp_path: Path, capsys: pytest.Captu
     code, _, err = run(capsys, "generate", "systolic", "--rows", "1", "--cols", "2", "--a", "int8", "--b", "int8",
                        "-o", str(tmp_path))  # fmt: skip
     assert code == 2 and "rows must be between 2 and 64, got 1" in err
+
+
+def test_generate_bitserial_writes_verilog_and_a_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "generate", "bitserial", "--lanes", "4", "--cols", "2", "--group", "16", "-o",
+                       str(tmp_path), "--json")  # fmt: skip
+    info = json.loads(out)
+    assert code == 0 and (tmp_path / "bitserial_unit.v").read_text().count("module bitserial_unit") == 1
+    assert info["lanes"] == 4 and info["cols"] == 2 and info["group"] == 16
+    assert {p["name"] for p in info["ports"]} >= {"beat__payload", "beat__valid", "out__payload", "busy"}
+    code, _, err = run(capsys, "generate", "bitserial", "--group", "12", "-o", str(tmp_path))
+    assert code == 2 and "group must be a positive multiple of lanes=8, got 12" in err
