@@ -9,7 +9,7 @@ from ._emit import LINT_WAIVERS, emit, to_verilog
 from ._mac import MacPE
 from ._ovp import OVPMacPE, OVPPairDecoder
 from ._round import OutputRounder
-from ._schedule import GemmBeats, check_gemm, cycles, folds, gemm_beats, result_matrix, scalesim_cycles
+from ._schedule import GemmBeats, check_gemm, cycles, folds, gemm_beats, mx_operands, result_matrix, scalesim_cycles
 from ._systolic import SystolicArray
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "folds",
     "gemm_beats",
     "grid_terms",
+    "mx_operands",
     "plan_weights",
     "result_matrix",
     "scalesim_cycles",

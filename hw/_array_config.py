@@ -9,11 +9,12 @@ from amaranth import signed
 from amaranth.lib import data
 
 import numerics
-from numerics import ExactAccumulator, FixedAccumulator
+from numerics import BlockFormat, ExactAccumulator, FixedAccumulator
 
 from ._decode import DecodedLayout, decoded_layout, element_format
 
 Dataflow = Literal["ws", "os"]
+MX_SCALE_BIAS = 127
 SIZE_BITS = 16  # M, K and N ports: GEMMs up to 65,535 in each dimension
 
 
@@ -33,6 +34,7 @@ class ArrayConfig:
     dsp_budget: int | None = None
     k_max: int = 4096
     m_max: int = 256
+    block: BlockFormat | None = None  # OCP MX operands: both a and b, blocks of this format along K
 
     @classmethod
     def build(
@@ -50,6 +52,9 @@ class ArrayConfig:
         m_max: int = 256,
     ) -> ArrayConfig:
         accumulator = accumulator or ExactAccumulator()
+        block = _mx_block(a_format, b_format, accumulator, dataflow, rows)
+        if block is not None:
+            a_format = b_format = block.element
         if not isinstance(accumulator, ExactAccumulator | FixedAccumulator):
             raise ValueError(
                 f"accumulator must be ExactAccumulator or FixedAccumulator, got {type(accumulator).__name__}"
@@ -75,7 +80,7 @@ class ArrayConfig:
         if not 1 <= m_max <= 1 << 14:
             raise ValueError(f"m_max must be between 1 and {1 << 14}, got {m_max}")
         config = cls(element_format(a_format), element_format(b_format), accumulator, rows, cols,
-                     dataflow, double_buffer, pipeline, dsp_budget, k_max, m_max)  # type: ignore[arg-type]  # fmt: skip
+                     dataflow, double_buffer, pipeline, dsp_budget, k_max, m_max, block)  # type: ignore[arg-type]  # fmt: skip
         if isinstance(accumulator, FixedAccumulator) and config.lsb_exponent < config.exact_lsb:
             raise ValueError(
                 f"lsb_exponent must be >= the exact product lsb {config.exact_lsb}, got {config.lsb_exponent}"
@@ -95,14 +100,23 @@ class ArrayConfig:
         return self.a_format.lsb_exponent + self.b_format.lsb_exponent
 
     @property
-    def lsb_exponent(self) -> int:
-        """The weight of the accumulator's lsb: results are integers in units of 2**lsb_exponent."""
+    def product_lsb(self) -> int:
+        """The weight of a PE partial sum's lsb (element products, before any MX block scale)."""
         lsb = getattr(self.accumulator, "lsb_exponent", None)
         return self.exact_lsb if lsb is None else lsb
 
     @property
+    def lsb_exponent(self) -> int:
+        """The weight of the result's lsb: results are integers in units of 2**lsb_exponent. MX
+        results sit 2 * 127 below the element lsb: the block scales add 0..508 to the exponent."""
+        if self.block is None:
+            return self.product_lsb
+        return self.product_lsb + 2 * self.block.element_exponent - 2 * MX_SCALE_BIAS
+
+    @property
     def acc_width(self) -> int:
-        return self.accumulator.required_width(self.a_format, self.b_format, self.k_max)
+        width = self.accumulator.required_width(self.a_format, self.b_format, self.k_max)
+        return width if self.block is None else width + 4 * MX_SCALE_BIAS
 
     def partial_width(self, terms: int) -> int:
         """Width of a partial sum of `terms` products (exact: just enough; fixed: the register)."""
@@ -121,9 +135,41 @@ class ArrayConfig:
         """Cycles a product spends in the PE before it reaches the adder."""
         return self.pipeline
 
+    @property
+    def a_name(self) -> str:
+        return self.block.name if self.block else self.a_format.name
+
+    @property
+    def b_name(self) -> str:
+        return self.block.name if self.block else self.b_format.name
+
     def describe(self) -> str:
         acc = "exact" if isinstance(self.accumulator, ExactAccumulator) else f"fixed{self.accumulator.width}"
         extras = " double-buffered" if self.double_buffer else ""
         extras += f" pipeline {self.pipeline}" if self.pipeline else ""
-        return (f"{self.rows}x{self.cols} {self.dataflow.upper()} array, {self.a_format.name} x {self.b_format.name}, "
+        return (f"{self.rows}x{self.cols} {self.dataflow.upper()} array, {self.a_name} x {self.b_name}, "
                 f"{acc} accumulator ({self.acc_width} bits){extras}")  # fmt: skip
+
+
+def _mx_block(
+    a_format: numerics.ElementFormat | str,
+    b_format: numerics.ElementFormat | str,
+    accumulator: ExactAccumulator | FixedAccumulator,
+    dataflow: str,
+    rows: int,
+) -> BlockFormat | None:
+    """The MX block format when the operands are MX (checked), else None."""
+    a, b = numerics.get(a_format), numerics.get(b_format)
+    if not isinstance(a, BlockFormat) and not isinstance(b, BlockFormat):
+        return None
+    if a != b or not isinstance(a, BlockFormat):
+        raise ValueError(f"MX arrays take the same MX format for a and b, got {a.name} and {b.name}")
+    if a.scale.name != "e8m0" or a.tensor_scale:
+        raise ValueError(f"arrays take OCP MX block formats (E8M0 scales, no tensor scale), got {a.name}")
+    if dataflow != "ws":
+        raise ValueError(f"MX operands run on weight-stationary arrays (dataflow='ws'), got {dataflow!r}")
+    if a.block_size % rows:
+        raise ValueError(f"rows must divide the MX block size {a.block_size} (a k-fold stays in one block), got {rows}")
+    if not isinstance(accumulator, ExactAccumulator):
+        raise ValueError("MX arrays accumulate exactly (ExactAccumulator): block scales shift sums by up to 2**508")
+    return a

@@ -90,7 +90,7 @@ class OutputStationaryCore(Elaboratable):
                     controls[i][j] = register(m, f"ctl_{i}_{j}", controls[i][j - 1])
                 if i:
                     b_regs[i][j] = register(m, f"b_{i}_{j}", b_regs[i - 1][j])
-                term = product_term(m, a_regs[i][j], b_regs[i][j], cfg.a_layout, cfg.b_layout, cfg.lsb_exponent,
+                term = product_term(m, a_regs[i][j], b_regs[i][j], cfg.a_layout, cfg.b_layout, cfg.product_lsb,
                                     cfg.pipeline, (controls[i][j].as_value(),), cfg.uses_dsp(i, j))  # fmt: skip
                 at_adder = data.View(_CONTROL, term.passengers[0])
                 acc = self.accs[i][j]

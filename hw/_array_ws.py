@@ -25,7 +25,7 @@ from ._array_config import SIZE_BITS, ArrayConfig
 from ._array_parts import add_term, assign_sum, cleared, decoded, merge_sums, register, skew_line, sum_layout
 from ._pe import decoded_struct, product_term
 
-_CONTROL = data.StructLayout({"valid": 1, "bank": 1, "first_k": 1, "last_k": 1})
+_CONTROL = data.StructLayout({"valid": 1, "bank": 1, "first_k": 1, "last_k": 1, "scale": 8})  # scale: MX a-row
 _ZERO = SimpleNamespace(acc=0, nan=0, pos_inf=0, neg_inf=0)
 
 
@@ -112,19 +112,26 @@ class WeightStationaryCore(Elaboratable):
         load = data.StructLayout({"valid": 1, "bank": 1, "row": range(r)})
         load_now = Signal(load)
         m.d.comb += [load_now.valid.eq(loader.fire), load_now.bank.eq(loader.bank), load_now.row.eq(loader.index)]
-        weights, loads = [], []
+        mx = cfg.block is not None
+        b_codes = top.b.payload.codes if mx else top.b.payload
+        weights, loads, b_scales = [], [], []
         for j in range(c):
-            code = skew_line(m, f"w_line{j}", Mux(loader.fire, top.b.payload[j], 0), j + 1)
+            code = skew_line(m, f"w_line{j}", Mux(loader.fire, b_codes[j], 0), j + 1)
             weights.append(decoded(m, f"w_edge{j}", cfg.b_format, code))
             loads.append(skew_line(m, f"load_line{j}", load_now, j + 1))
+            b_scales.append(skew_line(m, f"w_scale_line{j}", top.b.payload.scales[j], j + 1) if mx else None)
 
         control = Signal(_CONTROL)
         m.d.comb += [control.valid.eq(feeder.fire), control.bank.eq(feeder.bank)]
+        if mx:
+            m.d.comb += control.scale.eq(top.a.payload.scale)
+        a_codes = top.a.payload.codes if mx else top.a.payload
         m.d.comb += [control.first_k.eq(feeder.k_base == 0), control.last_k.eq(feeder.k_base + r >= k_size)]
         banks = 2 if cfg.double_buffer else 1
         psums: list[list[Any]] = [[None] * c for _ in range(r)]
+        b_scale_banks: list[Any] = [None] * c
         for i in range(r):
-            code = skew_line(m, f"a_line{i}", Mux(feeder.fire, top.a.payload[i], 0), i + 1)
+            code = skew_line(m, f"a_line{i}", Mux(feeder.fire, a_codes[i], 0), i + 1)
             a_reg = register(m, f"a_{i}_0", decoded(m, f"a_edge{i}", cfg.a_format, code))
             ctl = register(m, f"ctl_{i}_0", skew_line(m, f"ctl_line{i}", control, i + 1))
             for j in range(c):
@@ -135,20 +142,50 @@ class WeightStationaryCore(Elaboratable):
                     with m.If(loads[j].valid & (loads[j].row == i) & (loads[j].bank == b)):
                         m.d.sync += register_bank.eq(weights[j])
                 weight = stored[0] if banks == 1 else data.View(stored[0].shape(), Mux(ctl.bank, stored[1], stored[0]))
-                term = product_term(m, a_reg, weight, cfg.a_layout, cfg.b_layout, cfg.lsb_exponent, cfg.pipeline,
-                                    (ctl.as_value(),), cfg.uses_dsp(i, j))  # fmt: skip
+                riders = [ctl.as_value()]
+                if mx and i == r - 1:  # the column's block scale is read with the weight and leaves with the sum
+                    riders.append(self._b_scale(m, j, b_scales[j], loads[j], banks, ctl.bank))
+                term = product_term(m, a_reg, weight, cfg.a_layout, cfg.b_layout, cfg.product_lsb, cfg.pipeline,
+                                    tuple(riders), cfg.uses_dsp(i, j))  # fmt: skip
                 at_adder = data.View(_CONTROL, term.passengers[0])
                 psums[i][j] = Signal(sum_layout(cfg.partial_width(i + 1)), name=f"psum_{i}_{j}")
                 above = psums[i - 1][j] if i else _ZERO
                 m.d.sync += assign_sum(psums[i][j], add_term(above, term, at_adder.valid))
+                if mx and i == r - 1:
+                    b_scale_banks[j] = register(m, f"b_scale_out_{j}", term.passengers[1])
         bottom_ctl = data.View(_CONTROL, register(m, "bottom_ctl", at_adder.as_value()))
         bottom = [skew_line(m, f"deskew{j}", psums[r - 1][j], c - 1 - j) for j in range(c)]
+        if mx:
+            scales = [skew_line(m, f"deskew_scale{j}", b_scale_banks[j], c - 1 - j) for j in range(c)]
+            bottom = [self._block_scaled(m, j, bottom[j], bottom_ctl.scale, scales[j]) for j in range(c)]
         self._accumulate(m, bottom, bottom_ctl, m_size)
         outstanding = Signal(SIZE_BITS + 2)  # activation beats of final k-folds whose result has not left
         leaving = top.out.valid & top.out.ready
         m.d.sync += outstanding.eq(outstanding + (feeder.fire & control.last_k) - leaving)
         m.d.comb += top.busy.eq(running | (outstanding != 0))
         return m
+
+    def _b_scale(self, m: Module, j: int, scale: Any, load: Any, banks: int, bank: Any) -> Any:
+        """Column j's block scale per weight bank, stored beside the bottom row's weights (so it is
+        written and read exactly when they are) and selected for the fold in that PE."""
+        stored = [Signal(8, name=f"b_scale_{j}_{b}") for b in range(banks)]
+        for b, register_bank in enumerate(stored):
+            with m.If(load.valid & (load.row == self.cfg.rows - 1) & (load.bank == b)):
+                m.d.sync += register_bank.eq(scale)
+        return stored[0] if banks == 1 else Mux(bank, stored[1], stored[0])
+
+    def _block_scaled(self, m: Module, j: int, partial: Any, a_scale: Any, b_scale: Any) -> Any:
+        """The column's exact block partial sum shifted by both E8M0 scales (a NaN scale is NaN)."""
+        scaled = Signal(sum_layout(self.cfg.acc_width), name=f"scaled_{j}")
+        shift = Signal(9, name=f"scale_shift_{j}")
+        m.d.comb += [
+            shift.eq(a_scale + b_scale),
+            scaled.acc.eq(partial.acc << shift),
+            scaled.nan.eq(partial.nan | (a_scale == 0xFF) | (b_scale == 0xFF)),
+            scaled.pos_inf.eq(partial.pos_inf),
+            scaled.neg_inf.eq(partial.neg_inf),
+        ]
+        return scaled
 
     def _accumulate(self, m: Module, bottom: list[Any], ctl: Any, m_size: Value) -> None:
         """Add the k-folds of each output row; emit on the n-tile's last k-fold."""

@@ -17,7 +17,7 @@ is valid, both included, with every stream always valid/ready.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -76,6 +76,27 @@ class GemmBeats:
     a: np.ndarray  # (beats, R) codes
     b: np.ndarray  # (beats, C) codes
     results: int  # result beats the array will produce
+    a_scales: np.ndarray | None = None  # MX: (beats,) E8M0 scale of the a-row's block
+    b_scales: np.ndarray | None = None  # MX: (beats, C) E8M0 scales of the b-columns' block
+
+
+def mx_operands(config: ArrayConfig, a: object, b: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Element codes (M, K), (K, N) and per-element block scales of MX encodings of A (blocks
+    along axis -1) and B (blocks along axis 0)."""
+    from numerics import BlockEncoded
+
+    block = config.block
+    if not (isinstance(a, BlockEncoded) and isinstance(b, BlockEncoded)) or a.format != block or b.format != block:
+        raise ValueError(f"this array takes {block.name if block else '?'} encodings of A and B (BlockEncoded)")
+    if a.elements.ndim != 3 or b.elements.ndim != 3 or a.axis != 1 or b.axis != 0:
+        raise ValueError("MX operands must be 2-D with blocks along K: A encoded on axis -1, B on axis 0")
+    k = a.length
+    size = block.block_size
+    a_codes = a.elements.reshape(a.elements.shape[0], -1)[:, :k]
+    b_codes = b.elements.reshape(b.elements.shape[0], -1)[:, :k].T
+    a_scales = np.repeat(a.scales, size, axis=1)[:, :k]
+    b_scales = np.repeat(b.scales, size, axis=1)[:, :k].T
+    return a_codes, b_codes, a_scales, b_scales
 
 
 def _padded(codes: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -85,7 +106,10 @@ def _padded(codes: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 def gemm_beats(config: ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarray) -> GemmBeats:
-    """The operand streams for A (M x K codes) @ B (K x N codes), in the array's beat order."""
+    """The operand streams for A (M x K codes) @ B (K x N codes), in the array's beat order
+    (MX arrays: the two MX encodings)."""
+    if config.block is not None:
+        return _mx_beats(config, *mx_operands(config, a_codes, b_codes))
     a_codes, b_codes = np.asarray(a_codes), np.asarray(b_codes)
     if a_codes.ndim != 2 or b_codes.ndim != 2 or a_codes.shape[1] != b_codes.shape[0]:
         shapes = f"{a_codes.shape} and {b_codes.shape}"
@@ -105,6 +129,17 @@ def gemm_beats(config: ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarray) ->
     b = _padded(b_codes, kt * r, nt * c).reshape(kt, r, nt, c).transpose(2, 0, 1, 3)  # (nt, kt, r, c)
     a_beats = np.broadcast_to(a[None], (nt, kt, m, r)).reshape(-1, r)
     return GemmBeats(a_beats, b.reshape(-1, c), nt * m)
+
+
+def _mx_beats(config: ArrayConfig, a: np.ndarray, b: np.ndarray, a_scale: np.ndarray, b_scale: np.ndarray) -> GemmBeats:
+    """Weight-stationary beats with the block scales: a k-fold lies inside one block, so its
+    first k carries the scale of the whole fold."""
+    codes = gemm_beats(replace(config, block=None), a, b)
+    k_padded = _ceil_div(a.shape[1], config.rows) * config.rows  # padding rows carry their fold's scale
+    b_scale = np.pad(b_scale, ((0, k_padded - b_scale.shape[0]), (0, 0)), mode="edge")
+    a_scale = np.pad(a_scale, ((0, 0), (0, k_padded - a_scale.shape[1])), mode="edge")
+    scales = gemm_beats(replace(config, block=None), a_scale, b_scale)
+    return GemmBeats(codes.a, codes.b, codes.results, scales.a[:, 0].copy(), scales.b)
 
 
 def result_matrix(config: ArrayConfig, beats: np.ndarray, m: int, n: int) -> np.ndarray:

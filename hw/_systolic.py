@@ -44,9 +44,16 @@ class SystolicArray(wiring.Component):
             self._MustUse__silence = True  # a rejected configuration is not an unused design
             raise
         cfg = self.config
+        a_codes = data.ArrayLayout(cfg.a_format.bits, cfg.rows)
+        b_codes = data.ArrayLayout(cfg.b_format.bits, cfg.cols)
+        if cfg.block is not None:  # MX: the a-row's block scale, and each b-column's
+            a_payload: data.Layout = data.StructLayout({"codes": a_codes, "scale": 8})
+            b_payload: data.Layout = data.StructLayout({"codes": b_codes, "scales": data.ArrayLayout(8, cfg.cols)})
+        else:
+            a_payload, b_payload = a_codes, b_codes
         super().__init__({
-            "a": In(stream.Signature(data.ArrayLayout(cfg.a_format.bits, cfg.rows))),
-            "b": In(stream.Signature(data.ArrayLayout(cfg.b_format.bits, cfg.cols))),
+            "a": In(stream.Signature(a_payload)),
+            "b": In(stream.Signature(b_payload)),
             "out": Out(stream.Signature(data.ArrayLayout(cfg.lane_layout, cfg.cols))),
             "m_size": In(SIZE_BITS),
             "k_size": In(SIZE_BITS),

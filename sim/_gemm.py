@@ -53,13 +53,17 @@ class GemmReport:
 
 
 def expected_gemm(config: hw.ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(M, N) accumulator integers in units of 2**config.lsb_exponent, and (M, N, 3) flags."""
-    result = numerics.matmul(a_codes, b_codes, config.a_format, config.b_format, config.accumulator)
-    if result.lsb_exponent != config.lsb_exponent:
-        raise AssertionError(f"numerics lsb 2**{result.lsb_exponent} != array lsb 2**{config.lsb_exponent}")
+    """(M, N) accumulator integers in units of 2**config.lsb_exponent, and (M, N, 3) flags.
+    (Element operands: codes; MX arrays: the two MX encodings.)"""
+    a_fmt = config.block or config.a_format
+    b_fmt = config.block or config.b_format
+    result = numerics.matmul(a_codes, b_codes, a_fmt, b_fmt, config.accumulator)
+    if result.lsb_exponent < config.lsb_exponent:
+        raise AssertionError(f"numerics lsb 2**{result.lsb_exponent} is below the array lsb 2**{config.lsb_exponent}")
     special = np.asarray(result.special, dtype=np.float64)
     flags = np.stack([np.isnan(special), special == np.inf, special == -np.inf], axis=-1)
-    return np.asarray(result.integers(), dtype=object), flags
+    integers = np.asarray(result.integers(), dtype=object) * (1 << (result.lsb_exponent - config.lsb_exponent))
+    return integers, flags
 
 
 def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray, build_root: Path, work: Path,
@@ -68,16 +72,23 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
 
     `optimize` builds optimized C++ (slower build, ~2x faster simulation) for long GEMMs."""
     cfg = array.config
-    a_codes, b_codes = np.asarray(a_codes), np.asarray(b_codes)
     beats = hw.gemm_beats(cfg, a_codes, b_codes)
-    (m, k), n = a_codes.shape, b_codes.shape[1]
+    if cfg.block is None:
+        a_el, b_el = np.asarray(a_codes), np.asarray(b_codes)
+    else:
+        a_el, b_el, _, _ = hw.mx_operands(cfg, a_codes, b_codes)
+    (m, k), n = a_el.shape, b_el.shape[1]
     model = hw.cycles(cfg, m, k, n)
     longest = max(len(beats.a), len(beats.b), beats.results)
     if longest > 1 << DEPTH_BITS:
         raise ValueError(f"this GEMM needs {longest} beats on one stream; the player holds at most {1 << DEPTH_BITS}")
     work.mkdir(parents=True, exist_ok=True)
-    a_width = write_beats(work / "a.hex", [(beats.a, cfg.a_format.bits)])
-    b_width = write_beats(work / "b.hex", [(beats.b, cfg.b_format.bits)])
+    a_fields, b_fields = [(beats.a, cfg.a_format.bits)], [(beats.b, cfg.b_format.bits)]
+    if beats.a_scales is not None and beats.b_scales is not None:  # MX: codes, then the block scales
+        a_fields.append((beats.a_scales, 8))
+        b_fields.append((beats.b_scales, 8))
+    a_width = write_beats(work / "a.hex", a_fields)
+    b_width = write_beats(work / "b.hex", b_fields)
     inputs = [("a", a_width, work / "a.hex", len(beats.a)), ("b", b_width, work / "b.hex", len(beats.b))]
     started = time.perf_counter()
     first, last, count, out_hex = play(array, inputs, cfg.cols * (cfg.acc_width + 3), beats.results, (m, k, n),
@@ -96,8 +107,8 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
     elif len(bad):
         i, j = (int(x) for x in bad[0])
         described = (f"C[{i}, {j}] = {got[i, j]} flags {tuple(got_flags[i, j])}, expected {want[i, j]} flags "
-                     f"{tuple(want_flags[i, j])} (units of 2**{cfg.lsb_exponent}); row {i} of A = "
-                     f"{a_codes[i].tolist()[:16]}, column {j} of B = {b_codes[:, j].tolist()[:16]}")  # fmt: skip
+                     f"{tuple(want_flags[i, j])} (units of 2**{cfg.lsb_exponent}); A[{i}, :16] = "
+                     f"{a_el[i, :16].tolist()}, B[:16, {j}] = {b_el[:16, j].tolist()}")  # fmt: skip
     mismatches = len(bad) if count == beats.results else m * n
     return GemmReport(cfg.describe(), (m, k, n), last - first + 1, model, mismatches, described, seconds,
                       cfg.rows * cfg.cols)  # fmt: skip

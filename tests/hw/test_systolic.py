@@ -42,8 +42,8 @@ def test_saturating_accumulator_is_refused_with_the_reason() -> None:
 def test_unknown_and_composite_formats_are_refused() -> None:
     with pytest.raises(ValueError, match=re.escape("integer bits must be in [1, 32], got 99")):
         hw.SystolicArray("int99", "int8")
-    with pytest.raises(ValueError, match="no decoder for mxfp4"):
-        hw.SystolicArray("mxfp4", "int8")
+    with pytest.raises(ValueError, match="no decoder for ovp4"):
+        hw.SystolicArray("ovp4", "int8")
 
 
 def test_gemm_limits_are_checked_before_simulation() -> None:
@@ -133,3 +133,24 @@ def test_dsp_budget_decides_which_pes_multiply_in_luts() -> None:
     assert [cfg.uses_dsp(i, j) for i in range(2) for j in range(3)] == [True] * 4 + [False] * 2
     verilog = hw.to_verilog(hw.SystolicArray("int8", "int8", rows=2, cols=2, dsp_budget=1))
     assert verilog.count(" * ") == 1  # one `$mul`; the other PEs add shifted partial products
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "options", "message"),
+    [
+        ("mxfp4", "int8", {}, "MX arrays take the same MX format for a and b, got mxfp4 and int8"),
+        ("nvfp4", "nvfp4", {}, "arrays take OCP MX block formats (E8M0 scales, no tensor scale), got nvfp4"),
+        ("mxfp4", "mxfp4", {"dataflow": "os"}, "MX operands run on weight-stationary arrays (dataflow='ws'), got 'os'"),
+        ("mxfp4", "mxfp4", {"rows": 6}, "rows must divide the MX block size 32 (a k-fold stays in one block), got 6"),
+    ],
+)
+def test_mx_configuration_errors(a: str, b: str, options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        hw.SystolicArray(a, b, **options)
+
+
+def test_mx_results_sit_below_the_element_lsb_by_both_scale_biases() -> None:
+    cfg = hw.ArrayConfig.build("mxint8", "mxint8", rows=4, cols=4, k_max=64)
+    assert cfg.a_format.name == "int8_narrow" and cfg.product_lsb == 0
+    assert cfg.lsb_exponent == 2 * -6 - 254  # mxint8 elements weigh 2**-6
+    assert cfg.acc_width == hw.ArrayConfig.build("int8_narrow", "int8_narrow", k_max=64).acc_width + 508

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import hw
+import numerics
 import sim
 from numerics import FixedAccumulator
 
@@ -39,7 +40,7 @@ def _id(case: tuple) -> str:
     return f"{a}x{b}-{size}x{size}-{opts['dataflow']}" + (f"-{extras}" if extras else "")
 
 
-def _check(array: hw.SystolicArray, a: np.ndarray, b: np.ndarray, build_root: Path, work: Path) -> None:
+def _check(array: hw.SystolicArray, a: object, b: object, build_root: Path, work: Path) -> None:
     report = sim.cosim_gemm(array, a, b, build_root, work)
     assert report.passed, report.failure()
 
@@ -66,3 +67,29 @@ def test_fixed_wrapping_accumulator_matches_numerics(build_root: Path, tmp_path:
     array = hw.SystolicArray("int8", "int8", acc, rows=4, cols=4, dataflow="ws", k_max=256, m_max=64)
     rng = np.random.default_rng(7)
     _check(array, rng.integers(0, 256, (20, 37)), rng.integers(0, 256, (37, 11)), build_root, tmp_path)
+
+
+MX_CASES = [
+    ("mxfp4", 4, {"double_buffer": True, "pipeline": 1}),
+    ("mxfp8_e4m3", 4, {"pipeline": 2}),
+    ("mxint8", 8, {"double_buffer": True, "pipeline": 1}),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fmt", "size", "options"), MX_CASES, ids=[f"{c[0]}-{c[1]}x{c[1]}" for c in MX_CASES])
+def test_mx_gemms_apply_each_block_scale_once(fmt: str, size: int, options: dict, build_root: Path,
+                                              tmp_path: Path) -> None:  # fmt: skip
+    """Element codes plus E8M0 block scales stream in; results equal numerics' exact MX matmul,
+    including the extreme scales 2**-127 and 2**127."""
+    array = hw.SystolicArray(fmt, fmt, rows=size, cols=size, k_max=256, m_max=64, **options)
+    block = numerics.get(fmt)
+    rng = np.random.default_rng(11)
+    for i, (m, k, n) in enumerate([(5, 70, 6), (9, 100, 3), (16, 64, 16)]):
+        a = rng.normal(size=(m, k)) * np.exp2(rng.integers(-30, 30, (m, 1)))
+        b = rng.normal(size=(k, n)) * np.exp2(rng.integers(-30, 30, (1, n)))
+        enc_a, enc_b = block.encode(a, axis=-1), block.encode(b, axis=0)
+        if i == 0:
+            enc_a.scales[0, 0], enc_a.scales[1, 1], enc_b.scales[0, 1] = 0, 254, 0
+            enc_b.scales[2, 0] = 254
+        _check(array, enc_a, enc_b, build_root, tmp_path / f"gemm{i}")
