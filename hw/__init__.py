@@ -9,7 +9,17 @@ from ._emit import LINT_WAIVERS, emit, to_verilog
 from ._mac import MacPE
 from ._ovp import OVPMacPE, OVPPairDecoder
 from ._round import OutputRounder
-from ._schedule import GemmBeats, check_gemm, cycles, folds, gemm_beats, mx_operands, result_matrix, scalesim_cycles
+from ._schedule import (
+    GemmBeats,
+    check_gemm,
+    cycles,
+    folds,
+    gemm_beats,
+    lane_codes,
+    mx_operands,
+    result_matrix,
+    scalesim_cycles,
+)
 from ._systolic import SystolicArray
 
 __all__ = [
@@ -38,6 +48,7 @@ __all__ = [
     "folds",
     "gemm_beats",
     "grid_terms",
+    "lane_codes",
     "mx_operands",
     "plan_weights",
     "result_matrix",

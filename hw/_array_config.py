@@ -9,7 +9,7 @@ from amaranth import signed
 from amaranth.lib import data
 
 import numerics
-from numerics import BlockFormat, ExactAccumulator, FixedAccumulator
+from numerics import BlockFormat, ExactAccumulator, FixedAccumulator, IntFormat, OVPFormat
 
 from ._decode import DecodedLayout, decoded_layout, element_format
 
@@ -35,6 +35,8 @@ class ArrayConfig:
     k_max: int = 4096
     m_max: int = 256
     block: BlockFormat | None = None  # OCP MX operands: both a and b, blocks of this format along K
+    a_ovp: OVPFormat | None = None  # OliVe operands: pairs along the stream's lanes
+    b_ovp: OVPFormat | None = None
 
     @classmethod
     def build(
@@ -55,6 +57,11 @@ class ArrayConfig:
         block = _mx_block(a_format, b_format, accumulator, dataflow, rows)
         if block is not None:
             a_format = b_format = block.element
+        a_ovp, b_ovp = _ovp(a_format, rows, "rows"), _ovp(b_format, cols, "cols")
+        if a_ovp is not None:
+            a_format = _OVP_WIDTH_BOUND[a_ovp.element_bits]
+        if b_ovp is not None:
+            b_format = _OVP_WIDTH_BOUND[b_ovp.element_bits]
         if not isinstance(accumulator, ExactAccumulator | FixedAccumulator):
             raise ValueError(
                 f"accumulator must be ExactAccumulator or FixedAccumulator, got {type(accumulator).__name__}"
@@ -80,7 +87,7 @@ class ArrayConfig:
         if not 1 <= m_max <= 1 << 14:
             raise ValueError(f"m_max must be between 1 and {1 << 14}, got {m_max}")
         config = cls(element_format(a_format), element_format(b_format), accumulator, rows, cols,
-                     dataflow, double_buffer, pipeline, dsp_budget, k_max, m_max, block)  # type: ignore[arg-type]  # fmt: skip
+                     dataflow, double_buffer, pipeline, dsp_budget, k_max, m_max, block, a_ovp, b_ovp)  # type: ignore[arg-type]  # fmt: skip
         if isinstance(accumulator, FixedAccumulator) and config.lsb_exponent < config.exact_lsb:
             raise ValueError(
                 f"lsb_exponent must be >= the exact product lsb {config.exact_lsb}, got {config.lsb_exponent}"
@@ -88,12 +95,21 @@ class ArrayConfig:
         return config
 
     @property
+    def a_kind(self) -> numerics.ElementFormat | OVPFormat:
+        """What the a lanes carry: an element format or OliVe pairs."""
+        return self.a_ovp or self.a_format
+
+    @property
+    def b_kind(self) -> numerics.ElementFormat | OVPFormat:
+        return self.b_ovp or self.b_format
+
+    @property
     def a_layout(self) -> DecodedLayout:
-        return decoded_layout(self.a_format)
+        return DecodedLayout(self.a_ovp.element_bits, 3, 0) if self.a_ovp else decoded_layout(self.a_format)
 
     @property
     def b_layout(self) -> DecodedLayout:
-        return decoded_layout(self.b_format)
+        return DecodedLayout(self.b_ovp.element_bits, 3, 0) if self.b_ovp else decoded_layout(self.b_format)
 
     @property
     def exact_lsb(self) -> int:
@@ -137,11 +153,11 @@ class ArrayConfig:
 
     @property
     def a_name(self) -> str:
-        return self.block.name if self.block else self.a_format.name
+        return (self.block or self.a_ovp or self.a_format).name
 
     @property
     def b_name(self) -> str:
-        return self.block.name if self.block else self.b_format.name
+        return (self.block or self.b_ovp or self.b_format).name
 
     def describe(self) -> str:
         acc = "exact" if isinstance(self.accumulator, ExactAccumulator) else f"fixed{self.accumulator.width}"
@@ -173,3 +189,16 @@ def _mx_block(
     if not isinstance(accumulator, ExactAccumulator):
         raise ValueError("MX arrays accumulate exactly (ExactAccumulator): block scales shift sums by up to 2**508")
     return a
+
+
+# OliVe grids reach 96 (4-bit) and 2016 (8-bit): these integers bound them for the accumulator width.
+_OVP_WIDTH_BOUND = {4: IntFormat(8), 8: IntFormat(12)}
+
+
+def _ovp(fmt: numerics.ElementFormat | str, lanes: int, name: str) -> OVPFormat | None:
+    resolved = numerics.get(fmt)
+    if not isinstance(resolved, OVPFormat):
+        return None
+    if lanes % 2:
+        raise ValueError(f"{name} must be even to pair OliVe lanes ({resolved.name}), got {lanes}")
+    return resolved

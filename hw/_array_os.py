@@ -15,7 +15,7 @@ from amaranth import Elaboratable, Module, Mux, Signal
 from amaranth.lib import data
 
 from ._array_config import SIZE_BITS, ArrayConfig
-from ._array_parts import add_term, assign_sum, cleared, decoded, register, skew_line, sum_layout
+from ._array_parts import add_term, assign_sum, cleared, edge_lanes, register, skew_line, sum_layout
 from ._pe import product_term
 
 _CONTROL = data.StructLayout({"valid": 1, "first": 1, "last": 1})
@@ -75,14 +75,13 @@ class OutputStationaryCore(Elaboratable):
         a_regs: list[list[Any]] = [[None] * c for _ in range(r)]
         b_regs: list[list[Any]] = [[None] * c for _ in range(r)]
         controls: list[list[Any]] = [[None] * c for _ in range(r)]
+        a_lanes = edge_lanes(m, "a", cfg.a_kind, [Mux(fire, top.a.payload[i], 0) for i in range(r)])
+        b_lanes = edge_lanes(m, "b", cfg.b_kind, [Mux(fire, top.b.payload[j], 0) for j in range(c)])
         for i in range(r):
-            code = skew_line(m, f"a_line{i}", Mux(fire, top.a.payload[i], 0), i + 1)
-            row_control = skew_line(m, f"ctl_line{i}", control, i + 1)
-            a_regs[i][0] = register(m, f"a_{i}_0", decoded(m, f"a_edge{i}", cfg.a_format, code))
-            controls[i][0] = register(m, f"ctl_{i}_0", row_control)
+            a_regs[i][0] = register(m, f"a_{i}_0", a_lanes[i])
+            controls[i][0] = register(m, f"ctl_{i}_0", skew_line(m, f"ctl_line{i}", control, i + 1))
         for j in range(c):
-            code = skew_line(m, f"b_line{j}", Mux(fire, top.b.payload[j], 0), j + 1)
-            b_regs[0][j] = register(m, f"b_0_{j}", decoded(m, f"b_edge{j}", cfg.b_format, code))
+            b_regs[0][j] = register(m, f"b_0_{j}", b_lanes[j])
         for i in range(r):
             for j in range(c):
                 if j:

@@ -9,7 +9,10 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.hdl import Value
 from amaranth.lib import data
 
-from ._decode import decoder_for
+from numerics import OVPFormat
+
+from ._decode import DecodedLayout, decoder_for
+from ._ovp import OVPPairDecoder
 from ._pe import Term, decoded_struct
 
 
@@ -49,9 +52,33 @@ def decoded(m: Module, name: str, fmt: Any, code: Value) -> Any:
     return view
 
 
-def decoder_layout(decoder: Any) -> Any:
-    from ._decode import DecodedLayout
+def edge_lanes(m: Module, name: str, fmt: Any, codes: list[Value]) -> list[Any]:
+    """Decoded operands entering the array, lane l delayed by l + 1 cycles (the skew).
 
+    Element formats skew the codes and decode at the array edge; OliVe pairs (lanes 2p, 2p + 1)
+    decode first, so both codes of a pair meet in one pair decoder."""
+    if not isinstance(fmt, OVPFormat):
+        return [decoded(m, f"{name}_edge{lane}", fmt, skew_line(m, f"{name}_line{lane}", code, lane + 1))
+                for lane, code in enumerate(codes)]  # fmt: skip
+    layout = decoded_struct(ovp_layout(fmt))
+    lanes = []
+    for pair in range(len(codes) // 2):
+        decoder = OVPPairDecoder(fmt.element_bits)
+        m.submodules[f"{name}_pair{pair}"] = decoder
+        m.d.comb += [decoder.c0.eq(codes[2 * pair]), decoder.c1.eq(codes[2 * pair + 1])]
+        for half, (sig, exp) in enumerate(((decoder.sig0, decoder.exp0), (decoder.sig1, decoder.exp1))):
+            view = Signal(layout, name=f"{name}_pair{pair}_{half}")
+            m.d.comb += [view.sig.eq(sig), view.exp.eq(exp)]
+            lanes.append(view)
+    return [skew_line(m, f"{name}_line{lane}", view, lane + 1) for lane, view in enumerate(lanes)]
+
+
+def ovp_layout(fmt: OVPFormat) -> DecodedLayout:
+    """An OliVe element as the pair decoder gives it: int * 2**exp, exp in 0..5."""
+    return DecodedLayout(fmt.element_bits, 3, 0)
+
+
+def decoder_layout(decoder: Any) -> DecodedLayout:
     return DecodedLayout(decoder.sig_width, decoder.exp_width, decoder.exp_base)
 
 

@@ -22,7 +22,7 @@ from amaranth.lib import data
 from amaranth.lib.memory import Memory
 
 from ._array_config import SIZE_BITS, ArrayConfig
-from ._array_parts import add_term, assign_sum, cleared, decoded, merge_sums, register, skew_line, sum_layout
+from ._array_parts import add_term, assign_sum, cleared, edge_lanes, merge_sums, register, skew_line, sum_layout
 from ._pe import decoded_struct, product_term
 
 _CONTROL = data.StructLayout({"valid": 1, "bank": 1, "first_k": 1, "last_k": 1, "scale": 8})  # scale: MX a-row
@@ -114,10 +114,9 @@ class WeightStationaryCore(Elaboratable):
         m.d.comb += [load_now.valid.eq(loader.fire), load_now.bank.eq(loader.bank), load_now.row.eq(loader.index)]
         mx = cfg.block is not None
         b_codes = top.b.payload.codes if mx else top.b.payload
-        weights, loads, b_scales = [], [], []
+        weights = edge_lanes(m, "w", cfg.b_kind, [Mux(loader.fire, b_codes[j], 0) for j in range(c)])
+        loads, b_scales = [], []
         for j in range(c):
-            code = skew_line(m, f"w_line{j}", Mux(loader.fire, b_codes[j], 0), j + 1)
-            weights.append(decoded(m, f"w_edge{j}", cfg.b_format, code))
             loads.append(skew_line(m, f"load_line{j}", load_now, j + 1))
             b_scales.append(skew_line(m, f"w_scale_line{j}", top.b.payload.scales[j], j + 1) if mx else None)
 
@@ -130,9 +129,9 @@ class WeightStationaryCore(Elaboratable):
         banks = 2 if cfg.double_buffer else 1
         psums: list[list[Any]] = [[None] * c for _ in range(r)]
         b_scale_banks: list[Any] = [None] * c
+        a_lanes = edge_lanes(m, "a", cfg.a_kind, [Mux(feeder.fire, a_codes[i], 0) for i in range(r)])
         for i in range(r):
-            code = skew_line(m, f"a_line{i}", Mux(feeder.fire, a_codes[i], 0), i + 1)
-            a_reg = register(m, f"a_{i}_0", decoded(m, f"a_edge{i}", cfg.a_format, code))
+            a_reg = register(m, f"a_{i}_0", a_lanes[i])
             ctl = register(m, f"ctl_{i}_0", skew_line(m, f"ctl_line{i}", control, i + 1))
             for j in range(c):
                 if j:

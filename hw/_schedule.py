@@ -110,7 +110,7 @@ def gemm_beats(config: ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarray) ->
     (MX arrays: the two MX encodings)."""
     if config.block is not None:
         return _mx_beats(config, *mx_operands(config, a_codes, b_codes))
-    a_codes, b_codes = np.asarray(a_codes), np.asarray(b_codes)
+    a_codes, b_codes = lane_codes(config, a_codes, b_codes)
     if a_codes.ndim != 2 or b_codes.ndim != 2 or a_codes.shape[1] != b_codes.shape[0]:
         shapes = f"{a_codes.shape} and {b_codes.shape}"
         raise ValueError(f"gemm operands must be (M, K) and (K, N) codes, got shapes {shapes}")
@@ -129,6 +129,28 @@ def gemm_beats(config: ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarray) ->
     b = _padded(b_codes, kt * r, nt * c).reshape(kt, r, nt, c).transpose(2, 0, 1, 3)  # (nt, kt, r, c)
     a_beats = np.broadcast_to(a[None], (nt, kt, m, r)).reshape(-1, r)
     return GemmBeats(a_beats, b.reshape(-1, c), nt * m)
+
+
+def lane_codes(config: ArrayConfig, a: object, b: object) -> tuple[np.ndarray, np.ndarray]:
+    """(M, K) and (K, N) code matrices; OliVe encodings must pair the lanes of their stream:
+    A along K (weight-stationary) or M (output-stationary), B along N."""
+    a_axis = 1 if config.dataflow == "ws" else 0
+    return _ovp_codes(config.a_ovp, a, a_axis, "A"), _ovp_codes(config.b_ovp, b, 1, "B")
+
+
+def _ovp_codes(fmt: object, enc: object, axis: int, role: str) -> np.ndarray:
+    from numerics import OVPEncoded
+
+    if fmt is None:
+        return np.asarray(enc)
+    if not isinstance(enc, OVPEncoded) or enc.format != fmt or len(enc.shape) != 2:
+        raise ValueError(f"{role} must be a 2-D {getattr(fmt, 'name', fmt)} encoding (OVPEncoded)")
+    names = ("M", "K") if role == "A" else ("K", "N")
+    if enc.axis != axis or enc.shape[axis] % 2:
+        raise ValueError(f"{role} must pair its elements along {names[axis]} (axis {axis}) with an even length there, "
+                         f"got axis {enc.axis} and shape {enc.shape}")  # fmt: skip
+    pairs = enc.codes.reshape(*enc.codes.shape[:-2], -1)  # (other axis, paired axis)
+    return pairs if axis == 1 else pairs.T
 
 
 def _mx_beats(config: ArrayConfig, a: np.ndarray, b: np.ndarray, a_scale: np.ndarray, b_scale: np.ndarray) -> GemmBeats:

@@ -19,6 +19,7 @@ from ._accumulators import Accumulator, ExactAccumulator, FixedAccumulator, Floa
 from ._composite import CompositeFormat, Encoded
 from ._exact import ExactResult, limb_bits_for, limb_product, normalize, to_limbs
 from ._format import ElementFormat
+from ._ovp import OVPFormat
 from ._registry import Format, get
 from ._rounding import Rounding
 
@@ -230,7 +231,12 @@ def _finish(
     return result.round_to(fmt, rounding=rounding, saturate=saturate)
 
 
-def _reduction_axis_check(data: Any, fmt: Format, axis: int, role: str) -> None:
+def _reduction_axis_check(data: Any, fmt: Format, axis: int, role: str, accumulator: Accumulator | None = None) -> None:
+    # OliVe pairs share no scale: with an exact or fixed accumulator every element lowers on its
+    # own, so pairs may run along any axis (an array pairs its lanes). Float accumulation rounds
+    # block by block and needs the blocks along the reduction.
+    if isinstance(fmt, OVPFormat) and not isinstance(accumulator, FloatAccumulator):
+        return
     if isinstance(fmt, CompositeFormat) and isinstance(data, Encoded):
         shape, enc_axis = getattr(data, "shape", None), getattr(data, "axis", None)
         if shape is not None and enc_axis is not None and enc_axis != axis % len(shape):
@@ -267,8 +273,8 @@ def matmul(
         raise ValueError(
             f"matmul: a has shape {a_shape} and b has shape {b_shape}: inner dimensions {a2[1]} and {b2[0]} differ"
         )
-    _reduction_axis_check(a, a_fmt, -1, "a")
-    _reduction_axis_check(b, b_fmt, 0, "b")
+    _reduction_axis_check(a, a_fmt, -1, "a", accumulator)
+    _reduction_axis_check(b, b_fmt, 0, "b", accumulator)
     a_op = _Operand.build(a, a_fmt, "a")
     b_op = _Operand.build(b, b_fmt, "b")
     if len(a_shape) == 1:
@@ -310,8 +316,8 @@ def dot(
         np.broadcast_shapes(a_shape[:-1], b_shape[:-1])
     except ValueError:
         raise ValueError(f"dot: leading shapes {a_shape[:-1]} and {b_shape[:-1]} do not broadcast") from None
-    _reduction_axis_check(a, a_fmt, -1, "a")
-    _reduction_axis_check(b, b_fmt, -1, "b")
+    _reduction_axis_check(a, a_fmt, -1, "a", accumulator)
+    _reduction_axis_check(b, b_fmt, -1, "b", accumulator)
     a_op, b_op = _Operand.build(a, a_fmt, "a"), _Operand.build(b, b_fmt, "b")
     result = _accumulate(a_op, b_op, accumulator or ExactAccumulator(), False)
     return _finish(result, out_format, rounding, saturate)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +55,31 @@ class GemmReport:
 def expected_gemm(config: hw.ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(M, N) accumulator integers in units of 2**config.lsb_exponent, and (M, N, 3) flags.
     (Element operands: codes; MX arrays: the two MX encodings.)"""
-    a_fmt = config.block or config.a_format
-    b_fmt = config.block or config.b_format
-    result = numerics.matmul(a_codes, b_codes, a_fmt, b_fmt, config.accumulator)
-    if result.lsb_exponent < config.lsb_exponent:
-        raise AssertionError(f"numerics lsb 2**{result.lsb_exponent} is below the array lsb 2**{config.lsb_exponent}")
+    a_fmt = config.block or config.a_ovp or config.a_format
+    b_fmt = config.block or config.b_ovp or config.b_format
+    result = numerics.matmul(_grid(a_codes), _grid(b_codes), a_fmt, b_fmt, config.accumulator)
     special = np.asarray(result.special, dtype=np.float64)
     flags = np.stack([np.isnan(special), special == np.inf, special == -np.inf], axis=-1)
-    integers = np.asarray(result.integers(), dtype=object) * (1 << (result.lsb_exponent - config.lsb_exponent))
-    return integers, flags
+    return in_units(result, config.lsb_exponent), flags
+
+
+def in_units(result: numerics.ExactResult, lsb_exponent: int) -> np.ndarray:
+    """The exact integers of `result` in units of 2**lsb_exponent (they must be whole there)."""
+    integers = np.asarray(result.integers(), dtype=object)
+    shift = result.lsb_exponent - lsb_exponent
+    if shift >= 0:
+        return integers * (1 << shift)
+    if any(int(v) % (1 << -shift) for v in integers.flat):
+        raise AssertionError(f"numerics results are not whole multiples of 2**{lsb_exponent}")
+    return integers // (1 << -shift)
+
+
+def _grid(operand: Any) -> Any:
+    """An OliVe encoding with its fp32 scale set to 1.0: the array computes on the integer grid
+    and the one scale per tensor/channel is applied outside it, once per result."""
+    if isinstance(operand, numerics.OVPEncoded):
+        return replace(operand, scale=np.full_like(operand.scale, 0x3F800000))
+    return operand
 
 
 def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray, build_root: Path, work: Path,
@@ -74,7 +90,7 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
     cfg = array.config
     beats = hw.gemm_beats(cfg, a_codes, b_codes)
     if cfg.block is None:
-        a_el, b_el = np.asarray(a_codes), np.asarray(b_codes)
+        a_el, b_el = hw.lane_codes(cfg, a_codes, b_codes)
     else:
         a_el, b_el, _, _ = hw.mx_operands(cfg, a_codes, b_codes)
     (m, k), n = a_el.shape, b_el.shape[1]
@@ -138,7 +154,7 @@ def cosim_bitserial(array: hw.BitSerialArray, a_codes: np.ndarray, weights: Any,
     got = lanes.reshape(-1, m, cfg.cols).transpose(1, 0, 2).reshape(m, -1)[:, :n]
     result = numerics.matmul(a_codes, weights, cfg.a_format, w_format)
     hw_lsb = cfg.a_format.lsb_exponent + plan.unit_exponent + cfg.lsb_exponent_offset
-    want = np.asarray(result.integers(), dtype=object) * (1 << (result.lsb_exponent - hw_lsb))
+    want = in_units(result, hw_lsb)
     bad = np.argwhere(got != want) if count == results else np.zeros((0, 2), int)
     described = f"{count} result beats, expected {results}" if count != results else None
     if len(bad):

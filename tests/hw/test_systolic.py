@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import hw
+import numerics
 import sim
 from numerics import FixedAccumulator
 
@@ -42,8 +43,8 @@ def test_saturating_accumulator_is_refused_with_the_reason() -> None:
 def test_unknown_and_composite_formats_are_refused() -> None:
     with pytest.raises(ValueError, match=re.escape("integer bits must be in [1, 32], got 99")):
         hw.SystolicArray("int99", "int8")
-    with pytest.raises(ValueError, match="no decoder for ovp4"):
-        hw.SystolicArray("ovp4", "int8")
+    with pytest.raises(ValueError, match="no decoder for bitmod4"):
+        hw.SystolicArray("bitmod4", "int8")
 
 
 def test_gemm_limits_are_checked_before_simulation() -> None:
@@ -154,3 +155,14 @@ def test_mx_results_sit_below_the_element_lsb_by_both_scale_biases() -> None:
     assert cfg.a_format.name == "int8_narrow" and cfg.product_lsb == 0
     assert cfg.lsb_exponent == 2 * -6 - 254  # mxint8 elements weigh 2**-6
     assert cfg.acc_width == hw.ArrayConfig.build("int8_narrow", "int8_narrow", k_max=64).acc_width + 508
+
+
+def test_ovp_lanes_must_pair_up() -> None:
+    with pytest.raises(ValueError, match=re.escape("cols must be even to pair OliVe lanes (ovp4), got 3")):
+        hw.SystolicArray("int8", "ovp4", rows=4, cols=3)
+    cfg = hw.ArrayConfig.build("ovp4", "ovp8", rows=2, cols=2, dataflow="os")
+    assert cfg.a_layout.exp_width == 3 and cfg.lsb_exponent == 0
+    fmt = numerics.get("ovp4")
+    enc = fmt.encode(np.ones((4, 6)), axis=1)
+    with pytest.raises(ValueError, match=re.escape("A must pair its elements along M (axis 0) with an even length")):
+        hw.gemm_beats(hw.ArrayConfig.build("ovp4", "int8", rows=2, cols=2, dataflow="os"), enc, np.zeros((6, 2), int))

@@ -118,3 +118,22 @@ def test_errors() -> None:
         numerics.get("ovp4").encode(np.array([1.0, np.nan]))
     with pytest.raises(ValueError, match=r"^ovp4_channel: channel_axis must differ from the pair axis 0$"):
         numerics.get("ovp4_channel").encode(np.ones((4, 4)), axis=0)
+
+
+@pytest.mark.parametrize(("axis_a", "axis_b"), [(0, 1), (1, 1), (0, 0)])
+def test_pairs_may_run_along_any_axis_for_exact_matmul(axis_a: int, axis_b: int) -> None:
+    """An array pairs its lanes (rows of A, columns of B); exact results equal the decoded values'."""
+    from fractions import Fraction
+
+    fmt = numerics.get("ovp4")
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(6, 10)) * 3, rng.normal(size=(10, 4))
+    enc_a, enc_b = fmt.encode(a, axis=axis_a), fmt.encode(b, axis=axis_b)
+    got = numerics.matmul(enc_a, enc_b, fmt, fmt).to_fractions()
+    da, db = enc_a.decode(), enc_b.decode()
+    want = [[sum(Fraction(float(da[i, k])) * Fraction(float(db[k, j])) for k in range(10)) for j in range(4)]
+            for i in range(6)]  # fmt: skip
+    assert got.tolist() == want
+    float_acc = numerics.FloatAccumulator(numerics.get("fp32"))
+    with pytest.raises(ValueError, match="blocks must run along the reduction axis"):
+        numerics.matmul(fmt.encode(a, axis=0), fmt.encode(b, axis=0), fmt, fmt, float_acc)

@@ -10,6 +10,7 @@ multiples of R, C) exercise the fold controller, the skew and the k-fold accumul
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,24 @@ def test_mx_gemms_apply_each_block_scale_once(fmt: str, size: int, options: dict
             enc_a.scales[0, 0], enc_a.scales[1, 1], enc_b.scales[0, 1] = 0, 254, 0
             enc_b.scales[2, 0] = 254
         _check(array, enc_a, enc_b, build_root, tmp_path / f"gemm{i}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_ovp_pairs_decode_in_front_of_the_array(dataflow: str, build_root: Path, tmp_path: Path) -> None:
+    """Packed OliVe codes stream in unchanged (pairs on neighbouring lanes); results equal numerics'
+    exact matmul on the integer grid (the fp32 scales are applied outside, once per result)."""
+    fmt = numerics.get("ovp4")
+    array = hw.SystolicArray(fmt, fmt, rows=4, cols=4, dataflow=dataflow, pipeline=1, k_max=256, m_max=512)
+    a_axis = 1 if dataflow == "ws" else 0
+    rng = np.random.default_rng(12)
+    for i, (m, k, n) in enumerate([(6, 10, 6), (10, 14, 2), (16, 16, 16)]):
+        a = rng.standard_t(2, size=(m, k)) * 3
+        b = rng.standard_t(2, size=(k, n))
+        _check(array, fmt.encode(a, axis=a_axis), fmt.encode(b, axis=1), build_root, tmp_path / f"gemm{i}")
+    if dataflow == "os":  # every pair code of A against every pair code of B (K = 1)
+        pairs = np.arange(256)
+        codes = np.stack([pairs & 15, pairs >> 4], axis=-1)[None]  # (1, 256 pairs, 2)
+        enc_a = replace(fmt.encode(np.ones((512, 1)), axis=0), codes=codes)
+        enc_b = replace(fmt.encode(np.ones((1, 512)), axis=1), codes=codes)
+        _check(array, enc_a, enc_b, build_root, tmp_path / "every_pair")
