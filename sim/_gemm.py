@@ -86,7 +86,7 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
                waves: bool = False, optimize: bool = False) -> GemmReport:  # fmt: skip
     """Run A @ B (codes) on `array` in Verilator; compare every result and the cycle count.
 
-    `optimize` builds optimized C++ (slower build, ~2x faster simulation) for long GEMMs."""
+    `optimize` builds optimized C++ (2-3x the build time, ~1.7x faster simulation) for long GEMMs."""
     cfg = array.config
     beats = hw.gemm_beats(cfg, a_codes, b_codes)
     if cfg.block is None:
