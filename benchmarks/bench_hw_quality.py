@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from amaranth import Module, Signal
+from amaranth import Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,12 +51,12 @@ class IOShell(wiring.Component):
             m.d.sync += chain.eq((chain << 8) | self.din)
         offset = 0
         for path, _ in inputs:
-            port = _port(inner, path)
+            port = Value.cast(_port(inner, path))
             m.d.comb += port.eq(chain[offset : offset + len(port)])
             offset += len(port)
         folded = 0
         for path, _ in outputs:
-            port = _port(inner, path).as_value()
+            port = Value.cast(_port(inner, path))
             for start in range(0, len(port), 8):
                 folded = folded ^ port[start : start + 8]
         m.d.sync += self.dout.eq(folded)

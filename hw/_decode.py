@@ -22,7 +22,7 @@ from numerics import IntFormat, Minifloat, Posit, Specials
 class DecodedLayout:
     """What a decoder outputs for a format: value = sig * 2**(exp + exp_base)."""
 
-    sig_width: int  # magnitude bits; the port is signed(sig_width + 1)
+    sig_width: int  # the port is signed(sig_width + 1): magnitude bits, or width - 1 for signed integers
     exp_width: int
     exp_base: int
 
@@ -30,7 +30,8 @@ class DecodedLayout:
 def decoded_layout(fmt: numerics.ElementFormat) -> DecodedLayout:
     """The decoder's output layout, without building the decoder."""
     if isinstance(fmt, IntFormat):
-        return DecodedLayout(fmt.width, 1, 0)
+        # A signed integer is already two's complement: its own width, no extra sign bit (8x8, not 9x9, multipliers).
+        return DecodedLayout(fmt.width - 1 if fmt.signed else fmt.width, 1, 0)
     if isinstance(fmt, Minifloat):
         # exp offset = max(field, 1) - 1 with subnormals (lsb = emin - man_bits), else the field.
         return DecodedLayout(fmt.man_bits + 1, max(fmt.exp_bits, 1), fmt.lsb_exponent)
