@@ -182,9 +182,9 @@ def _mx_block(
         raise ValueError(f"MX arrays take the same MX format for a and b, got {a.name} and {b.name}")
     if a.scale.name != "e8m0" or a.tensor_scale:
         raise ValueError(f"arrays take OCP MX block formats (E8M0 scales, no tensor scale), got {a.name}")
-    if dataflow != "ws":
-        raise ValueError(f"MX operands run on weight-stationary arrays (dataflow='ws'), got {dataflow!r}")
-    if a.block_size % rows:
+    if a.block_size & (a.block_size - 1):
+        raise ValueError(f"array MX blocks must be a power of two long, got {a.block_size}")
+    if dataflow == "ws" and a.block_size % rows:
         raise ValueError(f"rows must divide the MX block size {a.block_size} (a k-fold stays in one block), got {rows}")
     if not isinstance(accumulator, ExactAccumulator):
         raise ValueError("MX arrays accumulate exactly (ExactAccumulator): block scales shift sums by up to 2**508")

@@ -9,16 +9,18 @@ shadow registers that drain R rows through `out` while the next fold computes.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from amaranth import Elaboratable, Module, Mux, Signal
 from amaranth.lib import data
 
 from ._array_config import SIZE_BITS, ArrayConfig
-from ._array_parts import add_term, assign_sum, cleared, edge_lanes, register, skew_line, sum_layout
-from ._pe import product_term
+from ._array_parts import add_term, assign_sum, cleared, edge_lanes, merge_sums, register, skew_line, sum_layout
+from ._pe import Term, product_term
 
-_CONTROL = data.StructLayout({"valid": 1, "first": 1, "last": 1})
+# block_first/block_last: an MX block of K starts/ends with this element (zero for element formats)
+_CONTROL = data.StructLayout({"valid": 1, "first": 1, "last": 1, "block_first": 1, "block_last": 1})
 
 
 class OutputStationaryCore(Elaboratable):
@@ -70,34 +72,76 @@ class OutputStationaryCore(Elaboratable):
                     with m.Else():
                         m.next = "IDLE"
 
+        mx = cfg.block is not None
         control = Signal(_CONTROL)
         m.d.comb += [control.valid.eq(fire), control.first.eq(k == 0), control.last.eq(k == k_size - 1)]
+        if mx:
+            offset = k[: (cfg.block.block_size - 1).bit_length()]
+            m.d.comb += [control.block_first.eq(offset == 0),
+                         control.block_last.eq((offset == cfg.block.block_size - 1) | (k == k_size - 1))]  # fmt: skip
         a_regs: list[list[Any]] = [[None] * c for _ in range(r)]
         b_regs: list[list[Any]] = [[None] * c for _ in range(r)]
         controls: list[list[Any]] = [[None] * c for _ in range(r)]
-        a_lanes = edge_lanes(m, "a", cfg.a_kind, [Mux(fire, top.a.payload[i], 0) for i in range(r)])
-        b_lanes = edge_lanes(m, "b", cfg.b_kind, [Mux(fire, top.b.payload[j], 0) for j in range(c)])
+        scales: dict[str, list[list[Any]]] = {"a": [[None] * c for _ in range(r)], "b": [[None] * c for _ in range(r)]}
+        a_codes, b_codes = (top.a.payload.codes, top.b.payload.codes) if mx else (top.a.payload, top.b.payload)
+        a_lanes = edge_lanes(m, "a", cfg.a_kind, [Mux(fire, a_codes[i], 0) for i in range(r)])
+        b_lanes = edge_lanes(m, "b", cfg.b_kind, [Mux(fire, b_codes[j], 0) for j in range(c)])
         for i in range(r):
             a_regs[i][0] = register(m, f"a_{i}_0", a_lanes[i])
             controls[i][0] = register(m, f"ctl_{i}_0", skew_line(m, f"ctl_line{i}", control, i + 1))
+            if mx:
+                line = skew_line(m, f"sa_line{i}", top.a.payload.scales[i], i + 1)
+                scales["a"][i][0] = register(m, f"sa_{i}_0", line)
         for j in range(c):
             b_regs[0][j] = register(m, f"b_0_{j}", b_lanes[j])
+            if mx:
+                line = skew_line(m, f"sb_line{j}", top.b.payload.scales[j], j + 1)
+                scales["b"][0][j] = register(m, f"sb_0_{j}", line)
         for i in range(r):
             for j in range(c):
                 if j:
                     a_regs[i][j] = register(m, f"a_{i}_{j}", a_regs[i][j - 1])
                     controls[i][j] = register(m, f"ctl_{i}_{j}", controls[i][j - 1])
+                    if mx:
+                        scales["a"][i][j] = register(m, f"sa_{i}_{j}", scales["a"][i][j - 1])
                 if i:
                     b_regs[i][j] = register(m, f"b_{i}_{j}", b_regs[i - 1][j])
+                    if mx:
+                        scales["b"][i][j] = register(m, f"sb_{i}_{j}", scales["b"][i - 1][j])
+                riders = (controls[i][j].as_value(), *((scales["a"][i][j], scales["b"][i][j]) if mx else ()))
                 term = product_term(m, a_regs[i][j], b_regs[i][j], cfg.a_layout, cfg.b_layout, cfg.product_lsb,
-                                    cfg.pipeline, (controls[i][j].as_value(),), cfg.uses_dsp(i, j))  # fmt: skip
+                                    cfg.pipeline, riders, cfg.uses_dsp(i, j))  # fmt: skip
                 at_adder = data.View(_CONTROL, term.passengers[0])
                 acc = self.accs[i][j]
-                with m.If(at_adder.valid):
-                    m.d.sync += assign_sum(acc, add_term(cleared(acc, at_adder.first), term, at_adder.valid))
+                if mx:
+                    self._mx_accumulate(m, f"{i}_{j}", acc, term, at_adder)
+                else:
+                    with m.If(at_adder.valid):
+                        m.d.sync += assign_sum(acc, add_term(cleared(acc, at_adder.first), term, at_adder.valid))
                 if i == r - 1 and j == c - 1:
                     m.d.sync += self.copy_due.eq(at_adder.valid & at_adder.last)
         return m
+
+    def _mx_accumulate(self, m: Module, name: str, acc: Any, term: Term, at_adder: Any) -> None:
+        """Sum a block's products exactly in a narrow register; at the block's last element shift
+        that sum once by both E8M0 scales into the wide accumulator (a 0xFF scale is NaN)."""
+        block_size = self.cfg.block.block_size  # type: ignore[union-attr]
+        block = Signal(sum_layout(self.cfg.partial_width(block_size)), name=f"block_{name}")
+        total = add_term(cleared(block, at_adder.block_first), term, at_adder.valid)
+        a_scale, b_scale = term.passengers[1], term.passengers[2]
+        shift = Signal(9, name=f"scale_shift_{name}")
+        m.d.comb += shift.eq(a_scale + b_scale)
+        scaled = SimpleNamespace(acc=total[0] << shift, nan=total[1] | (a_scale == 0xFF) | (b_scale == 0xFF),
+                                 pos_inf=total[2], neg_inf=total[3])  # fmt: skip
+        fresh = Signal(name=f"fresh_{name}")  # the fold's first block is still open: acc starts from 0
+        with m.If(at_adder.valid):
+            with m.If(at_adder.block_last):
+                m.d.sync += assign_sum(acc, merge_sums(cleared(acc, at_adder.first | fresh), scaled))
+                m.d.sync += fresh.eq(0)
+            with m.Else():
+                m.d.sync += assign_sum(block, total)
+                with m.If(at_adder.first):
+                    m.d.sync += fresh.eq(1)
 
     def drain(self) -> Elaboratable:
         return _ShadowDrain(self)

@@ -154,14 +154,16 @@ def _ovp_codes(fmt: object, enc: object, axis: int, role: str) -> np.ndarray:
 
 
 def _mx_beats(config: ArrayConfig, a: np.ndarray, b: np.ndarray, a_scale: np.ndarray, b_scale: np.ndarray) -> GemmBeats:
-    """Weight-stationary beats with the block scales: a k-fold lies inside one block, so its
-    first k carries the scale of the whole fold."""
+    """Beats with the block scales beside the codes. Weight-stationary: a k-fold lies inside one
+    block, so an a-beat carries one scale (its first k's); output-stationary: one per lane."""
     codes = gemm_beats(replace(config, block=None), a, b)
-    k_padded = _ceil_div(a.shape[1], config.rows) * config.rows  # padding rows carry their fold's scale
-    b_scale = np.pad(b_scale, ((0, k_padded - b_scale.shape[0]), (0, 0)), mode="edge")
-    a_scale = np.pad(a_scale, ((0, 0), (0, k_padded - a_scale.shape[1])), mode="edge")
+    if config.dataflow == "ws":  # padding rows of a k-fold carry the fold's scale
+        k_padded = _ceil_div(a.shape[1], config.rows) * config.rows
+        b_scale = np.pad(b_scale, ((0, k_padded - b_scale.shape[0]), (0, 0)), mode="edge")
+        a_scale = np.pad(a_scale, ((0, 0), (0, k_padded - a_scale.shape[1])), mode="edge")
     scales = gemm_beats(replace(config, block=None), a_scale, b_scale)
-    return GemmBeats(codes.a, codes.b, codes.results, scales.a[:, 0].copy(), scales.b)
+    a_scales = scales.a[:, 0].copy() if config.dataflow == "ws" else scales.a
+    return GemmBeats(codes.a, codes.b, codes.results, a_scales, scales.b)
 
 
 def result_matrix(config: ArrayConfig, beats: np.ndarray, m: int, n: int) -> np.ndarray:

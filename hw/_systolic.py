@@ -46,8 +46,9 @@ class SystolicArray(wiring.Component):
         cfg = self.config
         a_codes = data.ArrayLayout(cfg.a_format.bits, cfg.rows)
         b_codes = data.ArrayLayout(cfg.b_format.bits, cfg.cols)
-        if cfg.block is not None:  # MX: the a-row's block scale, and each b-column's
-            a_payload: data.Layout = data.StructLayout({"codes": a_codes, "scale": 8})
+        if cfg.block is not None:  # MX: the block scale of the a-row (WS) or of each a-lane (OS), and of each b-column
+            a_scale = {"scale": 8} if cfg.dataflow == "ws" else {"scales": data.ArrayLayout(8, cfg.rows)}
+            a_payload: data.Layout = data.StructLayout({"codes": a_codes, **a_scale})
             b_payload: data.Layout = data.StructLayout({"codes": b_codes, "scales": data.ArrayLayout(8, cfg.cols)})
         else:
             a_payload, b_payload = a_codes, b_codes

@@ -141,7 +141,6 @@ def test_dsp_budget_decides_which_pes_multiply_in_luts() -> None:
     [
         ("mxfp4", "int8", {}, "MX arrays take the same MX format for a and b, got mxfp4 and int8"),
         ("nvfp4", "nvfp4", {}, "arrays take OCP MX block formats (E8M0 scales, no tensor scale), got nvfp4"),
-        ("mxfp4", "mxfp4", {"dataflow": "os"}, "MX operands run on weight-stationary arrays (dataflow='ws'), got 'os'"),
         ("mxfp4", "mxfp4", {"rows": 6}, "rows must divide the MX block size 32 (a k-fold stays in one block), got 6"),
     ],
 )

@@ -74,15 +74,19 @@ MX_CASES = [
     ("mxfp4", 4, {"double_buffer": True, "pipeline": 1}),
     ("mxfp8_e4m3", 4, {"pipeline": 2}),
     ("mxint8", 8, {"double_buffer": True, "pipeline": 1}),
+    ("mxfp4", 4, {"dataflow": "os", "pipeline": 1}),
+    ("mxfp8_e4m3", 4, {"dataflow": "os"}),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("fmt", "size", "options"), MX_CASES, ids=[f"{c[0]}-{c[1]}x{c[1]}" for c in MX_CASES])
+@pytest.mark.parametrize(("fmt", "size", "options"), MX_CASES,
+                         ids=[f"{c[0]}-{c[1]}x{c[1]}-{c[2].get('dataflow', 'ws')}" for c in MX_CASES])  # fmt: skip
 def test_mx_gemms_apply_each_block_scale_once(fmt: str, size: int, options: dict, build_root: Path,
                                               tmp_path: Path) -> None:  # fmt: skip
     """Element codes plus E8M0 block scales stream in; results equal numerics' exact MX matmul,
-    including the extreme scales 2**-127 and 2**127."""
+    including the extreme scales 2**-127 and 2**127. Weight-stationary: a column sums a fold of
+    one block, scaled once at the bottom; output-stationary: a PE sums a block, then scales it."""
     array = hw.SystolicArray(fmt, fmt, rows=size, cols=size, k_max=256, m_max=64, **options)
     block = numerics.get(fmt)
     rng = np.random.default_rng(11)
