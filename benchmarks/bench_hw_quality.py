@@ -114,12 +114,17 @@ def main() -> None:
         root = Path(tmp)
         (root / "int8").mkdir()
         (root / "fp8").mkdir()
-        int8 = ecp5_luts_only(hw.MacPE("int8", "int8", numerics.FixedAccumulator(32), pipeline=1), root / "int8")
-        fp8 = ecp5_luts_only(hw.MacPE("fp8_e4m3", "fp8_e4m3", numerics.ExactAccumulator(), k_terms=1024, pipeline=1),
-                             root / "fp8")  # fmt: skip
-        print(f"{'design':<44} {'LUT4':>7} {'CCU2C':>6} {'FF':>6}  baseline / target")
-        print(f"{'INT8 MAC PE, 32-bit acc, ECP5 LUT-only booth':<44} {int8['LUT4']:7} {int8['CCU2C']:6} "
-              f"{int8['TRELLIS_FF']:6}  240 / <= 150")  # fmt: skip
+        (root / "int8_yosys").mkdir()
+        fixed32 = numerics.FixedAccumulator(32)
+        yosys_booth = ecp5_luts_only(hw.MacPE("int8", "int8", fixed32, pipeline=1), root / "int8_yosys")
+        int8 = ecp5_luts_only(hw.MacPE("int8", "int8", fixed32, pipeline=1, use_dsp=False), root / "int8")
+        fp8 = ecp5_luts_only(hw.MacPE("fp8_e4m3", "fp8_e4m3", numerics.ExactAccumulator(), k_terms=1024, pipeline=1,
+                                      use_dsp=False), root / "fp8")  # fmt: skip
+        print(f"{'design (ECP5, LUT-only)':<44} {'LUT4':>7} {'CCU2C':>6} {'FF':>6}  baseline / target")
+        print(f"{'INT8 MAC PE, 32-bit acc, yosys booth on *':<44} {yosys_booth['LUT4']:7} {yosys_booth['CCU2C']:6} "
+              f"{yosys_booth['TRELLIS_FF']:6}  240 / <= 150")  # fmt: skip
+        print(f"{'INT8 MAC PE, 32-bit acc, bitfab LUT Booth':<44} {int8['LUT4']:7} {int8['CCU2C']:6} "
+              f"{int8['TRELLIS_FF']:6}  240 / <= 150 (a CCU2C is a carry-chain pair of LUT4s)")  # fmt: skip
         ratio = fp8["LUT4"] / max(int8["LUT4"], 1)
         print(f"{'FP8 E4M3 MAC PE, exact acc (K=1024)':<44} {fp8['LUT4']:7} {fp8['CCU2C']:6} {fp8['TRELLIS_FF']:6}  "
               f"325 (45-bit) / <= 1.3x INT8: {ratio:.2f}x")  # fmt: skip

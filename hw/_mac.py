@@ -32,7 +32,9 @@ class MacPE(wiring.Component):
         accumulator: ExactAccumulator | FixedAccumulator | None = None,
         k_terms: int = 1024,
         pipeline: int = 1,
+        use_dsp: bool = True,
     ) -> None:
+        self.use_dsp = use_dsp  # False: a LUT Booth multiplier instead of `*` (no DSP inferred)
         try:
             self._configure(a_format, b_format, accumulator, k_terms, pipeline)
         except (ValueError, TypeError):
@@ -93,7 +95,7 @@ class MacPE(wiring.Component):
         en, clear = Signal(), Signal()
         m.d.comb += [en.eq(self.en), clear.eq(self.clear)]
         layouts = (self.a_layout, self.b_layout)
-        term = product_term(m, a_dec, b_dec, *layouts, self.lsb_exponent, self.pipeline, (en, clear))
+        term = product_term(m, a_dec, b_dec, *layouts, self.lsb_exponent, self.pipeline, (en, clear), self.use_dsp)
         en2, clear2 = term.passengers
         aligned, nan2, inf2, neg2 = term.value, term.nan, term.inf, term.neg
         aligned_width = aligned.shape().width

