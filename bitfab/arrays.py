@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from amaranth import Shape
-from amaranth.lib import wiring
 from rich.console import Console
 
 import hw
 import sim
 
-from .hardware import parse_accumulator
+from .hardware import parse_accumulator, ports, write_design
 
 CYCLE_FORMULAS = {
     "os": "ceil(M/R)*ceil(N/C)*(K + R + C - 2) + R + P + 3",
@@ -30,17 +28,6 @@ def build_array(args: argparse.Namespace) -> hw.SystolicArray:
     return hw.SystolicArray(args.a, args.b, parse_accumulator(args.acc), rows=args.rows, cols=args.cols,
                             dataflow=args.dataflow, double_buffer=args.double_buffer, pipeline=args.pipeline,
                             dsp_budget=args.dsp_budget, k_max=args.k_max, m_max=args.m_max)  # fmt: skip
-
-
-def ports(component: wiring.Component) -> list[dict[str, Any]]:
-    """Every Verilog port of the component (streams flattened as name__payload/valid/ready)."""
-    out = []
-    for path, member in component.signature.members.flatten():
-        if member.is_port:
-            shape = Shape.cast(member.shape)
-            out.append({"name": "__".join(str(p) for p in path), "direction": member.flow.name.lower(),
-                        "width": shape.width, "signed": shape.signed})  # fmt: skip
-    return out + [{"name": n, "direction": "in", "width": 1, "signed": False} for n in ("clk", "rst")]
 
 
 def array_manifest(array: hw.SystolicArray, module: str) -> dict[str, Any]:
@@ -71,17 +58,9 @@ def array_manifest(array: hw.SystolicArray, module: str) -> dict[str, Any]:
 
 def cmd_generate_systolic(args: argparse.Namespace, console: Console) -> int:
     array = build_array(args)
-    out = Path(args.output)
-    module = "systolic_array"
-    verilog = hw.emit(array, out / f"{module}.v", name=module)
-    info = array_manifest(array, module)
-    (out / f"{module}.json").write_text(json.dumps(info, indent=2))
-    if args.json:
-        print(json.dumps({**info, "verilog": str(verilog)}, indent=2))
-    else:
-        console.print(f"{info['description']}; cycles = {info['cycle_formula']}")
-        console.print(f"wrote {verilog} and {out / (module + '.json')}")
-    return 0
+    info = array_manifest(array, "systolic_array")
+    summary = f"{info['description']}; cycles = {info['cycle_formula']}"
+    return write_design(array, Path(args.output), "systolic_array", info, args.json, console, summary)
 
 
 def parse_gemm(text: str) -> tuple[int, int, int]:
@@ -170,11 +149,8 @@ def add_array_commands(generate: argparse._SubParsersAction, cosim: argparse._Su
 def cmd_generate_bitserial(args: argparse.Namespace, console: Console) -> int:
     unit = hw.BitSerialArray(args.a, lanes=args.lanes, cols=args.cols, group=args.group)
     cfg = unit.config
-    out = Path(args.output)
-    module = "bitserial_unit"
-    verilog = hw.emit(unit, out / f"{module}.v", name=module)
     info = {
-        "module": module,
+        "module": "bitserial_unit",
         "a_format": cfg.a_format.name,
         "lanes": cfg.lanes,
         "cols": cfg.cols,
@@ -185,14 +161,9 @@ def cmd_generate_bitserial(args: argparse.Namespace, console: Console) -> int:
         "T = ceil(bits/2) for INT, 1 for FP4/FP3 grids, 2 for BitMoD grids with +-5",
         "ports": ports(unit),
     }
-    (out / f"{module}.json").write_text(json.dumps(info, indent=2))
-    if args.json:
-        print(json.dumps({**info, "verilog": str(verilog)}, indent=2))
-    else:
-        console.print(f"bit-serial unit: {cfg.cols} PEs x {cfg.lanes} lanes, {cfg.a_format.name} activations, "
-                      f"groups of {cfg.group}, {cfg.acc_width}-bit accumulators")  # fmt: skip
-        console.print(f"wrote {verilog} and {out / (module + '.json')}")
-    return 0
+    summary = (f"bit-serial unit: {cfg.cols} PEs x {cfg.lanes} lanes, {cfg.a_format.name} activations, "
+               f"groups of {cfg.group}, {cfg.acc_width}-bit accumulators")  # fmt: skip
+    return write_design(unit, Path(args.output), "bitserial_unit", info, args.json, console, summary)
 
 
 def add_bitserial_commands(generate: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from amaranth import Shape
+from amaranth.lib import wiring
 from rich.console import Console
 
 import hw
@@ -30,14 +31,31 @@ def build_pe(args: argparse.Namespace) -> hw.MacPE:
     return hw.MacPE(args.a, args.b, parse_accumulator(args.acc), k_terms=args.k, pipeline=args.pipeline)
 
 
+def ports(component: wiring.Component) -> list[dict[str, Any]]:
+    """Every Verilog port of the component (streams flattened as name__payload/valid/ready)."""
+    out = []
+    for path, member in component.signature.members.flatten():
+        if member.is_port:
+            shape = Shape.cast(member.shape)
+            out.append({"name": "__".join(str(p) for p in path), "direction": member.flow.name.lower(),
+                        "width": shape.width, "signed": shape.signed})  # fmt: skip
+    return out + [{"name": n, "direction": "in", "width": 1, "signed": False} for n in ("clk", "rst")]
+
+
+def write_design(component: wiring.Component, out: Path, module: str, info: dict[str, Any], as_json: bool,
+                 console: Console, summary: str) -> int:  # fmt: skip
+    """Verilog and its JSON manifest into `out`; the manifest (JSON) or a summary line printed."""
+    verilog = hw.emit(component, out / f"{module}.v", name=module)
+    (out / f"{module}.json").write_text(json.dumps(info, indent=2))
+    if as_json:
+        print(json.dumps({**info, "verilog": str(verilog)}, indent=2))
+    else:
+        console.print(summary)
+        console.print(f"wrote {verilog} and {out / (module + '.json')}")
+    return 0
+
+
 def manifest(pe: hw.MacPE, module: str) -> dict[str, Any]:
-    ports = []
-    for name, member in pe.signature.members.items():
-        shape = Shape.cast(member.shape)
-        ports.append({"name": name, "direction": "in" if member.flow.name == "In" else "out",
-                      "width": shape.width, "signed": shape.signed})  # fmt: skip
-    ports += [{"name": "clk", "direction": "in", "width": 1, "signed": False},
-              {"name": "rst", "direction": "in", "width": 1, "signed": False}]  # fmt: skip
     return {
         "module": module,
         "a_format": pe.a_format.name,
@@ -48,24 +66,16 @@ def manifest(pe: hw.MacPE, module: str) -> dict[str, Any]:
         "k_terms": pe.k_terms,
         "pipeline": pe.pipeline,
         "latency_cycles": pe.latency,
-        "ports": ports,
+        "ports": ports(pe),
     }
 
 
 def cmd_generate_pe(args: argparse.Namespace, console: Console) -> int:
     pe = build_pe(args)
-    out = Path(args.output)
-    module = "mac_pe"
-    verilog = hw.emit(pe, out / f"{module}.v", name=module)
-    info = manifest(pe, module)
-    (out / f"{module}.json").write_text(json.dumps(info, indent=2))
-    if args.json:
-        print(json.dumps({**info, "verilog": str(verilog)}, indent=2))
-    else:
-        console.print(f"{info['a_format']} x {info['b_format']} MAC PE: {info['acc_width']}-bit accumulator "
-                      f"(lsb 2**{info['acc_lsb_exponent']}), latency {info['latency_cycles']} cycles")  # fmt: skip
-        console.print(f"wrote {verilog} and {out / (module + '.json')}")
-    return 0
+    info = manifest(pe, "mac_pe")
+    summary = (f"{info['a_format']} x {info['b_format']} MAC PE: {info['acc_width']}-bit accumulator "
+               f"(lsb 2**{info['acc_lsb_exponent']}), latency {info['latency_cycles']} cycles")  # fmt: skip
+    return write_design(pe, Path(args.output), "mac_pe", info, args.json, console, summary)
 
 
 def cmd_cosim_pe(args: argparse.Namespace, console: Console) -> int:
