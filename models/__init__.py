@@ -1,1 +1,21 @@
-"""Brevitas models and quantizers equal to numerics formats; filled by the models issue."""
+"""Brevitas models and quantizers equal to numerics formats (numerics is the only bitfab import)."""
+
+from ._data import Split, digits
+from ._nets import MODELS, build
+from ._quantizers import ACT_QUANTIZERS, WEIGHT_QUANTIZERS, quantizers
+from ._train import Trained, accuracy, float_model, quantized_model, train
+
+__all__ = [
+    "ACT_QUANTIZERS",
+    "MODELS",
+    "WEIGHT_QUANTIZERS",
+    "Split",
+    "Trained",
+    "accuracy",
+    "build",
+    "digits",
+    "float_model",
+    "quantized_model",
+    "quantizers",
+    "train",
+]
