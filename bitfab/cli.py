@@ -208,8 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_compare)
 
     from bitfab.hardware import add_commands
+    from bitfab.training import add_train_command
 
     add_commands(sub)
+    add_train_command(sub)
 
     p = sub.add_parser("demo", help="the end-to-end demonstration (grows with each feature)")
     p.add_argument("-o", "--output", default="demo_out", help="output directory (default demo_out)")

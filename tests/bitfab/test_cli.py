@@ -182,3 +182,12 @@ def test_cosim_systolic_takes_mx_and_ovp_arrays(tmp_path: Path, capsys: pytest.C
                            "--gemm", "6x40x4", "-o", str(tmp_path / fmt), "--json")  # fmt: skip
         report = json.loads(out)
         assert code == 0 and report["passed"], report
+
+
+def test_train_reports_accuracies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "train", "--model", "mlp", "--format", "int8", "-o", str(tmp_path), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["float_accuracy"] >= 0.93 and report["accuracy"] >= report["float_accuracy"] - 0.02
+    assert [p.name for p in tmp_path.iterdir()] == ["mlp_float_seed0.pt"]
+    code, _, err = run(capsys, "train", "--model", "mlp", "--format", "posit8_2", "-o", str(tmp_path))
+    assert code == 2 and "no Brevitas quantizer for 'posit8_2'" in err
