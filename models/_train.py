@@ -81,7 +81,9 @@ def float_model(name: str, split: Split, cache: Path | None = None, seed: int = 
 def quantized_model(name: str, fmt: str, trained_float: nn.Module, split: Split, qat_epochs: int = 0,
                     seed: int = 0, progress: Callable[[int, int], None] | None = None) -> nn.Module:  # fmt: skip
     """PTQ: float weights, activation scales calibrated on training data; QAT: then fine-tuned."""
-    from brevitas.graph.calibrate import calibration_mode
+    with warnings.catch_warnings():  # brevitas.graph imports the deprecated brevitas.fx
+        warnings.simplefilter("ignore")
+        from brevitas.graph.calibrate import calibration_mode
 
     model = build(name, fmt)
     model.load_state_dict(trained_float.state_dict(), strict=False)
