@@ -29,6 +29,7 @@ class OutputStationaryCore(Elaboratable):
         r, c = config.rows, config.cols
         self.accs = [[Signal(sum_layout(config.acc_width), name=f"acc_{i}_{j}") for j in range(c)] for i in range(r)]
         self.copy_due = Signal()  # PE(R-1, C-1) added its last product last cycle: the fold is complete
+        self.last_fire = Signal()  # PE(R-1, C-1) adds a fold's last product this cycle
         self.fold_done = Signal()  # a fold's last beat entered the array this cycle
         self.controller_busy = Signal()
 
@@ -119,7 +120,8 @@ class OutputStationaryCore(Elaboratable):
                     with m.If(at_adder.valid):
                         m.d.sync += assign_sum(acc, add_term(cleared(acc, at_adder.first), term, at_adder.valid))
                 if i == r - 1 and j == c - 1:
-                    m.d.sync += self.copy_due.eq(at_adder.valid & at_adder.last)
+                    m.d.comb += self.last_fire.eq(at_adder.valid & at_adder.last)
+                    m.d.sync += self.copy_due.eq(self.last_fire)
         return m
 
     def _mx_accumulate(self, m: Module, name: str, acc: Any, term: Term, at_adder: Any) -> None:
@@ -161,7 +163,14 @@ class _ShadowDrain(Elaboratable):
         remaining = Signal(range(r + 1))
         in_flight = Signal(range(8))  # folds whose last beat entered but which are not copied yet
         copy = core.copy_due & (remaining == 0)
-        m.d.comb += core.advance.eq(~(core.copy_due & (remaining != 0)))
+        # The array freezes while a finished fold waits for the shadows: advance = not (copy_due and
+        # remaining). It fans out to every register, so it is itself a register, loaded with next
+        # cycle's value of that expression (copy_due and remaining are registers too).
+        advance = Signal(init=1)
+        remaining_next = Mux(copy, r, Mux((remaining != 0) & top.out.ready, remaining - 1, remaining))
+        copy_due_next = Mux(core.advance, core.last_fire, core.copy_due)
+        m.d.sync += advance.eq(~(copy_due_next & (remaining_next != 0)))
+        m.d.comb += core.advance.eq(advance)
         with m.If(copy):
             m.d.sync += remaining.eq(r)
             m.d.sync += [shadows[i][j].eq(core.accs[i][j]) for i in range(r) for j in range(c)]

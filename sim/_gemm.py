@@ -83,10 +83,12 @@ def _grid(operand: Any) -> Any:
 
 
 def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray, build_root: Path, work: Path,
-               waves: bool = False, optimize: bool = False) -> GemmReport:  # fmt: skip
+               waves: bool = False, optimize: bool = False, stall_every: int = 0) -> GemmReport:  # fmt: skip
     """Run A @ B (codes) on `array` in Verilator; compare every result and the cycle count.
 
-    `optimize` builds optimized C++ (2-3x the build time, ~1.7x faster simulation) for long GEMMs."""
+    `stall_every` N > 0 applies backpressure on `out` every N-th cycle (the results must not change;
+    the cycle count then exceeds the stall-free model). `optimize` builds optimized C++ (2-3x the
+    build time, ~1.7x faster simulation) for long GEMMs."""
     cfg = array.config
     beats = hw.gemm_beats(cfg, a_codes, b_codes)
     if cfg.block is None:
@@ -108,7 +110,7 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
     inputs = [("a", a_width, work / "a.hex", len(beats.a)), ("b", b_width, work / "b.hex", len(beats.b))]
     started = time.perf_counter()
     first, last, count, out_hex = play(array, inputs, cfg.cols * (cfg.acc_width + 3), beats.results, (m, k, n),
-                                       4 * model + 1000, build_root, work, waves, optimize)  # fmt: skip
+                                       4 * model + 1000, build_root, work, waves, optimize, stall_every)  # fmt: skip
     seconds = time.perf_counter() - started
     lanes = read_lanes(out_hex, cfg.cols, (("acc", cfg.acc_width, True), ("nan", 1, False), ("pos_inf", 1, False),
                                            ("neg_inf", 1, False)))  # fmt: skip

@@ -42,17 +42,19 @@ module harness(input wire clk, input wire rst, input wire go, input wire dump, o
                output reg [31:0] first_fire, output reg [31:0] last_out, output reg [31:0] out_count);
 {nl.join(memories)}
   reg [{out_width - 1}:0] o_mem [0:{depth - 1}];
-  reg [31:0] o_n, m_size, k_size, n_size, cycle;
+  reg [31:0] o_n, m_size, k_size, n_size, cycle, stall_every;
   reg [1023:0] path;
   initial begin
 {nl.join(loads)}
     if (!$value$plusargs("O_N=%d", o_n)) o_n = 0;
+    if (!$value$plusargs("STALL_EVERY=%d", stall_every)) stall_every = 0;
   end
 {nl.join(valids)}
   wire out_valid, busy;
+  wire out_ready = stall_every == 0 || (cycle % stall_every) != 0;  // backpressure on request
   wire [{out_width - 1}:0] out_payload;
   {top} dut(.clk(clk), .rst(rst), {", ".join(connections)},
-      .out__payload(out_payload), .out__valid(out_valid), .out__ready(1'b1), .busy(busy));
+      .out__payload(out_payload), .out__valid(out_valid), .out__ready(out_ready), .busy(busy));
   wire fired = {fired};
   always @(posedge clk) begin
     if (rst) begin
@@ -61,7 +63,7 @@ module harness(input wire clk, input wire rst, input wire go, input wire dump, o
       cycle <= cycle + 1;
 {nl.join(advances)}
       if (fired && first_fire == 32'hffffffff) first_fire <= cycle;
-      if (out_valid) begin
+      if (out_valid && out_ready) begin
         o_mem[out_count{index}] <= out_payload;
         out_count <= out_count + 1;
         last_out <= cycle;
@@ -76,15 +78,16 @@ endmodule
 
 def play(component: object, test_inputs: list[tuple[str, int, Path, int]], out_width: int, results: int,
          gemm: tuple[int, int, int] | None, max_cycles: int, build_root: Path, work: Path, waves: bool = False,
-         optimize: bool = False) -> tuple[int, int, int, Path]:  # fmt: skip
+         optimize: bool = False, stall_every: int = 0) -> tuple[int, int, int, Path]:  # fmt: skip
     """Run the player on `component`: inputs are (port, width, hex file, beats). Returns
-    (first accepted beat cycle, last result cycle, result beats, result hex file)."""
+    (first accepted beat cycle, last result cycle, result beats, result hex file). `stall_every`
+    N > 0 holds `out.ready` low every N-th cycle (backpressure)."""
     from ._runner import run
 
     harness = ("harness", harness_verilog([(p, w) for p, w, _, _ in test_inputs], out_width, gemm is not None))
     out_hex = work / "out.hex"
     out_hex.unlink(missing_ok=True)
-    plusargs = [f"+O_HEX={out_hex}", f"+O_N={results}"]
+    plusargs = [f"+O_HEX={out_hex}", f"+O_N={results}", f"+STALL_EVERY={stall_every}"]
     for i, (_, _, path, beats) in enumerate(test_inputs):
         plusargs += [f"+IN{i}_HEX={path}", f"+IN{i}_N={beats}"]
     if gemm is not None:

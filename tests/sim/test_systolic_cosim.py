@@ -125,3 +125,16 @@ def test_ovp_pairs_decode_in_front_of_the_array(dataflow: str, build_root: Path,
         enc_a = replace(fmt.encode(np.ones((512, 1)), axis=0), codes=codes)
         enc_b = replace(fmt.encode(np.ones((1, 512)), axis=1), codes=codes)
         _check(array, enc_a, enc_b, build_root, tmp_path / "every_pair")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [{**OS, "pipeline": 1}, {**WS_DB, "pipeline": 2}], ids=["os", "ws-db"])
+def test_backpressure_on_out_freezes_the_array_without_changing_results(options: dict, build_root: Path,
+                                                                        tmp_path: Path) -> None:  # fmt: skip
+    array = hw.SystolicArray("int4", "int4", rows=4, cols=4, k_max=256, m_max=256, **options)
+    rng = np.random.default_rng(21)
+    for stall_every in (2, 3):
+        a, b = rng.integers(0, 16, (9, 6)), rng.integers(0, 16, (6, 10))
+        report = sim.cosim_gemm(array, a, b, build_root, tmp_path / f"stall{stall_every}", stall_every=stall_every)
+        assert report.mismatches == 0, report.first_mismatch
+        assert report.cycles > report.model_cycles  # the stalls cost cycles; the model is stall-free
