@@ -28,6 +28,7 @@ class GemmReport:
     first_mismatch: str | None
     seconds: float  # wall time of the simulation run (build excluded when cached)
     pe_count: int
+    result: np.ndarray | None = None  # (M, N) hardware results, integers in the array's lsb units
 
     @property
     def passed(self) -> bool:
@@ -129,7 +130,7 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
                      f"{a_el[i, :16].tolist()}, B[:16, {j}] = {b_el[:16, j].tolist()}")  # fmt: skip
     mismatches = len(bad) if count == beats.results else m * n
     return GemmReport(cfg.describe(), (m, k, n), last - first + 1, model, mismatches, described, seconds,
-                      cfg.rows * cfg.cols)  # fmt: skip
+                      cfg.rows * cfg.cols, got)  # fmt: skip
 
 
 def cosim_bitserial(array: hw.BitSerialArray, a_codes: np.ndarray, weights: Any, w_format: str, build_root: Path,
