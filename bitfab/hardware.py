@@ -133,3 +133,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
     add_array_commands(gen_sub, cosim_sub)
     add_bitserial_commands(gen_sub)
+
+    from .model_cosim import add_model_command
+
+    add_model_command(cosim_sub)

@@ -191,3 +191,17 @@ def test_train_reports_accuracies(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert [p.name for p in tmp_path.iterdir()] == ["mlp_float_seed0.pt"]
     code, _, err = run(capsys, "train", "--model", "mlp", "--format", "posit8_2", "-o", str(tmp_path))
     assert code == 2 and "no Brevitas quantizer for 'posit8_2'" in err
+
+
+@pytest.mark.slow
+def test_cosim_model_runs_a_layer_in_the_loop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "cosim", "model", "--model", "mlp", "--format", "mxfp4", "--layer", "0", "--array",
+                       "4x4", "-o", str(tmp_path), "--json")  # fmt: skip
+    report = json.loads(out)
+    assert code == 0 and report["bit_exact"] and report["cycles_measured"] == report["cycles_model"]
+    assert report["hardware_in_the_loop_accuracy"] == report["brevitas_accuracy"] and report["test_images"] == 360
+    code, _, err = run(capsys, "cosim", "model", "--model", "cnn", "--format", "int8", "-o", str(tmp_path))
+    assert code == 2 and "cosim model maps mlp so far, got 'cnn'" in err
+    code, _, err = run(capsys, "cosim", "model", "--model", "mlp", "--format", "int8", "--layer", "5", "-o",
+                       str(tmp_path))  # fmt: skip
+    assert code == 2 and "--layer must be between 0 and 1 for mlp, got 5" in err
