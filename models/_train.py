@@ -66,6 +66,7 @@ def _epochs(model: nn.Module, split: Split, epochs: int, lr: float, seed: int,
 def float_model(name: str, split: Split, cache: Path | None = None, seed: int = 0,
                 progress: Callable[[int, int], None] | None = None) -> nn.Module:  # fmt: skip
     """The float model, trained (or loaded from `cache`/<name>_float.pt when present)."""
+    torch.manual_seed(seed)  # the initial weights too: the same seed gives the same model in any process
     model = build(name)
     path = cache / f"{name}_float_seed{seed}.pt" if cache is not None else None
     if path is not None and path.exists():
