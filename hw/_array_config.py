@@ -11,6 +11,7 @@ from amaranth.lib import data
 import numerics
 from numerics import BlockFormat, ExactAccumulator, FixedAccumulator, IntFormat, OVPFormat
 
+from ._array_parts import ovp_layout
 from ._decode import DecodedLayout, decoded_layout, element_format
 
 Dataflow = Literal["ws", "os"]
@@ -105,11 +106,11 @@ class ArrayConfig:
 
     @property
     def a_layout(self) -> DecodedLayout:
-        return DecodedLayout(self.a_ovp.element_bits, 3, 0) if self.a_ovp else decoded_layout(self.a_format)
+        return ovp_layout(self.a_ovp) if self.a_ovp else decoded_layout(self.a_format)
 
     @property
     def b_layout(self) -> DecodedLayout:
-        return DecodedLayout(self.b_ovp.element_bits, 3, 0) if self.b_ovp else decoded_layout(self.b_format)
+        return ovp_layout(self.b_ovp) if self.b_ovp else decoded_layout(self.b_format)
 
     @property
     def exact_lsb(self) -> int:

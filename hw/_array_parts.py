@@ -11,7 +11,7 @@ from amaranth.lib import data
 
 from numerics import OVPFormat
 
-from ._decode import DecodedLayout, decoder_for
+from ._decode import DecodedLayout, decoded_layout, decoder_for
 from ._ovp import OVPPairDecoder
 from ._pe import Term, decoded_struct
 
@@ -40,7 +40,7 @@ def decoded(m: Module, name: str, fmt: Any, code: Value) -> Any:
     """A decoder on `code`, its outputs gathered into one decoded struct (combinational)."""
     decoder = decoder_for(fmt)
     m.submodules[f"{name}_decoder"] = decoder
-    view = Signal(decoded_struct(decoder_layout(decoder)), name=f"{name}_decoded")
+    view = Signal(decoded_struct(decoded_layout(decoder.format)), name=f"{name}_decoded")
     m.d.comb += [
         decoder.code.eq(code),
         view.sig.eq(decoder.sig),
@@ -76,10 +76,6 @@ def edge_lanes(m: Module, name: str, fmt: Any, codes: list[Value]) -> list[Any]:
 def ovp_layout(fmt: OVPFormat) -> DecodedLayout:
     """An OliVe element as the pair decoder gives it: int * 2**exp, exp in 0..5."""
     return DecodedLayout(fmt.element_bits, 3, 0)
-
-
-def decoder_layout(decoder: Any) -> DecodedLayout:
-    return DecodedLayout(decoder.sig_width, decoder.exp_width, decoder.exp_base)
 
 
 def sum_layout(width: int) -> data.StructLayout:
