@@ -25,7 +25,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python -m pytest -W error
+	# Two workers: Verilator builds and cocotb runs are single-threaded (sim/_runner.py locks each build).
+	$(BIN)/python -m pytest -W error -n 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_numerics.py

@@ -1,4 +1,5 @@
-"""`bitfab train`: a model on the digits, float then PTQ (or QAT) to a format, with accuracies."""
+"""`bitfab train`: a model on the digits, float then PTQ (or QAT) to a format, with accuracies;
+`bitfab accuracy`: the PTQ and QAT accuracy of every model x format pair, as a table."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress
+from rich.table import Table
 
 import models
 
@@ -37,10 +39,59 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _names(text: str, known: list[str] | tuple[str, ...], what: str) -> list[str]:
+    names = list(known) if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ValueError(f"unknown {what} {', '.join(unknown) or repr(text)}; available: {', '.join(known)} or all")
+    return names
+
+
+def cmd_accuracy(args: argparse.Namespace, console: Console) -> int:
+    names = _names(args.models, models.MODELS, "model")
+    formats = _names(args.formats, sorted(models.SCHEMES), "format")
+    out = Path(args.output)
+    split = models.digits()
+    rows = []
+    with Progress(console=console, transient=True, disable=args.json) as progress:
+        task = progress.add_task("PTQ and QAT", total=len(names) * len(formats))
+        for name in names:
+            base = models.float_model(name, split, cache=out, seed=args.seed)
+            float_accuracy = models.accuracy(base, split.test_images, split.test_labels)
+            for fmt in formats:
+                ptq = models.quantized_model(name, fmt, base, split, seed=args.seed)
+                qat = models.quantized_model(name, fmt, base, split, qat_epochs=args.qat_epochs, seed=args.seed)
+                rows.append({"model": name, "format": fmt, "float": float_accuracy,
+                             "ptq": models.accuracy(ptq, split.test_images, split.test_labels),
+                             "qat": models.accuracy(qat, split.test_images, split.test_labels)})  # fmt: skip
+                progress.advance(task)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(
+        title=f"test accuracy, {len(split.test_labels)} digits (seed {args.seed}, QAT {args.qat_epochs} epochs)"
+    )
+    for column in ("model", "format", "float", "PTQ", "QAT"):
+        table.add_column(column, justify="left" if column in ("model", "format") else "right")
+    for row in rows:
+        table.add_row(row["model"], row["format"], *(f"{row[k]:.2%}" for k in ("float", "ptq", "qat")))
+    console.print(table)
+    return 0
+
+
 def add_train_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("accuracy", help="PTQ and QAT test accuracy of models x formats (a table)")
+    p.add_argument("--models", default="all", help="comma-separated, or all: " + ", ".join(models.MODELS))
+    p.add_argument("--formats", default="all", help="comma-separated, or all: " + ", ".join(sorted(models.SCHEMES)))
+    p.add_argument("--qat-epochs", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", default="train_out", metavar="OUTDIR", help="where float weights are cached")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_accuracy)
+
     p = sub.add_parser("train", help="train a small model on the digits and quantize it (Brevitas)")
     p.add_argument("--model", required=True, choices=list(models.MODELS))
-    p.add_argument("--format", default="float", help="float, or one of: " + ", ".join(sorted(models.WEIGHT_QUANTIZERS)))
+    p.add_argument("--format", default="float", help="float, or one of: " + ", ".join(sorted(models.SCHEMES)))
     p.add_argument("--qat", action="store_true", help="fine-tune through the quantizers (default: PTQ only)")
     p.add_argument("--qat-epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)

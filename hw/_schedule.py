@@ -143,7 +143,11 @@ def _ovp_codes(fmt: object, enc: object, axis: int, role: str) -> np.ndarray:
 
     if fmt is None:
         return np.asarray(enc)
-    if not isinstance(enc, OVPEncoded) or enc.format != fmt or len(enc.shape) != 2:
+    same_pairs = isinstance(enc, OVPEncoded) and (enc.format.element_bits, enc.format.both_outliers) == (
+        fmt.element_bits,  # type: ignore[attr-defined]
+        fmt.both_outliers,  # type: ignore[attr-defined]
+    )  # the scales (per tensor, channel or row) are applied outside the array
+    if not same_pairs or len(enc.shape) != 2:  # type: ignore[attr-defined]
         raise ValueError(f"{role} must be a 2-D {getattr(fmt, 'name', fmt)} encoding (OVPEncoded)")
     names = ("M", "K") if role == "A" else ("K", "N")
     if enc.axis != axis or enc.shape[axis] % 2:

@@ -1,16 +1,17 @@
 """Brevitas models and quantizers equal to numerics formats (numerics is the only bitfab import)."""
 
 from ._data import Split, digits
-from ._extract import LayerCodes, extract, linear_layers
+from ._extract import LayerCodes, extract, layer_kind, layers
 from ._nets import MODELS, build
-from ._quantizers import ACT_QUANTIZERS, WEIGHT_QUANTIZERS, quantizers
+from ._quantizers import SCHEMES, WEIGHT_ONLY, Scheme, quantizers, scheme
 from ._train import Trained, accuracy, float_model, quantized_model, train
 
 __all__ = [
-    "ACT_QUANTIZERS",
     "MODELS",
-    "WEIGHT_QUANTIZERS",
+    "SCHEMES",
+    "WEIGHT_ONLY",
     "LayerCodes",
+    "Scheme",
     "Split",
     "Trained",
     "accuracy",
@@ -18,8 +19,10 @@ __all__ = [
     "digits",
     "extract",
     "float_model",
-    "linear_layers",
+    "layer_kind",
+    "layers",
     "quantized_model",
     "quantizers",
+    "scheme",
     "train",
 ]

@@ -1,10 +1,16 @@
 """Extraction: from a Brevitas model, one layer's codes, scales, formats and Brevitas' own output.
 
-The codes are what hardware consumes: for INT and minifloat layers the integer / grid codes of
-the quantized input and weight with their float32 scales (value = decode(code) * scale); for MX
-layers numerics' MX encodings (element codes plus E8M0 block scales along K). `brevitas_output`
-is the layer's matrix product in float32 as Brevitas computes it (bias excluded: it is added
-after the product, outside the array).
+Every quantized layer becomes one matrix product A (M, K) @ B (K, N), the shape hardware runs:
+a linear layer's input rows (all leading axes flattened: samples, tokens) against its transposed
+weight; a convolution through im2col, one row per output pixel and K ordered (kernel row, kernel
+column, input channel) so that MX blocks along the channels stay contiguous along K. The codes
+are what hardware consumes: INT and minifloat layers give integer / grid codes with float32
+scales (value = decode(code) * scale, per tensor, per output channel, or per row); MX layers give
+numerics' MX encodings along K; OliVe layers give pair encodings (A along K, B along N) whose
+integer grid the array multiplies, their scales applied outside. `brevitas_output` is the
+layer's output as Brevitas computes it in float32 (bias excluded: it is added after the product,
+outside the array), laid out like the product; `to_layer` folds a product back to the layer's
+output layout.
 """
 
 from __future__ import annotations
@@ -20,57 +26,138 @@ from torch import nn
 import numerics
 
 from ._nets import Biased
+from ._quantizers import scheme
 
 
 @dataclass(frozen=True)
 class LayerCodes:
     name: str
     format: str
-    input_codes: Any  # (M, K) codes, or an MX encoding along K
-    weight_codes: Any  # (K, N) codes, or an MX encoding along K
-    input_scale: np.ndarray  # float32 scale of the input (1.0 for MX: the blocks carry it)
-    weight_scale: np.ndarray  # float32 scale per tensor () or per output channel (N,)
+    kind: str  # "linear" or "conv"
+    input_codes: Any  # (M, K) codes, or an MX / OliVe encoding
+    weight_codes: Any  # (K, N) codes, or an MX / OliVe encoding
+    input_scale: np.ndarray  # float32: () per tensor, (M, 1) per row; 1.0 for MX (the blocks carry it)
+    weight_scale: np.ndarray  # float32: () per tensor or (N,) per output channel; 1.0 for MX
     brevitas_output: np.ndarray  # (M, N) float32
+    output_shape: tuple[int, ...]  # the layer's output shape
+
+    def to_layer(self, product: np.ndarray) -> np.ndarray:
+        """An (M, N) product in the layer's output layout (conv: (images, channels, rows, cols))."""
+        if self.kind == "conv":
+            n, c, h, w = self.output_shape
+            return product.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+        return product.reshape(self.output_shape)
 
 
-def linear_layers(model: nn.Module) -> list[str]:
-    """Names of the model's quantized linear layers, in definition order (what `extract` takes)."""
-    return [name for name, module in model.named_modules() if isinstance(module, Biased) and not module.spatial]
+def layers(model: nn.Module) -> list[str]:
+    """Names of the model's quantized layers (linear and convolution), in definition order."""
+    return [name for name, module in model.named_modules() if isinstance(module, Biased)]
+
+
+def layer_kind(model: nn.Module, layer: str) -> str:
+    modules = dict(model.named_modules())
+    names = layers(model)
+    if layer not in names:
+        raise ValueError(f"layer {layer!r} is not a quantized layer of this model; available: {', '.join(names)}")
+    return "conv" if modules[layer].spatial else "linear"
 
 
 def extract(model: nn.Module, layer: str, images: np.ndarray, fmt: str) -> LayerCodes:
-    """Run `images` through `model` and capture the input of linear layer `layer` (a name from
-    `linear_layers`), then quantize it and the weight exactly as Brevitas does."""
-    modules = dict(model.named_modules())
-    names = linear_layers(model)
-    if layer not in names:
-        available = ", ".join(names)
-        raise ValueError(f"layer {layer!r} is not a quantized linear layer of this model; available: {available}")
-    quant_linear = modules[layer].layer
-    captured: list[torch.Tensor] = []
-    hook = quant_linear.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0].detach()))
+    """Run `images` through `model`, capture the input and output of layer `layer` (a name from
+    `layers`), and quantize that input and the weight exactly as Brevitas does."""
+    kind = layer_kind(model, layer)
+    quant_layer = dict(model.named_modules())[layer].layer
+    captured: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def keep(_module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        captured.append((inputs[0].detach(), output.detach()))
+
+    hook = quant_layer.register_forward_hook(keep)
     model.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model(torch.from_numpy(images))
-        hook.remove()
-        x = captured[0].reshape(-1, captured[0].shape[-1])
-        quant_input, quant_weight = quant_linear.input_quant(x), quant_linear.quant_weight()
-        output = nn.functional.linear(quant_input.value, quant_weight.value)
-    element = numerics.get(fmt.removesuffix("_channel"))
-    if isinstance(element, numerics.BlockFormat):
-        a = element.encode(quant_input.value.double().numpy(), axis=1)
-        b = element.encode(quant_weight.value.double().numpy().T, axis=0)
-        one = np.float32(1.0)
-        return LayerCodes(layer, fmt, a, b, np.array(one), np.array(one), output.numpy())
-    a, s_a = _codes(element, quant_input)
-    b, s_w = _codes(element, quant_weight)
-    return LayerCodes(layer, fmt, a, b.T.copy(), s_a, s_w.reshape(-1), output.numpy())
+        try:
+            model(torch.from_numpy(images))
+        finally:
+            hook.remove()
+        x, output = captured[0]
+        quant_input, quant_weight = quant_layer.input_quant(x), quant_layer.quant_weight()
+    s = scheme(fmt)
+    if kind == "conv":
+        _check_conv(quant_layer, s.activation, layer)
+        brevitas = output.permute(0, 2, 3, 1).reshape(-1, output.shape[1])
+        to_rows = _im2col(quant_layer)
+    else:
+        brevitas = output.reshape(-1, output.shape[-1])
+        to_rows = _flatten_rows
+
+    def weight_columns(w: torch.Tensor) -> np.ndarray:  # (K, N), K ordered like the input rows
+        return (w.permute(0, 2, 3, 1) if kind == "conv" else w).reshape(w.shape[0], -1).T.double().numpy()
+
+    common = {"name": layer, "format": fmt, "kind": kind, "brevitas_output": brevitas.numpy(),
+              "output_shape": tuple(output.shape)}  # fmt: skip
+    a_fmt, w_fmt = numerics.get(s.activation), numerics.get(s.weight)
+    one = np.array(np.float32(1.0))
+    if isinstance(a_fmt, numerics.BlockFormat):
+        a = a_fmt.encode(to_rows(quant_input.value).double().numpy(), axis=1)
+        b = w_fmt.encode(weight_columns(quant_weight.value), axis=0)
+        return LayerCodes(input_codes=a, weight_codes=b, input_scale=one, weight_scale=one, **common)
+    if isinstance(a_fmt, numerics.OVPFormat):
+        return _ovp_codes(a_fmt, quant_input, weight_columns(quant_weight.value), _scale(quant_weight), common)
+    a = a_fmt.encode(to_rows(_grid(a_fmt, quant_input)).numpy())
+    b = w_fmt.encode(weight_columns(_grid(w_fmt, quant_weight)))
+    w_scale = quant_weight.scale.detach().numpy().astype(np.float32).reshape(-1)
+    return LayerCodes(input_codes=a, weight_codes=b, input_scale=_scale(quant_input),
+                      weight_scale=w_scale if s.per_channel else w_scale.reshape(()), **common)  # fmt: skip
 
 
-def _codes(element: Any, quant: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Codes and float32 scale of a Brevitas quant tensor in `element`."""
-    scale = quant.scale.detach().numpy().astype(np.float32)
-    if isinstance(element, numerics.IntFormat):
-        return element.encode(quant.int().double().numpy()), scale
-    return element.encode(quant.minifloat().double().numpy()), scale
+def _grid(element: Any, quant: Any) -> torch.Tensor:
+    """The quantized tensor on the element format's own grid (integers or minifloat values)."""
+    return (quant.int() if isinstance(element, numerics.IntFormat) else quant.minifloat()).double()
+
+
+def _scale(quant: Any) -> np.ndarray:
+    return quant.scale.detach().numpy().astype(np.float32).reshape(())
+
+
+def _flatten_rows(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(-1, x.shape[-1])
+
+
+def _im2col(conv: nn.Module) -> Any:
+    """(N, C, H, W) -> (N * H' * W', kh * kw * C): one row per output pixel, channels innermost."""
+    kh, kw = conv.kernel_size
+
+    def rows(x: torch.Tensor) -> torch.Tensor:
+        n, c = x.shape[:2]
+        cols = nn.functional.unfold(x, (kh, kw), dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
+        return cols.reshape(n, c, kh * kw, -1).permute(0, 3, 2, 1).reshape(-1, kh * kw * c)
+
+    return rows
+
+
+def _check_conv(conv: nn.Module, activation: str, layer: str) -> None:
+    if conv.groups != 1 or isinstance(conv.padding, str) or conv.padding_mode != "zeros":
+        raise ValueError(f"layer {layer!r}: only ungrouped, zero-padded convolutions map to a matrix product")
+    block = numerics.get(activation)
+    if isinstance(block, numerics.OVPFormat):
+        raise ValueError(
+            f"layer {layer!r}: OliVe activations pair along a linear layer's features; "
+            "convolutions are not mapped for ovp formats (linear layers are)"
+        )
+    if isinstance(block, numerics.BlockFormat) and conv.in_channels % block.block_size:
+        raise ValueError(f"layer {layer!r} has {conv.in_channels} input channels: {activation} blocks along the "
+                         f"channels map to blocks along K only when the channels are a multiple of "
+                         f"{block.block_size}")  # fmt: skip
+
+
+def _ovp_codes(fmt: numerics.OVPFormat, quant_input: Any, weight: np.ndarray, w_scale: np.ndarray,
+               common: dict[str, Any]) -> LayerCodes:  # fmt: skip
+    """OliVe encodings with Brevitas' scales: A (M, K) pairs along K, one scale per row; B (K, N)
+    pairs along N (the weight's output channels), one scale."""
+    rows = numerics.OVPFormat(fmt.element_bits, fmt.both_outliers, channel_axis=0)
+    x = _flatten_rows(quant_input.value).double().numpy()
+    input_scale = quant_input.scale.detach().numpy().astype(np.float32).reshape(-1, 1)
+    a = rows.encode(x, axis=1, scale=input_scale.reshape(-1))
+    b = fmt.encode(weight, axis=1, scale=w_scale)
+    return LayerCodes(input_codes=a, weight_codes=b, input_scale=input_scale, weight_scale=w_scale, **common)

@@ -3,8 +3,9 @@
 Every matrix product is a Brevitas `QuantLinear`/`QuantConv2d` with `weight_quant=` and
 `input_quant=` from `models.quantizers` (or float when the format is None), so the same module
 definition serves float training, PTQ and QAT, and parameters load across them by name. MX
-formats quantize activations in blocks of 32 along the features, so they apply to the linear
-layers of the MLP and the transformer; the CNN's first convolution has one input channel.
+formats quantize activations in blocks of 32 along the features of a linear layer and along the
+channels of a convolution (the CNN's second convolution has 32 input channels, so its blocks line
+up with the reduction axis of its im2col product; the first has one channel, padded to a block).
 """
 
 from __future__ import annotations
@@ -43,13 +44,14 @@ def _linear(fmt: str | None, inputs: int, outputs: int) -> Biased:
 
 
 def _conv(fmt: str | None, inputs: int, outputs: int) -> Biased:
-    return Biased(qnn.QuantConv2d(inputs, outputs, 3, padding=1, bias=False, **_q(fmt)), outputs, spatial=True)
+    conv = qnn.QuantConv2d(inputs, outputs, 3, padding=1, bias=False, **_q(fmt, conv=True))
+    return Biased(conv, outputs, spatial=True)
 
 
-def _q(fmt: str | None) -> dict[str, Any]:
+def _q(fmt: str | None, conv: bool = False) -> dict[str, Any]:
     if fmt is None:
         return {"weight_quant": None, "input_quant": None}
-    weight, act = quantizers(fmt)
+    weight, act = quantizers(fmt, conv)
     return {"weight_quant": weight, "input_quant": act}
 
 
@@ -65,7 +67,7 @@ class MLP(nn.Module):
 class CNN(nn.Module):
     def __init__(self, fmt: str | None = None) -> None:
         super().__init__()
-        self.conv1, self.conv2 = _conv(fmt, 1, 8), _conv(fmt, 8, 16)
+        self.conv1, self.conv2 = _conv(fmt, 1, 32), _conv(fmt, 32, 16)
         self.fc = _linear(fmt, 16 * 4 * 4, 10)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

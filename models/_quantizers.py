@@ -2,72 +2,149 @@
 
 Weights: INT per tensor (`int8`, `int4`) or per output channel (`int8_channel`, `int4_channel`),
 absmax scale over the narrow range [-(2**(b-1) - 1), 2**(b-1) - 1]; OCP minifloats per tensor
-(absmax maps to the format's max); OCP MX (one E8M0 scale per 32 weights along the input axis).
+(absmax maps to the format's max); OCP MX (one E8M0 scale per 32 weights along the input axis);
+OliVe pairs (`ovp4`, `ovp8`, see models/_ovp_quant.py).
 Activations: the same element formats with a per-tensor scale learned from calibration (INT,
-minifloats) or per-block MX scales computed on the fly.
+minifloats), per-block MX scales computed on the fly (blocks along the features of a linear
+layer's input, along the channels of a convolution's), or per-row OliVe scales.
+Weight-only formats for the bit-serial unit (`int4_a8`, `int2_a8`, `fp4_e2m1_a8`): the weights
+per output channel in the named format, the activations INT8 per tensor.
 
-Brevitas' own `MXInt8Weight` is not OCP MXINT8; `mxint8` is not offered until a quantizer equal
-to numerics' is written (tests/models pin which names exist).
+`mxint8` is OCP MXINT8: Brevitas' own `MXInt8Weight` divides the block absmax by 128 before
+rounding the scale to a power of two, so its elements overflow and clip; OCP puts the absmax in
+[1, 2) of the element grid (scale 2**(floor(log2 amax) - 6) per integer step). The quantizers
+here fold that implied 2**-6 into Brevitas' integer scaling (64 instead of 128) and keep the
+elements symmetric (+-127, numerics' `mxint8`; Brevitas would also produce -128).
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
+
+import torch
+
+from ._ovp_quant import ovp_quantizers
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
+    import brevitas
     from brevitas.quant import (
         Fp8e4m3OCPActPerTensorFloat,
         Fp8e4m3OCPWeightPerTensorFloat,
         Fp8e5m2OCPActPerTensorFloat,
         Fp8e5m2OCPWeightPerTensorFloat,
         FpOCPActPerTensorFloat,
+        FpOCPWeightPerChannelFloat,
         FpOCPWeightPerTensorFloat,
         Int8ActPerTensorFloat,
         Int8WeightPerChannelFloat,
         Int8WeightPerTensorFloat,
     )
-    from brevitas.quant.experimental.mx_quant_ocp import MXFloat8e4m3Act, MXFloat8e4m3Weight
+    from brevitas.quant.experimental.mx_quant_ocp import (
+        MXFloat8e4m3Act,
+        MXFloat8e4m3Weight,
+        MXInt8Act,
+        MXInt8Weight,
+    )
     from brevitas.quant.float_base import Fp4e2m1Mixin, Fp6e2m3Mixin, Fp6e3m2Mixin
+
+
+class OCPIntScaling(brevitas.jit.ScriptModule):
+    """2**(bits - 2) integer steps per unit of the block scale: OCP MXINT8's implied 2**-6."""
+
+    def __init__(self, signed: bool | None = None) -> None:
+        super().__init__()
+
+    @brevitas.jit.script_method
+    def forward(self, bit_width: torch.Tensor, signed: bool | None = None) -> torch.Tensor:
+        return 2.0 ** (bit_width - 2)
 
 
 def _minifloat(mixin: type, base: type) -> type:
     return type(f"{mixin.__name__}{base.__name__}", (mixin, base), {})
 
 
+@dataclass(frozen=True)
+class Scheme:
+    """A model format: Brevitas quantizers and the numerics formats of the codes they produce."""
+
+    weight_quant: Any
+    input_quant: Any  # for linear layers: blocks / pairs along the last (feature) axis
+    conv_input_quant: Any  # for convolutions: MX blocks along the channels
+    weight: str  # numerics format of the weight codes
+    activation: str  # numerics format of the input codes
+    calibrated: bool  # per-tensor activation scales come from calibration (else computed on the fly)
+    per_channel: bool = False  # one weight scale per output channel
+
+
 _FP4 = {"bit_width": 4, "exponent_bit_width": 2, "mantissa_bit_width": 1}
+_INT4 = Int8WeightPerTensorFloat.let(bit_width=4)
+_OCP_INT = {"int_scaling_impl": OCPIntScaling, "narrow_range": True}  # numerics' mxint8 is symmetric: +-127/64
 
-WEIGHT_QUANTIZERS: dict[str, Any] = {
-    "int8": Int8WeightPerTensorFloat,
-    "int4": Int8WeightPerTensorFloat.let(bit_width=4),
-    "int8_channel": Int8WeightPerChannelFloat,
-    "int4_channel": Int8WeightPerChannelFloat.let(bit_width=4),
-    "fp8_e4m3": Fp8e4m3OCPWeightPerTensorFloat,
-    "fp8_e5m2": Fp8e5m2OCPWeightPerTensorFloat,
-    "fp6_e3m2": _minifloat(Fp6e3m2Mixin, FpOCPWeightPerTensorFloat),
-    "fp6_e2m3": _minifloat(Fp6e2m3Mixin, FpOCPWeightPerTensorFloat),
-    "fp4_e2m1": _minifloat(Fp4e2m1Mixin, FpOCPWeightPerTensorFloat),
-    "mxfp8_e4m3": MXFloat8e4m3Weight,
-    "mxfp4": MXFloat8e4m3Weight.let(**_FP4),
+
+def _element(weight: Any, act: Any, fmt: str, per_channel: bool = False) -> Scheme:
+    return Scheme(weight, act, act, fmt, fmt, True, per_channel)
+
+
+def _mx(weight: Any, act: Any, fmt: str) -> Scheme:
+    return Scheme(weight, act.let(group_dim=-1), act.let(group_dim=1), fmt, fmt, False)
+
+
+def _weight_only(weight: Any, fmt: str) -> Scheme:
+    return Scheme(weight, Int8ActPerTensorFloat, Int8ActPerTensorFloat, fmt, "int8", True, True)
+
+
+def _ovp(name: str) -> Scheme:
+    weight, act = ovp_quantizers(name)
+    return Scheme(weight, act, act, name, name, False)
+
+
+SCHEMES: dict[str, Scheme] = {
+    "int8": _element(Int8WeightPerTensorFloat, Int8ActPerTensorFloat, "int8"),
+    "int4": _element(_INT4, Int8ActPerTensorFloat.let(bit_width=4), "int4"),
+    "int8_channel": _element(Int8WeightPerChannelFloat, Int8ActPerTensorFloat, "int8", per_channel=True),
+    "int4_channel": _element(
+        Int8WeightPerChannelFloat.let(bit_width=4), Int8ActPerTensorFloat.let(bit_width=4), "int4", per_channel=True
+    ),
+    "fp8_e4m3": _element(Fp8e4m3OCPWeightPerTensorFloat, Fp8e4m3OCPActPerTensorFloat, "fp8_e4m3"),
+    "fp8_e5m2": _element(Fp8e5m2OCPWeightPerTensorFloat, Fp8e5m2OCPActPerTensorFloat, "fp8_e5m2"),
+    "fp6_e3m2": _element(
+        _minifloat(Fp6e3m2Mixin, FpOCPWeightPerTensorFloat),
+        _minifloat(Fp6e3m2Mixin, FpOCPActPerTensorFloat),
+        "fp6_e3m2",
+    ),
+    "fp6_e2m3": _element(
+        _minifloat(Fp6e2m3Mixin, FpOCPWeightPerTensorFloat),
+        _minifloat(Fp6e2m3Mixin, FpOCPActPerTensorFloat),
+        "fp6_e2m3",
+    ),
+    "fp4_e2m1": _element(
+        _minifloat(Fp4e2m1Mixin, FpOCPWeightPerTensorFloat),
+        _minifloat(Fp4e2m1Mixin, FpOCPActPerTensorFloat),
+        "fp4_e2m1",
+    ),
+    "mxfp8_e4m3": _mx(MXFloat8e4m3Weight, MXFloat8e4m3Act, "mxfp8_e4m3"),
+    "mxfp4": _mx(MXFloat8e4m3Weight.let(**_FP4), MXFloat8e4m3Act.let(**_FP4), "mxfp4"),
+    "mxint8": _mx(MXInt8Weight.let(**_OCP_INT), MXInt8Act.let(**_OCP_INT), "mxint8"),
+    "ovp4": _ovp("ovp4"),
+    "ovp8": _ovp("ovp8"),
+    "int4_a8": _weight_only(Int8WeightPerChannelFloat.let(bit_width=4), "int4"),
+    "int2_a8": _weight_only(Int8WeightPerChannelFloat.let(bit_width=2), "int2"),
+    "fp4_e2m1_a8": _weight_only(_minifloat(Fp4e2m1Mixin, FpOCPWeightPerChannelFloat), "fp4_e2m1"),
 }
-
-ACT_QUANTIZERS: dict[str, Any] = {
-    "int8": Int8ActPerTensorFloat,
-    "int4": Int8ActPerTensorFloat.let(bit_width=4),
-    "fp8_e4m3": Fp8e4m3OCPActPerTensorFloat,
-    "fp8_e5m2": Fp8e5m2OCPActPerTensorFloat,
-    "fp6_e3m2": _minifloat(Fp6e3m2Mixin, FpOCPActPerTensorFloat),
-    "fp6_e2m3": _minifloat(Fp6e2m3Mixin, FpOCPActPerTensorFloat),
-    "fp4_e2m1": _minifloat(Fp4e2m1Mixin, FpOCPActPerTensorFloat),
-    "mxfp8_e4m3": MXFloat8e4m3Act.let(group_dim=-1),
-    "mxfp4": MXFloat8e4m3Act.let(group_dim=-1, **_FP4),
-}
-ACT_QUANTIZERS["int8_channel"], ACT_QUANTIZERS["int4_channel"] = ACT_QUANTIZERS["int8"], ACT_QUANTIZERS["int4"]
+WEIGHT_ONLY = tuple(name for name, s in SCHEMES.items() if s.activation != s.weight)
 
 
-def quantizers(fmt: str) -> tuple[Any, Any]:
-    """(weight quantizer, input quantizer) for a format name, or a clear error listing the names."""
-    if fmt not in WEIGHT_QUANTIZERS:
-        raise ValueError(f"no Brevitas quantizer for {fmt!r}; available: {', '.join(sorted(WEIGHT_QUANTIZERS))}")
-    return WEIGHT_QUANTIZERS[fmt], ACT_QUANTIZERS[fmt]
+def scheme(fmt: str) -> Scheme:
+    """The scheme of a model format name, or a clear error listing the names."""
+    if fmt not in SCHEMES:
+        raise ValueError(f"no Brevitas quantizer for {fmt!r}; available: {', '.join(sorted(SCHEMES))}")
+    return SCHEMES[fmt]
+
+
+def quantizers(fmt: str, conv: bool = False) -> tuple[Any, Any]:
+    """(weight quantizer, input quantizer) of a format for a linear layer (or a convolution)."""
+    s = scheme(fmt)
+    return s.weight_quant, s.conv_input_quant if conv else s.input_quant

@@ -18,6 +18,7 @@ from torch import nn
 
 from ._data import Split, digits
 from ._nets import build
+from ._quantizers import scheme
 
 FLOAT_EPOCHS = {"mlp": 60, "cnn": 40, "transformer": 60}
 BATCH = 64
@@ -88,7 +89,7 @@ def quantized_model(name: str, fmt: str, trained_float: nn.Module, split: Split,
 
     model = build(name, fmt)
     model.load_state_dict(trained_float.state_dict(), strict=False)
-    if not fmt.startswith("mx"):  # MX block scales come from each block itself: nothing to calibrate
+    if scheme(fmt).calibrated:  # MX block and OliVe row scales come from the data itself
         with torch.no_grad(), calibration_mode(model), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for start in range(0, len(split.train_labels), 256):

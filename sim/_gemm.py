@@ -28,7 +28,14 @@ class GemmReport:
     first_mismatch: str | None
     seconds: float  # wall time of the simulation run (build excluded when cached)
     pe_count: int
-    result: np.ndarray | None = None  # (M, N) hardware results, integers in the array's lsb units
+    result: np.ndarray | None = None  # (M, N) hardware results, integers in units of 2**lsb_exponent
+    lsb_exponent: int = 0
+
+    def values(self) -> np.ndarray:
+        """The hardware results as float64 (each exact integer rounded once, then scaled exactly)."""
+        if self.result is None:
+            raise ValueError("this report carries no results")
+        return np.ldexp(np.asarray(self.result, dtype=np.float64), self.lsb_exponent)
 
     @property
     def passed(self) -> bool:
@@ -56,8 +63,9 @@ class GemmReport:
 def expected_gemm(config: hw.ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(M, N) accumulator integers in units of 2**config.lsb_exponent, and (M, N, 3) flags.
     (Element operands: codes; MX arrays: the two MX encodings.)"""
-    a_fmt = config.block or config.a_ovp or config.a_format
-    b_fmt = config.block or config.b_ovp or config.b_format
+    # OliVe operands keep their own format: the scale granularity (tensor, channel, row) is theirs
+    a_fmt = config.block or (a_codes.format if config.a_ovp else config.a_format)  # type: ignore[attr-defined]
+    b_fmt = config.block or (b_codes.format if config.b_ovp else config.b_format)  # type: ignore[attr-defined]
     result = numerics.matmul(_grid(a_codes), _grid(b_codes), a_fmt, b_fmt, config.accumulator)
     special = np.asarray(result.special, dtype=np.float64)
     flags = np.stack([np.isnan(special), special == np.inf, special == -np.inf], axis=-1)
@@ -130,11 +138,11 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
                      f"{a_el[i, :16].tolist()}, B[:16, {j}] = {b_el[:16, j].tolist()}")  # fmt: skip
     mismatches = len(bad) if count == beats.results else m * n
     return GemmReport(cfg.describe(), (m, k, n), last - first + 1, model, mismatches, described, seconds,
-                      cfg.rows * cfg.cols, got)  # fmt: skip
+                      cfg.rows * cfg.cols, got, cfg.lsb_exponent)  # fmt: skip
 
 
 def cosim_bitserial(array: hw.BitSerialArray, a_codes: np.ndarray, weights: Any, w_format: str, build_root: Path,
-                    work: Path, waves: bool = False) -> GemmReport:  # fmt: skip
+                    work: Path, waves: bool = False, optimize: bool = False) -> GemmReport:  # fmt: skip
     """A @ W on the bit-serial unit: W is (K, N) int2..int8 / fp4_e2m1 codes or a BitMoD encoding
     along K. Results against numerics.matmul (exact, scales included); cycles against the model."""
     cfg = array.config
@@ -151,7 +159,7 @@ def cosim_bitserial(array: hw.BitSerialArray, a_codes: np.ndarray, weights: Any,
     started = time.perf_counter()
     first, last, count, out_hex = play(array, [("beat", width, work / "beats.hex", len(beats["a"]))],
                                        cfg.cols * cfg.acc_width, results, None, 4 * model + 1000, build_root, work,
-                                       waves)  # fmt: skip
+                                       waves, optimize)  # fmt: skip
     seconds = time.perf_counter() - started
     lanes = read_lanes(out_hex, cfg.cols, (("acc", cfg.acc_width, True),))["acc"]
     got = lanes.reshape(-1, m, cfg.cols).transpose(1, 0, 2).reshape(m, -1)[:, :n]
@@ -165,4 +173,5 @@ def cosim_bitserial(array: hw.BitSerialArray, a_codes: np.ndarray, weights: Any,
         described = f"C[{i}, {j}] = {got[i, j]}, expected {want[i, j]} (units of 2**{hw_lsb})"
     mismatches = len(bad) if count == results else m * n
     design = f"bit-serial {cfg.cols} PEs x {cfg.lanes} lanes, {cfg.a_format.name} x {w_format}"
-    return GemmReport(design, (m, k, n), last - first + 1, model, mismatches, described, seconds, cfg.cols * cfg.lanes)
+    return GemmReport(design, (m, k, n), last - first + 1, model, mismatches, described, seconds, cfg.cols * cfg.lanes,
+                      got, hw_lsb)  # fmt: skip

@@ -7,6 +7,7 @@ outputs come back the same way, so checking happens in plain Python against nume
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
@@ -62,7 +63,6 @@ def build(
 
     `harness` = (module name, Verilog) wraps the design in a test harness that becomes the toplevel."""
     setup_verilator()
-    from cocotb_tools.runner import get_runner
 
     key = hashlib.sha256(json.dumps([design_key(component, name), BUILD_ARGS, waves, name, harness, optimize]).encode())
     directory = Path(build_root) / key.hexdigest()[:20]
@@ -70,6 +70,18 @@ def build(
     if marker.exists():
         return directory
     directory.mkdir(parents=True, exist_ok=True)
+    with open(directory.with_suffix(".lock"), "w") as lock:  # parallel test workers build a design once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            _build(component, name, waves, harness, optimize, directory)
+            marker.write_text(key.hexdigest())
+    return directory
+
+
+def _build(component: wiring.Component, name: str, waves: bool, harness: tuple[str, str] | None, optimize: bool,
+           directory: Path) -> None:  # fmt: skip
+    from cocotb_tools.runner import get_runner
+
     verilog = to_verilog(component, name)
     source = directory / f"{name}.v"
     source.write_text(verilog)
@@ -94,8 +106,6 @@ def build(
             os.environ.pop("MAKEFLAGS", None)
         else:
             os.environ["MAKEFLAGS"] = saved_makeflags
-    marker.write_text(key.hexdigest())
-    return directory
 
 
 def run(

@@ -196,12 +196,17 @@ def test_train_reports_accuracies(tmp_path: Path, capsys: pytest.CaptureFixture[
 @pytest.mark.slow
 def test_cosim_model_runs_a_layer_in_the_loop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "cosim", "model", "--model", "mlp", "--format", "mxfp4", "--layer", "0", "--array",
-                       "4x4", "-o", str(tmp_path), "--json")  # fmt: skip
+                       "4x4", "--images", "120", "-o", str(tmp_path), "--json")  # fmt: skip
     report = json.loads(out)
-    assert code == 0 and report["bit_exact"] and report["cycles_measured"] == report["cycles_model"]
-    assert report["hardware_in_the_loop_accuracy"] == report["brevitas_accuracy"] and report["test_images"] == 360
-    code, _, err = run(capsys, "cosim", "model", "--model", "cnn", "--format", "int8", "-o", str(tmp_path))
-    assert code == 2 and "cosim model maps mlp so far, got 'cnn'" in err
+    assert code == 0 and report["bit_exact"] and report["cycles"] == report["model_cycles"]
+    assert report["hil_accuracy"] == report["brevitas_accuracy"] and report["images"] == 120
+    assert report["within_bound"] and report["predictions_equal"] and report["gemm"] == [120, 64, 64]
+    code, out, _ = run(capsys, "cosim", "model", "--model", "cnn", "--format", "int4_a8", "--layer", "fc",
+                       "--bitserial", "--array", "8x4", "--images", "16", "-o", str(tmp_path))  # fmt: skip
+    assert code == 0 and "PASS cnn.fc (int4_a8) on bit-serial 4 PEs x 8 lanes" in out
+    code, _, err = run(capsys, "cosim", "model", "--model", "cnn", "--format", "fp8_e4m3", "--bitserial", "-o",
+                       str(tmp_path))  # fmt: skip
+    assert code == 2 and "the bit-serial unit takes signed INT activations" in err
     code, _, err = run(capsys, "cosim", "model", "--model", "mlp", "--format", "int8", "--layer", "5", "-o",
                        str(tmp_path))  # fmt: skip
-    assert code == 2 and "--layer must be between 0 and 1 for mlp, got 5" in err
+    assert code == 2 and "--layer must be between 0 and 1 or one of fc1, fc2, got 5" in err

@@ -1,0 +1,212 @@
+"""A layer of a trained Brevitas model on generated hardware, end to end.
+
+The layer's real inputs (test images run through the model up to that layer) become one matrix
+product per chunk of images; each chunk runs on the array in Verilator and must equal
+numerics.matmul bit for bit (with the measured cycles equal to the cycle model). The hardware
+results times the scales are then compared with Brevitas' own float32 output of the layer and
+fed through the rest of the Brevitas model (hardware in the loop).
+
+The deviation bound asserted against Brevitas: the hardware's sum is exact, Brevitas rounds
+each dequantized operand, every product and every partial sum in float32, and the hardware value
+is rounded once more when scaled, so |hardware - brevitas| <= gamma(K + 3) * sum_k |a_k b_k|,
+gamma(n) = n u / (1 - n u), u = 2**-24 (Higham's bound for a recursive dot product of length K,
+plus the operand and scaling roundings). The bound is per output, computed from the operands.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import hw
+import models
+import numerics
+import sim
+
+M_CHUNK = 4096  # rows of one co-simulated product: the depth of the WS output accumulator
+U = 2.0**-24
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Which generated design runs the layer."""
+
+    kind: str  # "systolic" or "bitserial"
+    rows: int  # systolic rows, or bit-serial lanes
+    cols: int
+    dataflow: str = "ws"  # systolic only
+    double_buffer: bool = True  # WS only
+
+    def describe(self) -> str:
+        if self.kind == "bitserial":
+            return f"bit-serial {self.cols} PEs x {self.rows} lanes"
+        buffering = " double-buffered" if self.dataflow == "ws" and self.double_buffer else ""
+        return f"{self.rows}x{self.cols} {self.dataflow.upper()}{buffering} systolic array"
+
+
+def parse_hardware(array: str, dataflow: str = "ws", bitserial: bool = False) -> Hardware:
+    if not (match := re.fullmatch(r"(\d+)x(\d+)", array)):
+        raise ValueError(f"--array must be RxC (e.g. 8x8), got {array!r}")
+    kind = "bitserial" if bitserial else "systolic"
+    return Hardware(kind, int(match[1]), int(match[2]), dataflow)
+
+
+@dataclass
+class LayerRun:
+    """The outcome of one layer on hardware."""
+
+    model: str
+    format: str
+    layer: str
+    hardware: str
+    gemm: tuple[int, int, int]  # (M, K, N) over all chunks' rows
+    bit_exact: bool
+    cycles: int  # measured, summed over chunks
+    model_cycles: int
+    max_deviation: float  # max |hardware - Brevitas| over the layer's outputs
+    within_bound: bool  # every output within gamma(K + 3) * sum |a b| of Brevitas
+    brevitas_accuracy: float
+    hil_accuracy: float  # the rest of the model fed with the hardware's layer output
+    predictions_equal: bool  # hardware-in-the-loop predictions == Brevitas' on every image
+    images: int
+    first_mismatch: str | None = None
+    seconds: float = 0.0
+    reports: list[sim.GemmReport] = field(default_factory=list, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return self.bit_exact and self.cycles == self.model_cycles and self.within_bound and self.predictions_equal
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "reports"}
+
+
+def check_mapping(fmt: str, kind: str, hardware: Hardware) -> None:
+    """Refuse, before any simulation, a layer/format/hardware combination that has no mapping."""
+    scheme = models.scheme(fmt)
+    if hardware.kind == "bitserial":
+        weight, act = numerics.get(scheme.weight), numerics.get(scheme.activation)
+        int_weights = isinstance(weight, numerics.IntFormat) and weight.signed and 2 <= weight.bits <= 8
+        if not (isinstance(act, numerics.IntFormat) and act.signed) or not (int_weights or weight.name == "fp4_e2m1"):
+            raise ValueError(f"the bit-serial unit takes signed INT activations and INT2..8 or FP4 E2M1 weights "
+                             f"(weight-only formats: {', '.join(models.WEIGHT_ONLY)}); got {fmt}")  # fmt: skip
+    elif isinstance(numerics.get(scheme.activation), numerics.OVPFormat) and hardware.dataflow != "ws":
+        raise ValueError(f"{fmt} activations pair along K (each row has its own scale); the OS array pairs A along M: "
+                         "use --dataflow ws")  # fmt: skip
+    if kind not in ("linear", "conv"):
+        raise ValueError(f"layer kind {kind!r} does not map to a matrix product; linear and conv layers do")
+
+
+def _array(fmt: str, codes: models.LayerCodes, hardware: Hardware, m_rows: int) -> Any:
+    scheme = models.scheme(fmt)
+    k, n = int(codes.input_codes.shape[1]), codes.brevitas_output.shape[1]
+    if hardware.kind == "bitserial":
+        group = hardware.rows * -(-k // hardware.rows)
+        return hw.BitSerialArray(scheme.activation, lanes=hardware.rows, cols=hardware.cols, group=group)
+    double_buffer = hardware.dataflow == "ws" and hardware.double_buffer
+    return hw.SystolicArray(scheme.activation, scheme.weight, rows=hardware.rows, cols=hardware.cols,
+                            dataflow=hardware.dataflow, double_buffer=double_buffer, pipeline=1, k_max=max(k, n),
+                            m_max=max(m_rows, hardware.rows))  # fmt: skip
+
+
+def dequantized(codes: models.LayerCodes) -> tuple[np.ndarray, np.ndarray]:
+    """(A, B) as float64 values (codes decoded times their scales)."""
+    scheme = models.scheme(codes.format)
+
+    def values(operand: Any, fmt: str, scale: np.ndarray) -> np.ndarray:
+        if hasattr(operand, "decode"):  # MX and OliVe encodings carry their scales
+            return np.asarray(operand.decode(), dtype=np.float64)
+        return np.asarray(numerics.get(fmt).decode(operand), dtype=np.float64) * scale.astype(np.float64)
+
+    return (values(codes.input_codes, scheme.activation, codes.input_scale),
+            values(codes.weight_codes, scheme.weight, codes.weight_scale))  # fmt: skip
+
+
+def _simulate(array: Any, codes: models.LayerCodes, build_root: Path, work: Path, optimize: bool) -> sim.GemmReport:
+    if isinstance(array, hw.BitSerialArray):
+        return sim.cosim_bitserial(array, codes.input_codes, codes.weight_codes, models.scheme(codes.format).weight,
+                                   build_root, work, optimize=optimize)  # fmt: skip
+    return sim.cosim_gemm(array, codes.input_codes, codes.weight_codes, build_root, work, optimize=optimize)
+
+
+def _hardware_values(report: sim.GemmReport, codes: models.LayerCodes) -> np.ndarray:
+    grid = report.values()
+    if isinstance(codes.input_codes, numerics.OVPEncoded):  # the array multiplied the integer grids
+        return grid * codes.input_scale.astype(np.float64) * codes.weight_scale.astype(np.float64)
+    if hasattr(codes.input_codes, "decode"):  # MX: the block scales are inside the array
+        return grid
+    return grid * codes.input_scale.astype(np.float64) * codes.weight_scale.astype(np.float64)
+
+
+def run_layer(name: str, fmt: str, model: nn.Module, layer: str, images: np.ndarray, labels: np.ndarray,
+              hardware: Hardware, build_root: Path, work: Path, optimize: bool | None = None,
+              progress: Callable[[int, int], None] | None = None) -> LayerRun:  # fmt: skip
+    """Co-simulate `layer` of the quantized `model` with `images`; see the module docstring.
+    `optimize` (default: when the layer needs more than ~10**6 PE-cycles) builds optimized C++."""
+    kind = models.layer_kind(model, layer)
+    check_mapping(fmt, kind, hardware)
+    probe = models.extract(model, layer, images[:1], fmt)  # mapping errors (MX channels, OliVe convs) surface here
+    rows_per_image = probe.brevitas_output.shape[0]
+    per_chunk = max(1, M_CHUNK // rows_per_image)
+    array = _array(fmt, probe, hardware, min(len(images), per_chunk) * rows_per_image)
+    array._MustUse__silence = True  # a cached build never elaborates it
+    if optimize is None:
+        work_per_pe = (
+            len(images) * probe.brevitas_output.size * probe.input_codes.shape[1] / (hardware.rows * hardware.cols)
+        )
+        optimize = work_per_pe > 1e6
+    outputs, reports, bounds_ok, deviation = [], [], True, 0.0
+    chunks = range(0, len(images), per_chunk)
+    for index, start in enumerate(chunks):
+        codes = models.extract(model, layer, images[start : start + per_chunk], fmt)
+        report = _simulate(array, codes, build_root, work / f"chunk{index}", optimize)
+        reports.append(report)
+        if report.mismatches:
+            break
+        values = _hardware_values(report, codes)
+        a, b = dequantized(codes)
+        k = a.shape[1]
+        gamma = (k + 3) * U / (1 - (k + 3) * U)
+        error = np.abs(values - codes.brevitas_output.astype(np.float64))
+        bounds_ok &= bool(np.all(error <= gamma * (np.abs(a) @ np.abs(b))))
+        deviation = max(deviation, float(error.max()))
+        outputs.append(codes.to_layer(values))
+        if progress is not None:
+            progress(index + 1, len(chunks))
+    m = sum(r.shape[0] for r in reports)
+    k, n = reports[0].shape[1:]
+    bit_exact = all(r.mismatches == 0 for r in reports) and len(reports) == len(chunks)
+    first = next((r.first_mismatch for r in reports if r.first_mismatch), None)
+    brevitas_logits = _logits(model, images)
+    hil = _logits(model, images, layer, np.concatenate(outputs)) if bit_exact else np.zeros_like(brevitas_logits)
+    theirs, ours = brevitas_logits.argmax(axis=1), hil.argmax(axis=1)
+    return LayerRun(name, fmt, layer, reports[0].design, (m, k, n), bit_exact, sum(r.cycles for r in reports),
+                    sum(r.model_cycles for r in reports), deviation, bounds_ok and bit_exact,
+                    float((theirs == labels).mean()), float((ours == labels).mean()), bool((theirs == ours).all()),
+                    len(images), first, sum(r.seconds for r in reports), reports)  # fmt: skip
+
+
+def _logits(model: nn.Module, images: np.ndarray, layer: str | None = None, output: np.ndarray | None = None) -> Any:
+    """The model's logits; with `layer`, that layer's quantized product replaced by `output`
+    (its float bias is still added by the model)."""
+    hook = None
+    if layer is not None and output is not None:
+        replacement = torch.from_numpy(output.astype(np.float32))
+        quant_layer = dict(model.named_modules())[layer].layer
+        hook = quant_layer.register_forward_hook(lambda _m, _inputs, _out: replacement)
+    model.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return model(torch.from_numpy(images)).numpy()
+    finally:
+        if hook is not None:
+            hook.remove()

@@ -1,0 +1,66 @@
+"""A Brevitas quantizer for OliVe outlier-victim pairs, quantizing through numerics itself.
+
+Brevitas has no OVP quantizer, so the tensor quantizer of an ordinary Brevitas integer quantizer
+is replaced by one that encodes with `numerics.OVPFormat` and returns the integer grid times the
+float32 scale (a straight-through estimator for QAT). The Brevitas layer then sees an
+`IntQuantTensor` whose integers are OliVe's decoded grid (normals, abfloat outliers, zeroed
+victims): 8 bits hold the ovp4 grid (|v| <= 96), 12 bits the ovp8 grid (|v| <= 2016).
+
+Weights: one MSE-searched scale per tensor, pairs along the output channels (the lanes of the
+array's B stream). Activations: one MSE-searched scale per row (per sample / token, computed on
+the fly, so nothing is calibrated), pairs along the features (the lanes of the A stream).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+import numerics
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerTensorFloat
+
+GRID_BITS = {4: 8, 8: 12}
+
+
+class OVPTensorQuant(nn.Module):
+    """(value, scale, zero point, bit width) of x in OliVe pairs, as a Brevitas tensor quantizer."""
+
+    def __init__(self, ovp_format: str, per_row: bool) -> None:
+        super().__init__()
+        fmt = numerics.get(ovp_format)
+        if not isinstance(fmt, numerics.OVPFormat):
+            raise ValueError(f"{ovp_format!r} is not an OliVe format")
+        self.format, self.per_row = fmt, per_row
+        self.grid_bits = GRID_BITS[fmt.element_bits]
+
+    def encode(self, x: np.ndarray) -> numerics.OVPEncoded:
+        """Activations (..., K): pairs along K, scale per row; weights (N, K): pairs along N."""
+        if self.per_row:
+            rows = numerics.OVPFormat(self.format.element_bits, self.format.both_outliers, channel_axis=0)
+            return rows.encode(x.reshape(-1, x.shape[-1]), axis=1)
+        return self.format.encode(x, axis=0)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        data = x.detach().double().cpu().numpy()
+        encoded = self.encode(data)
+        scale = np.asarray(numerics.get("fp32").decode(encoded.scale), np.float64)
+        if self.per_row:
+            scale = scale.reshape((*data.shape[:-1], 1))
+        grid = encoded.decode().reshape(data.shape) / scale  # exact: a small integer times an fp32 scale
+        scale_t = torch.from_numpy(scale.astype(np.float32)).to(x.device)
+        quantized = torch.from_numpy(grid.astype(np.float32)).to(x.device) * scale_t
+        value = x + (quantized - x).detach()
+        return value, scale_t, torch.zeros((), device=x.device), torch.tensor(float(self.grid_bits))
+
+
+def ovp_quantizers(name: str) -> tuple[type, type]:
+    """(weight quantizer, input quantizer) for `ovp4` / `ovp8`."""
+    weight = Int8WeightPerTensorFloat.let(tensor_quant=OVPTensorQuant, ovp_format=name, per_row=False)
+    act = Int8ActPerTensorFloat.let(tensor_quant=OVPTensorQuant, ovp_format=name, per_row=True)
+    return weight, act
