@@ -19,6 +19,7 @@ elements symmetric (+-127, numerics' `mxint8`; Brevitas would also produce -128)
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -137,11 +138,31 @@ SCHEMES: dict[str, Scheme] = {
 WEIGHT_ONLY = tuple(name for name, s in SCHEMES.items() if s.activation != s.weight)
 
 
+def _pattern(fmt: str) -> Scheme | None:
+    """Any INT2..INT8 (`int5`) or finite minifloat of 3..8 bits (`fp5_e2m2_finite`, all codes are
+    numbers, saturating: the OCP FP6/FP4 convention), per-tensor scales."""
+    if match := re.fullmatch(r"int([2-8])", fmt):
+        bits = int(match[1])
+        return _element(Int8WeightPerTensorFloat.let(bit_width=bits), Int8ActPerTensorFloat.let(bit_width=bits), fmt)
+    if match := re.fullmatch(r"fp([3-8])_e([1-5])m([0-6])_finite", fmt):
+        n, e, m = (int(g) for g in match.groups())
+        if n != 1 + e + m:
+            return None
+        shape = {"bit_width": n, "exponent_bit_width": e, "mantissa_bit_width": m, "nan_values": None,
+                 "inf_values": None, "saturating": True}  # fmt: skip
+        return _element(FpOCPWeightPerTensorFloat.let(**shape), FpOCPActPerTensorFloat.let(**shape), fmt)
+    return None
+
+
 def scheme(fmt: str) -> Scheme:
     """The scheme of a model format name, or a clear error listing the names."""
-    if fmt not in SCHEMES:
-        raise ValueError(f"no Brevitas quantizer for {fmt!r}; available: {', '.join(sorted(SCHEMES))}")
-    return SCHEMES[fmt]
+    if fmt in SCHEMES:
+        return SCHEMES[fmt]
+    found = _pattern(fmt)
+    if found is None:
+        raise ValueError(f"no Brevitas quantizer for {fmt!r}; available: {', '.join(sorted(SCHEMES))}, "
+                         "int2..int8, fp{n}_e{x}m{y}_finite (n = 3..8)")  # fmt: skip
+    return found
 
 
 def quantizers(fmt: str, conv: bool = False) -> tuple[Any, Any]:

@@ -174,7 +174,24 @@ def test_weight_only_formats_quantize_weights_per_channel(fmt: str) -> None:
 
 
 def test_unknown_format_lists_the_available_ones() -> None:
-    with pytest.raises(
-        ValueError, match=r"no Brevitas quantizer for 'int3'; available: fp4_e2m1, fp4_e2m1_a8, fp6_e2m3"
-    ):
-        quantizers("int3")
+    with pytest.raises(ValueError, match=r"no Brevitas quantizer for 'int9'; available: fp4_e2m1, fp4_e2m1_a8"):
+        quantizers("int9")
+    with pytest.raises(ValueError, match=r"int2..int8, fp\{n\}_e\{x\}m\{y\}_finite \(n = 3..8\)"):
+        quantizers("fp5_e2m3_finite")  # 1 + 2 + 3 != 5
+
+
+@pytest.mark.parametrize("fmt", ["int3", "int5", "int7", "fp3_e1m1_finite", "fp5_e2m2_finite", "fp7_e3m3_finite",
+                                 "fp8_e5m2_finite"])  # fmt: skip
+def test_patterned_formats_equal_numerics(fmt: str) -> None:
+    """The seed study's formats: any INT2..8, any finite minifloat of 3..8 bits."""
+    w = weights(14)
+    q = quantized_weight(fmt, w)
+    element = numerics.get(fmt)
+    scale = q.scale.detach()
+    if isinstance(element, numerics.IntFormat):
+        ours = numerics.quantize_int(w.double().numpy(), fmt, scale=scale.double().numpy())
+        np.testing.assert_array_equal(q.int().numpy(), element.decode(ours.codes).astype(np.int64))
+    else:
+        assert scale.item() == np.float32(w.abs().max().item()) / np.float32(element.max)
+        quotient = (w / scale).numpy()
+        np.testing.assert_array_equal(q.minifloat().detach().numpy(), element.quantize(quotient, saturate=True))
