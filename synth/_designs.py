@@ -1,0 +1,135 @@
+"""Design points the cost model knows: a MAC PE or a systolic array, described by format names and
+options, buildable as hardware (for synthesis) and measurable as format parameters (for the model).
+
+Multipliers are LUT logic (bitfab's radix-4 Booth) so the LUT count is the cost of the format;
+with DSPs each multiplier of <= 18 x 18 bits takes one DSP block instead (`dsp_blocks`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import hw
+import numerics
+from hw import ArrayConfig
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    kind: str  # "pe" or "array"
+    a: str
+    b: str
+    rows: int = 1
+    cols: int = 1
+    dataflow: str = "os"
+    double_buffer: bool = False
+    accumulator: str = "exact"  # "exact" or "fixed32" (wrapping, 32 bits)
+    k: int = 1024  # PE: terms per dot product; array: k_max
+    m_max: int = 64
+
+    def label(self) -> str:
+        if self.kind == "pe":
+            return f"PE {self.a}x{self.b} {self.accumulator}"
+        db = "-db" if self.double_buffer else ""
+        return f"{self.rows}x{self.cols} {self.dataflow}{db} {self.a}x{self.b} {self.accumulator}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def _accumulator(self) -> numerics.ExactAccumulator | numerics.FixedAccumulator:
+        return numerics.ExactAccumulator() if self.accumulator == "exact" else numerics.FixedAccumulator(32)
+
+    def build(self, dsp: bool = False) -> Any:
+        """The hardware: LUT (Booth) multipliers, or `*` for synthesis to infer DSPs."""
+        if self.kind == "pe":
+            return hw.MacPE(self.a, self.b, self._accumulator(), k_terms=self.k, pipeline=1, use_dsp=dsp)
+        return hw.SystolicArray(self.a, self.b, self._accumulator(), rows=self.rows, cols=self.cols,
+                                dataflow=self.dataflow, double_buffer=self.double_buffer, pipeline=1,
+                                dsp_budget=None if dsp else 0, k_max=self.k, m_max=self.m_max)  # fmt: skip
+
+    def config(self) -> ArrayConfig:
+        """The array configuration (a PE is modelled as the 1 x 1 core of one)."""
+        return ArrayConfig.build(self.a, self.b, self._accumulator(), rows=max(self.rows, 2), cols=max(self.cols, 2),
+                                 dataflow=self.dataflow, double_buffer=self.double_buffer, pipeline=1,
+                                 k_max=self.k, m_max=self.m_max)  # fmt: skip
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    def dsp_blocks(self) -> int:
+        """DSP blocks with DSP inference on: one per multiplier that fits 18 x 18."""
+        cfg = self.config()
+        fits = cfg.a_layout.sig_width + 1 <= 18 and cfg.b_layout.sig_width + 1 <= 18
+        return self.pes if fits else 0
+
+
+def _decoder_cost(fmt: Any) -> float:
+    """A decoder's logic, in rough 'bit-operations': none for integers, the exponent compare and
+    hidden bit of a minifloat, a posit's regime count and shift (n log n), OliVe's pair logic."""
+    if isinstance(fmt, numerics.OVPFormat):
+        return 4.0 * fmt.element_bits
+    if isinstance(fmt, numerics.IntFormat):
+        return 0.0
+    if isinstance(fmt, numerics.Posit):
+        return fmt.n * math.ceil(math.log2(fmt.n))
+    return float(fmt.exp_bits + fmt.man_bits)
+
+
+def features(spec: DesignSpec) -> dict[str, float]:
+    """What the LUT count scales with. Per PE: the multiplier's partial-product bits, the aligner
+    (aligned width x shift stages), the accumulator or partial-sum adder, a float PE's fixed logic
+    (sign, zero and subnormal handling) and its special values (NaN/Inf flags); per edge lane: a
+    decoder; per array: the fold controller (one), the output side (OS shadow registers, WS column
+    accumulators), the stationary weights (WS, two per PE when double-buffered) and the MX block
+    scale shifts (once per column in WS, per PE in OS)."""
+    cfg = spec.config()
+    sa, sb = cfg.a_layout.sig_width + 1, cfg.b_layout.sig_width + 1
+    floating = _is_float(cfg)
+    span = (1 << cfg.a_layout.exp_width) + (1 << cfg.b_layout.exp_width) - 2 if floating else 0
+    aligned = min(cfg.acc_width, sa + sb + span)
+    ws = spec.kind == "array" and spec.dataflow == "ws"
+    mx = cfg.block is not None
+    element_acc = cfg.acc_width - (508 if mx else 0)
+    if mx:  # WS: a column sums a block at element width; OS: each PE holds the wide accumulator
+        pe_acc = element_acc if ws else cfg.acc_width
+    else:
+        pe_acc = _ws_psum(cfg) if ws else cfg.acc_width
+    edges = 2 if spec.kind == "pe" else spec.rows + spec.cols
+    dec = (_decoder_cost(cfg.a_kind) + _decoder_cost(cfg.b_kind)) / 2
+    array = 0.0 if spec.kind == "pe" else 1.0
+    return {
+        "pe": float(spec.pes),
+        "multiplier": spec.pes * sa * sb,
+        "aligner": spec.pes * aligned * math.ceil(math.log2(span + 1)) if span else 0.0,
+        "accumulator": spec.pes * pe_acc,
+        "float_pe": spec.pes * float(floating),
+        "specials": spec.pes * max(_specials(cfg.a_format), _specials(cfg.b_format)),
+        "decoders": edges * dec,
+        "control": array * (1 + math.log2(spec.k)),
+        "output": array * spec.cols * cfg.acc_width * (1 if ws else spec.rows),
+        "weights": spec.pes * sb * (2 if spec.double_buffer else 1) if ws else 0.0,
+        "mx_shift": (spec.cols if ws else spec.pes) * cfg.acc_width * 9 if mx else 0.0,
+    }
+
+
+def _specials(fmt: Any) -> float:
+    """0 for finite formats, integers and posits (NaR is one code, no flag logic beyond the
+    decoder), 1 for minifloats with NaN only (E4M3), 2 for IEEE NaN and Inf."""
+    specials = getattr(fmt, "specials", None)
+    if specials is None:
+        return 0.0
+    return {"FINITE": 0.0, "IEEE": 2.0}.get(specials.name, 1.0)
+
+
+def _ws_psum(cfg: ArrayConfig) -> float:
+    """A weight-stationary PE adds into a partial sum as wide as its row needs (the widths grow
+    down the column); the mean over rows."""
+    base = cfg.a_layout.sig_width + cfg.b_layout.sig_width + 2
+    return base + math.log2(cfg.rows) / 2 + 1
+
+
+def _is_float(cfg: ArrayConfig) -> bool:
+    return not (isinstance(cfg.a_format, numerics.IntFormat) and isinstance(cfg.b_format, numerics.IntFormat))

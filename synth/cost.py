@@ -1,0 +1,96 @@
+"""The analytic FPGA cost model: resources from format parameters, without running synthesis.
+
+LUT equivalents, carry cells and flip-flops are each a non-negative combination of the design features of
+`synth._designs.features` (multiplier partial-product bits, aligner shift stages, accumulator and
+partial-sum widths, edge decoders, fold controller, output accumulators, a per-PE constant), with
+coefficients per target fitted against yosys by `python -m synth.calibrate` and stored in
+synth/data/calibration.json. The fit minimizes relative error (the rows are weighted by 1/y), so
+small PEs count as much as 8x8 arrays. DSP blocks are counted, not fitted: one per multiplier of
+<= 18 x 18 bits when DSPs are used (then the multiplier feature drops out of the LUTs).
+LUT equivalents are what the accuracy goal is measured on: LUT4 + 2 x CCU2C on ECP5 (a carry cell
+occupies two LUT4s of a slice; yosys trades one for the other from design to design), the LUT
+count on Xilinx 7 (CARRY4s sit beside the LUTs); `luts` is the equivalents minus the carry LUTs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._designs import DesignSpec, features
+
+CALIBRATION_FILE = Path(__file__).parent / "data" / "calibration.json"
+FEATURES = ("pe", "multiplier", "aligner", "accumulator", "float_pe", "specials", "decoders", "control", "output",
+            "weights", "mx_shift")  # fmt: skip
+QUANTITIES = ("lut_equivalents", "carry", "ffs")
+
+
+def _row(spec: DesignSpec) -> np.ndarray:
+    f = features(spec)
+    return np.array([f[name] for name in FEATURES], dtype=np.float64)
+
+
+def _nnls_relative(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    from scipy.optimize import nnls
+
+    weight = 1.0 / np.maximum(y, 1.0)
+    coefficients, _ = nnls(x * weight[:, None], y * weight)
+    return coefficients
+
+
+def fit(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Coefficients per quantity from measured runs ({"spec", "resources"}), with the LUT errors."""
+    specs = [DesignSpec(**run["spec"]) for run in runs]
+    x = np.stack([_row(spec) for spec in specs])
+    model: dict[str, Any] = {"features": list(FEATURES)}
+    for quantity in QUANTITIES:
+        y = np.array([_measured(run, quantity) for run in runs], dtype=np.float64)
+        model[quantity] = _nnls_relative(x, y).tolist()
+    luts = np.array([_measured(run, "lut_equivalents") for run in runs], dtype=np.float64)
+    predicted = x @ np.array(model["lut_equivalents"])
+    loo = np.array([
+        x[i] @ _nnls_relative(np.delete(x, i, axis=0), np.delete(luts, i)) for i in range(len(runs))
+    ])  # fmt: skip
+    model["errors"] = [{"design": spec.label(), "measured": int(m), "predicted": round(float(p), 1),
+                        "leave_one_out": round(float(q), 1)}
+                       for spec, m, p, q in zip(specs, luts, predicted, loo, strict=True)]  # fmt: skip
+    model["mape"] = float(np.mean(np.abs(predicted - luts) / luts))
+    model["loo_mape"] = float(np.mean(np.abs(loo - luts) / luts))
+    return model
+
+
+def _measured(run: dict[str, Any], quantity: str) -> float:
+    resources = run["resources"]
+    if quantity == "lut_equivalents":  # an ECP5 CCU2C occupies two LUT4s; Xilinx CARRY4s sit beside LUTs
+        return float(resources["luts"] + (2 * resources["carry"] if run["target"] == "ecp5" else 0))
+    return float(resources[quantity])
+
+
+_CACHE: dict[str, Any] = {}
+
+
+def calibration() -> dict[str, Any]:
+    if not _CACHE:
+        if not CALIBRATION_FILE.exists():
+            raise FileNotFoundError(f"no cost model calibration at {CALIBRATION_FILE}; run python -m synth.calibrate")
+        _CACHE.update(json.loads(CALIBRATION_FILE.read_text()))
+    return _CACHE
+
+
+def predict(spec: DesignSpec, target: str = "ecp5", dsp: bool = False) -> dict[str, float]:
+    """Predicted LUT equivalents, LUTs, carry cells, flip-flops and DSP blocks of `spec`."""
+    models = calibration()["models"]
+    if target not in models:
+        raise ValueError(f"the cost model is calibrated for {', '.join(models)}, not {target!r}")
+    model = models[target]
+    row = _row(spec)
+    dsps = spec.dsp_blocks() if dsp else 0
+    if dsps:
+        row[FEATURES.index("multiplier")] = 0.0
+    out = {quantity: float(row @ np.array(model[quantity])) for quantity in QUANTITIES}
+    out["luts"] = out["lut_equivalents"] - (2 * out["carry"] if target == "ecp5" else 0.0)
+    out["dsps"] = float(dsps)
+    return out

@@ -1,0 +1,96 @@
+"""Energy: per-operation energies times operation counts from the cycle model (Accelergy's form:
+energy = sum of action counts x energy per action).
+
+Assumptions (all from ../shared/HARDWARE.md unless stated):
+- 45 nm, 0.9 V per-operation energies (Horowitz, ISSCC 2014): int8 mult 0.2 pJ, int32 mult 3.1 pJ,
+  int32 add 0.1 pJ, SRAM 64-bit read 10 / 20 / 100 pJ for 8 KB / 32 KB / 1 MB.
+- A multiplier costs in proportion to the product of its significand widths (0.2 pJ x wa wb / 64:
+  3.2 pJ at 32 x 32, Horowitz 3.1); an adder, a shifter stage and a register in proportion to
+  their width (0.1 pJ x w / 32; a register bit write is taken as one adder bit, an assumption).
+- A MAC = multiply the decoded significands + add the exponents (minifloats, posits) + align
+  (one shifter stage per bit of the shift distance) + accumulate at the accumulator width + write
+  the accumulator register.
+- Operands move between 32 KB SRAM buffers and the array at 20 pJ per 64 bits, by dataflow:
+  output-stationary reads A once per column fold and B once per row fold and writes each output
+  once; weight-stationary reads each weight once, A once per column fold, and reads + writes the
+  partial sums once per row fold. MX block scales add 8 bits per 32 elements.
+- Technology scaling (Stillmaker & Baas 2017): x1 at 45 nm, 0.66 at 32, 0.22 at 20, 0.17 at 16,
+  0.14 at 14, 0.094 at 7; 28 nm is interpolated log-linearly between 32 and 20 nm (0.46, an
+  assumption).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hw import ArrayConfig
+
+SCALING = {45: 1.0, 32: 0.66, 28: 0.66 * (0.22 / 0.66) ** (4 / 12), 20: 0.22, 16: 0.17, 14: 0.14, 7: 0.094}
+SRAM_PJ_PER_64_BITS = 20.0  # 32 KB buffer, 45 nm
+
+
+def mult_pj(width_a: int, width_b: int) -> float:
+    return 0.2 * width_a * width_b / 64
+
+
+def add_pj(width: int) -> float:
+    return 0.1 * width / 32
+
+
+@dataclass(frozen=True)
+class Energy:
+    """Energy of one GEMM (or a sum of them) in pJ at the chosen node."""
+
+    macs: int
+    compute_pj: float
+    memory_pj: float
+    node_nm: int
+
+    @property
+    def total_pj(self) -> float:
+        return self.compute_pj + self.memory_pj
+
+    @property
+    def pj_per_mac(self) -> float:
+        return self.total_pj / max(self.macs, 1)
+
+    def __add__(self, other: Energy) -> Energy:
+        return Energy(self.macs + other.macs, self.compute_pj + other.compute_pj, self.memory_pj + other.memory_pj,
+                      self.node_nm)  # fmt: skip
+
+
+def scale_factor(node_nm: int) -> float:
+    if node_nm not in SCALING:
+        raise ValueError(f"technology node {node_nm} nm is not in the table; available: {sorted(SCALING)}")
+    return SCALING[node_nm]
+
+
+def mac_pj(cfg: ArrayConfig) -> float:
+    """One multiply-accumulate in the array's PEs, at 45 nm."""
+    sa, sb = cfg.a_layout.sig_width + 1, cfg.b_layout.sig_width + 1
+    energy = mult_pj(sa, sb)
+    floating = cfg.a_layout.exp_width > 1 or cfg.b_layout.exp_width > 1
+    if floating:
+        span = (1 << cfg.a_layout.exp_width) + (1 << cfg.b_layout.exp_width)
+        energy += add_pj(max(cfg.a_layout.exp_width, cfg.b_layout.exp_width) + 1)
+        energy += math.ceil(math.log2(span)) * add_pj(sa + sb)
+    width = cfg.acc_width if cfg.block is None else cfg.acc_width - 508  # MX: the block sum, scaled once per block
+    return energy + 2 * add_pj(width)  # the adder and the register write
+
+
+def gemm_energy(cfg: ArrayConfig, m: int, k: int, n: int, node_nm: int = 45) -> Energy:
+    """Energy of an M x K @ K x N product on the array."""
+    scale = scale_factor(node_nm)
+    rows, cols = cfg.rows, cfg.cols
+    a_bits, b_bits = cfg.a_kind.bits, cfg.b_kind.bits
+    if cfg.block is not None:
+        a_bits = b_bits = cfg.block.bits  # element bits plus the scale's share
+    row_folds, col_folds, k_folds = -(-m // rows), -(-n // cols), -(-k // rows)
+    out_bits = cfg.acc_width
+    if cfg.dataflow == "os":
+        moved = m * k * col_folds * a_bits + k * n * row_folds * b_bits + m * n * out_bits
+    else:
+        moved = k * n * b_bits + m * k * col_folds * a_bits + 2 * m * n * k_folds * out_bits
+    macs = m * k * n
+    return Energy(macs, macs * mac_pj(cfg) * scale, moved / 64 * SRAM_PJ_PER_64_BITS * scale, node_nm)
