@@ -138,12 +138,11 @@ def _simulate(array: Any, codes: models.LayerCodes, build_root: Path, work: Path
 
 
 def _hardware_values(report: sim.GemmReport, codes: models.LayerCodes) -> np.ndarray:
-    grid = report.values()
-    if isinstance(codes.input_codes, numerics.OVPEncoded):  # the array multiplied the integer grids
-        return grid * codes.input_scale.astype(np.float64) * codes.weight_scale.astype(np.float64)
-    if hasattr(codes.input_codes, "decode"):  # MX: the block scales are inside the array
-        return grid
-    return grid * codes.input_scale.astype(np.float64) * codes.weight_scale.astype(np.float64)
+    """The array's results as layer outputs: MX block scales were applied inside the array; the
+    tensor / channel / row scales of the other formats (OliVe's too) are applied here, once."""
+    if isinstance(codes.input_codes, numerics.BlockEncoded):
+        return report.values()
+    return report.values() * codes.input_scale.astype(np.float64) * codes.weight_scale.astype(np.float64)
 
 
 def run_layer(name: str, fmt: str, model: nn.Module, layer: str, images: np.ndarray, labels: np.ndarray,

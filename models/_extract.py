@@ -84,7 +84,7 @@ def extract(model: nn.Module, layer: str, images: np.ndarray, fmt: str) -> Layer
         quant_input, quant_weight = quant_layer.input_quant(x), quant_layer.quant_weight()
     s = scheme(fmt)
     if kind == "conv":
-        _check_conv(quant_layer, s.activation, layer)
+        _check_conv(quant_layer, s, layer)
         brevitas = output.permute(0, 2, 3, 1).reshape(-1, output.shape[1])
         to_rows = _im2col(quant_layer)
     else:
@@ -112,12 +112,16 @@ def extract(model: nn.Module, layer: str, images: np.ndarray, fmt: str) -> Layer
 
 
 def _grid(element: Any, quant: Any) -> torch.Tensor:
-    """The quantized tensor on the element format's own grid (integers or minifloat values)."""
+    """The quantized tensor on the element format's own grid (integers, minifloat or posit values)."""
+    if isinstance(element, numerics.Posit):  # value / a power-of-two scale: exact
+        return quant.value.detach().double() / quant.scale.detach().double()
     return (quant.int() if isinstance(element, numerics.IntFormat) else quant.minifloat()).double()
 
 
 def _scale(quant: Any) -> np.ndarray:
-    return quant.scale.detach().numpy().astype(np.float32).reshape(())
+    """() per tensor, (M, 1) per row."""
+    scale = quant.scale.detach().numpy().astype(np.float32)
+    return scale.reshape(()) if scale.size == 1 else scale.reshape(-1, 1)
 
 
 def _flatten_rows(x: torch.Tensor) -> torch.Tensor:
@@ -136,15 +140,14 @@ def _im2col(conv: nn.Module) -> Any:
     return rows
 
 
-def _check_conv(conv: nn.Module, activation: str, layer: str) -> None:
+def _check_conv(conv: nn.Module, s: Any, layer: str) -> None:
     if conv.groups != 1 or isinstance(conv.padding, str) or conv.padding_mode != "zeros":
         raise ValueError(f"layer {layer!r}: only ungrouped, zero-padded convolutions map to a matrix product")
+    activation = s.activation
+    if s.per_row:
+        raise ValueError(f"layer {layer!r}: {activation} activations take one scale per row of a linear layer's "
+                         f"input; convolutions are not mapped for {activation} (linear layers are)")  # fmt: skip
     block = numerics.get(activation)
-    if isinstance(block, numerics.OVPFormat):
-        raise ValueError(
-            f"layer {layer!r}: OliVe activations pair along a linear layer's features; "
-            "convolutions are not mapped for ovp formats (linear layers are)"
-        )
     if isinstance(block, numerics.BlockFormat) and conv.in_channels % block.block_size:
         raise ValueError(f"layer {layer!r} has {conv.in_channels} input channels: {activation} blocks along the "
                          f"channels map to blocks along K only when the channels are a multiple of "

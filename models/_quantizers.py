@@ -7,6 +7,8 @@ OliVe pairs (`ovp4`, `ovp8`, see models/_ovp_quant.py).
 Activations: the same element formats with a per-tensor scale learned from calibration (INT,
 minifloats), per-block MX scales computed on the fly (blocks along the features of a linear
 layer's input, along the channels of a convolution's), or per-row OliVe scales.
+Posits (`posit8_2`, ...; models/_ovp_quant.py): a power-of-two scale per tensor (weights) or per
+row (activations) puts the values near 1.
 Weight-only formats for the bit-serial unit (`int4_a8`, `int2_a8`, `fp4_e2m1_a8`): the weights
 per output channel in the named format, the activations INT8 per tensor.
 
@@ -26,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ._ovp_quant import ovp_quantizers
+from ._ovp_quant import ovp_quantizers, posit_quantizers
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -78,6 +80,7 @@ class Scheme:
     activation: str  # numerics format of the input codes
     calibrated: bool  # per-tensor activation scales come from calibration (else computed on the fly)
     per_channel: bool = False  # one weight scale per output channel
+    per_row: bool = False  # one activation scale per row (sample / token), computed on the fly
 
 
 _FP4 = {"bit_width": 4, "exponent_bit_width": 2, "mantissa_bit_width": 1}
@@ -99,7 +102,12 @@ def _weight_only(weight: Any, fmt: str) -> Scheme:
 
 def _ovp(name: str) -> Scheme:
     weight, act = ovp_quantizers(name)
-    return Scheme(weight, act, act, name, name, False)
+    return Scheme(weight, act, act, name, name, False, per_row=True)
+
+
+def _posit(name: str) -> Scheme:
+    weight, act = posit_quantizers(name)
+    return Scheme(weight, act, act, name, name, False, per_row=True)
 
 
 SCHEMES: dict[str, Scheme] = {
@@ -144,6 +152,8 @@ def _pattern(fmt: str) -> Scheme | None:
     if match := re.fullmatch(r"int([2-8])", fmt):
         bits = int(match[1])
         return _element(Int8WeightPerTensorFloat.let(bit_width=bits), Int8ActPerTensorFloat.let(bit_width=bits), fmt)
+    if re.fullmatch(r"posit([4-8])_([0-3])", fmt):
+        return _posit(fmt)
     if match := re.fullmatch(r"fp([3-8])_e([1-5])m([0-6])_finite", fmt):
         n, e, m = (int(g) for g in match.groups())
         if n != 1 + e + m:
@@ -161,7 +171,7 @@ def scheme(fmt: str) -> Scheme:
     found = _pattern(fmt)
     if found is None:
         raise ValueError(f"no Brevitas quantizer for {fmt!r}; available: {', '.join(sorted(SCHEMES))}, "
-                         "int2..int8, fp{n}_e{x}m{y}_finite (n = 3..8)")  # fmt: skip
+                         "int2..int8, fp{n}_e{x}m{y}_finite (n = 3..8), posit{n}_{es} (n = 4..8, es <= 3)")  # fmt: skip
     return found
 
 

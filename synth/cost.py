@@ -24,7 +24,7 @@ from ._designs import DesignSpec, features
 
 CALIBRATION_FILE = Path(__file__).parent / "data" / "calibration.json"
 FEATURES = ("pe", "multiplier", "aligner", "accumulator", "float_pe", "specials", "decoders", "control", "output",
-            "weights", "mx_shift")  # fmt: skip
+            "weights", "mx_shift", "bs_lane", "bs_pe", "bs_unit")  # fmt: skip
 QUANTITIES = ("lut_equivalents", "carry", "ffs")
 
 

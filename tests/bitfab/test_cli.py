@@ -179,8 +179,8 @@ def test_train_reports_accuracies(tmp_path: Path, capsys: pytest.CaptureFixture[
     report = json.loads(out)
     assert code == 0 and report["float_accuracy"] >= 0.93 and report["accuracy"] >= report["float_accuracy"] - 0.02
     assert [p.name for p in tmp_path.iterdir()] == ["mlp_float_seed0.pt"]
-    code, _, err = run(capsys, "train", "--model", "mlp", "--format", "posit8_2", "-o", str(tmp_path))
-    assert code == 2 and "no Brevitas quantizer for 'posit8_2'" in err
+    code, _, err = run(capsys, "train", "--model", "mlp", "--format", "posit16_1", "-o", str(tmp_path))
+    assert code == 2 and "no Brevitas quantizer for 'posit16_1'" in err
 
 
 @pytest.mark.slow

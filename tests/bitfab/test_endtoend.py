@@ -78,7 +78,7 @@ def test_the_hardware_output_really_is_in_the_loop(float_models: dict[str, nn.Mo
         ("mxfp4", "linear", Hardware("bitserial", 8, 4), r"\(weight-only formats: int4_a8, int2_a8, fp4_e2m1_a8\)"),
         ("ovp4", "linear", Hardware("systolic", 4, 4, "os"), "ovp4 activations pair along K"),
         ("int8", "attention", Hardware("systolic", 4, 4), "layer kind 'attention' does not map"),
-        ("posit8_2", "linear", Hardware("systolic", 4, 4), "no Brevitas quantizer for 'posit8_2'"),
+        ("posit16_1", "linear", Hardware("systolic", 4, 4), "no Brevitas quantizer for 'posit16_1'"),
     ],
 )
 def test_unmappable_combinations_fail_before_simulation(fmt: str, kind: str, hardware: Hardware, message: str) -> None:
@@ -90,7 +90,8 @@ def test_unmappable_combinations_fail_before_simulation(fmt: str, kind: str, har
     ("name", "fmt", "layer", "message"),
     [
         ("cnn", "mxfp8_e4m3", "conv1", "has 1 input channels: mxfp8_e4m3 blocks along the channels"),
-        ("cnn", "ovp4", "conv2", "convolutions are not mapped for ovp formats"),
+        ("cnn", "ovp4", "conv2", "convolutions are not mapped for ovp4"),
+        ("cnn", "posit8_2", "conv2", "posit8_2 activations take one scale per row"),
         ("mlp", "int8", "fc3", "layer 'fc3' is not a quantized layer of this model; available: fc1, fc2"),
     ],
 )

@@ -27,7 +27,8 @@ def cnn(tmp_path_factory: pytest.TempPathFactory) -> nn.Module:
     return models.float_model("cnn", models.digits(), cache=tmp_path_factory.mktemp("weights"))
 
 
-MLP_FORMATS = ["int8", "int4_channel", "fp8_e4m3", "mxfp4", "mxfp8_e4m3", "mxint8", "ovp4", "int4_a8", "fp4_e2m1_a8"]
+MLP_FORMATS = ["int8", "int4_channel", "fp8_e4m3", "mxfp4", "mxfp8_e4m3", "mxint8", "ovp4", "int4_a8", "fp4_e2m1_a8",
+               "posit8_2"]  # fmt: skip
 
 
 @pytest.mark.parametrize("fmt", MLP_FORMATS)

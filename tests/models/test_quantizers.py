@@ -158,6 +158,20 @@ def test_ovp_weights_and_activations_equal_numerics(fmt: str) -> None:
     assert outliers.any()  # heavy tails exercise the abfloat outliers and their victims
 
 
+@pytest.mark.parametrize("fmt", ["posit8_2", "posit8_0", "posit6_1"])
+def test_posit_weights_and_activations_equal_numerics(fmt: str) -> None:
+    """Brevitas has no posits: values are numerics' posit grid times a power-of-two scale, 2**round(log2(rms))
+    per tensor (weights) or per row (activations)."""
+    element = numerics.get(fmt)
+    for q, x, rows in ((quantized_weight(fmt, weights(15)), weights(15).double().numpy().reshape(1, -1), False),
+                       (quantized_input(fmt, activations(16)), activations(16).double().numpy(), True)):  # fmt: skip
+        scale = np.exp2(np.round(np.log2(np.sqrt(np.mean(x**2, axis=1, keepdims=True)))))
+        expected = element.decode(element.encode(x / scale)) * scale
+        assert np.array_equal(q.scale.detach().numpy().reshape(-1), scale.reshape(-1).astype(np.float32))
+        np.testing.assert_array_equal(q.value.detach().double().numpy().reshape(expected.shape), expected)
+        assert rows == (q.scale.numel() > 1)
+
+
 @pytest.mark.parametrize("fmt", ["int4_a8", "int2_a8", "fp4_e2m1_a8"])
 def test_weight_only_formats_quantize_weights_per_channel(fmt: str) -> None:
     w = weights(13)

@@ -61,5 +61,5 @@ def test_cached_float_weights_are_reused(tmp_path: Path, split: models.Split) ->
 def test_unknown_model_or_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown model 'resnet'; available: mlp, cnn, transformer"):
         models.build("resnet")
-    with pytest.raises(ValueError, match="no Brevitas quantizer for 'posit8_2'"):
-        models.build("mlp", "posit8_2")
+    with pytest.raises(ValueError, match="no Brevitas quantizer for 'posit16_1'"):
+        models.build("mlp", "posit16_1")
