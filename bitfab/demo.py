@@ -22,9 +22,8 @@ import hw
 import models
 import synth
 from bitfab.endtoend import Hardware, run_layer
-from bitfab.explore import design, evaluate, layer_shapes, write_outputs
+from bitfab.explore import design, evaluate, inference_cost, write_outputs
 from synth.cost import predict
-from synth.energy import gemm_energy
 
 COMPARED = ("int4", "int8", "fp8_e4m3", "fp4_e2m1", "mxfp4", "ovp4", "int4_a8")
 
@@ -92,13 +91,7 @@ def _synthesis(spec: synth.DesignSpec, cache: Path, place: bool) -> dict[str, An
 
 
 def _energy(model: Any, fmt: str, spec: synth.DesignSpec) -> dict[str, Any]:
-    total = None
-    for m, k, n in layer_shapes(model, fmt):
-        cfg = hw.ArrayConfig.build(spec.a, spec.b, rows=spec.rows, cols=spec.cols, dataflow="ws", double_buffer=True,
-                                   pipeline=1, k_max=max(k, n), m_max=max(m, spec.rows))  # fmt: skip
-        layer = gemm_energy(cfg, m, k, n)
-        total = layer if total is None else total + layer
-    assert total is not None
+    _, total = inference_cost(model, fmt, spec)
     return {"node_nm": 45, "pj_per_inference": total.total_pj, "pj_per_mac": total.pj_per_mac, "macs": total.macs,
             "compute_pj": total.compute_pj, "memory_pj": total.memory_pj}  # fmt: skip
 

@@ -23,7 +23,7 @@ import hw
 import models
 import synth
 from synth.cost import predict
-from synth.energy import gemm_energy
+from synth.energy import Energy, gemm_energy
 
 # lut_equivalents: LUT4 + 2 x CCU2C on ECP5 (a carry cell holds two LUT4s), LUTs on Xilinx 7: the cost axis
 COLUMNS = ("model", "format", "array", "accuracy", "cycles", "lut_equivalents", "luts", "carry", "ffs", "energy_pj",
@@ -47,6 +47,21 @@ def design(fmt: str, rows: int, cols: int, dataflow: str, k: int = 1024) -> synt
                             double_buffer=dataflow == "ws", k=k, m_max=64)  # fmt: skip
 
 
+def inference_cost(model: Any, fmt: str, spec: synth.DesignSpec, node_nm: int = 45) -> tuple[int, Energy]:
+    """Cycles and energy of one inference (one image through every quantized layer) on the array."""
+    cycles, energy = 0, None
+    for m, k, n in layer_shapes(model, fmt):
+        cfg = hw.ArrayConfig.build(spec.a, spec.b, rows=spec.rows, cols=spec.cols, dataflow=spec.dataflow,
+                                   double_buffer=spec.double_buffer, pipeline=1, k_max=max(k, n),
+                                   m_max=max(m, spec.rows))  # fmt: skip
+        cycles += hw.cycles(cfg, m, k, n)
+        layer = gemm_energy(cfg, m, k, n, node_nm)
+        energy = layer if energy is None else energy + layer
+    if energy is None:
+        raise ValueError(f"the model has no quantized layers in {fmt}")
+    return cycles, energy
+
+
 def evaluate(point: dict[str, Any]) -> dict[str, Any]:
     """One design point (runs in a worker process or on a Dask worker)."""
     split = models.digits()
@@ -56,14 +71,7 @@ def evaluate(point: dict[str, Any]) -> dict[str, Any]:
     accuracy = models.accuracy(model, split.test_images, split.test_labels)
     rows, cols = (int(v) for v in point["array"].split("x"))
     spec = design(point["format"], rows, cols, point["dataflow"])
-    cycles, energy = 0, None
-    for m, k, n in layer_shapes(model, point["format"]):
-        cfg = hw.ArrayConfig.build(spec.a, spec.b, rows=rows, cols=cols, dataflow=spec.dataflow, pipeline=1,
-                                   double_buffer=spec.double_buffer, k_max=max(k, n), m_max=max(m, rows))  # fmt: skip
-        cycles += hw.cycles(cfg, m, k, n)
-        layer = gemm_energy(cfg, m, k, n, point["node_nm"])
-        energy = layer if energy is None else energy + layer
-    assert energy is not None
+    cycles, energy = inference_cost(model, point["format"], spec, point["node_nm"])
     resources = predict(spec, point["target"], dsp=False)
     result = {"accuracy": accuracy, "cycles": cycles, "energy_pj": energy.total_pj, "pj_per_mac": energy.pj_per_mac,
               "synth_luts": None, "synth_lut_equivalents": None, "fmax_mhz": None,

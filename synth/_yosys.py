@@ -9,6 +9,7 @@ the log file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -180,10 +181,6 @@ def run_dir(verilog: str, target: str, cache: Path, dsp: bool = True, booth: boo
     return Path(cache) / key
 
 
-_VERSION: list[str] = []
-
-
+@functools.cache
 def _cached_version() -> str:
-    if not _VERSION:
-        _VERSION.append(version())
-    return _VERSION[0]
+    return version()
