@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 
 import hw
+import numerics
 import sim
 
-from .hardware import parse_accumulator, ports, write_design
+from . import output, paths
+from .hardware import ports, write_design
+from .options import (
+    add_accumulator_options,
+    add_array_options,
+    add_cache_option,
+    add_format_options,
+    double_buffer,
+    gemm,
+    positive_int,
+)
 
 CYCLE_FORMULAS = {
     "os": "ceil(M/R)*ceil(N/C)*(K + R + C - 2) + R + P + 3",
@@ -25,8 +34,8 @@ CYCLE_FORMULAS = {
 
 
 def build_array(args: argparse.Namespace) -> hw.SystolicArray:
-    return hw.SystolicArray(args.a, args.b, parse_accumulator(args.acc), rows=args.rows, cols=args.cols,
-                            dataflow=args.dataflow, double_buffer=args.double_buffer, pipeline=args.pipeline,
+    return hw.SystolicArray(args.a, args.b, numerics.parse_accumulator(args.acc), rows=args.rows, cols=args.cols,
+                            dataflow=args.dataflow, double_buffer=double_buffer(args), pipeline=args.pipeline,
                             dsp_budget=args.dsp_budget, k_max=args.k_max, m_max=args.m_max)  # fmt: skip
 
 
@@ -38,7 +47,7 @@ def array_manifest(array: hw.SystolicArray, module: str) -> dict[str, Any]:
         "description": cfg.describe(),
         "a_format": cfg.a_format.name,
         "b_format": cfg.b_format.name,
-        "accumulator": repr(cfg.accumulator),
+        "accumulator": numerics.accumulator_name(cfg.accumulator),
         "rows": cfg.rows,
         "cols": cfg.cols,
         "dataflow": cfg.dataflow,
@@ -57,16 +66,11 @@ def array_manifest(array: hw.SystolicArray, module: str) -> dict[str, Any]:
 
 
 def cmd_generate_systolic(args: argparse.Namespace, console: Console) -> int:
+    out = paths.output_directory(args.output)
     array = build_array(args)
     info = array_manifest(array, "systolic_array")
     summary = f"{info['description']}; cycles = {info['cycle_formula']}"
-    return write_design(array, Path(args.output), "systolic_array", info, args.json, console, summary)
-
-
-def parse_gemm(text: str) -> tuple[int, int, int]:
-    if m := re.fullmatch(r"(\d+)x(\d+)x(\d+)", text):
-        return int(m[1]), int(m[2]), int(m[3])
-    raise ValueError(f"--gemm must be MxKxN (e.g. 64x128x32), got {text!r}")
+    return write_design(array, args, out, "systolic_array", info, console, summary)
 
 
 def random_operands(cfg: hw.ArrayConfig, m: int, k: int, n: int, rng: np.random.Generator) -> tuple[Any, Any]:
@@ -87,7 +91,9 @@ def random_operands(cfg: hw.ArrayConfig, m: int, k: int, n: int, rng: np.random.
 
 
 def cmd_cosim_systolic(args: argparse.Namespace, console: Console) -> int:
-    m, k, n = parse_gemm(args.gemm)
+    m, k, n = args.gemm
+    out = paths.output_directory(args.output)
+    cache = paths.cache_directory(args.cache_dir)
     array = build_array(args)
     try:
         hw.check_gemm(array.config, m, k, n)
@@ -95,14 +101,23 @@ def cmd_cosim_systolic(args: argparse.Namespace, console: Console) -> int:
         array._MustUse__silence = True  # rejected before simulation: not an unused design
         raise
     a, b = random_operands(array.config, m, k, n, np.random.default_rng(args.seed))
-    out = Path(args.output)
-    with console.status("building and simulating in Verilator"):
-        report = sim.cosim_gemm(array, a, b, out / "sim_build", out / "run", waves=args.waves, optimize=args.optimize)
-    summary = {"design": report.design, "gemm": list(report.shape), "passed": report.passed,
-               "mismatches": report.mismatches, "first_mismatch": report.first_mismatch,
-               "cycles_measured": report.cycles, "cycles_model": report.model_cycles,
-               "utilization": round(report.utilization, 4), "macs": report.macs,
-               "simulation_seconds": round(report.seconds, 2)}  # fmt: skip
+    with args.reporter.stage(f"GEMM {m}x{k}x{n} on the {array.config.describe()} in Verilator"):
+        report = sim.cosim_gemm(array, a, b, cache / "verilator", out / "run", waves=args.waves, optimize=args.optimize)
+    waves = sorted((out / "run").glob("*.vcd")) if args.waves else []
+    summary = {
+        "design": report.design,
+        "gemm": list(report.shape),
+        "passed": report.passed,
+        "mismatches": report.mismatches,
+        "first_mismatch": report.first_mismatch,
+        "cycles_measured": report.cycles,
+        "cycles_model": report.model_cycles,
+        "utilization": round(report.utilization, 4),
+        "macs": report.macs,
+        "simulation_seconds": round(report.seconds, 2),
+        "waveform": str(waves[0]) if waves else None,
+    }
+    output.write_json(out / "report.json", summary, args.provenance)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0 if report.passed else 1
@@ -113,40 +128,39 @@ def cmd_cosim_systolic(args: argparse.Namespace, console: Console) -> int:
                   f"utilization {report.utilization:.1%}; simulation {report.seconds:.1f} s")  # fmt: skip
     if report.first_mismatch:
         console.print(f"first mismatch: {report.first_mismatch}")
+    if waves:
+        console.print(f"waveform: {waves[0]}")
+    console.print(f"wrote {out / 'report.json'}")
     return 0 if report.passed else 1
 
 
 def add_array_commands(generate: argparse._SubParsersAction, cosim: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     def options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--rows", type=int, required=True, help="PE rows R")
-        p.add_argument("--cols", type=int, required=True, help="PE columns C")
-        p.add_argument("--a", required=True, help="format of A (activations), e.g. int8")
-        p.add_argument("--b", required=True, help="format of B (weights)")
-        p.add_argument("--acc", default="exact", help="exact (default) or int{W} (wrapping)")
-        p.add_argument("--dataflow", default="ws", choices=["ws", "os"], help="weight- or output-stationary")
-        p.add_argument("--double-buffer", action="store_true", help="two weight registers per PE (ws)")
-        p.add_argument("--pipeline", type=int, default=1, choices=[0, 1, 2], help="registers inside each PE")
-        p.add_argument("--dsp-budget", type=int, default=None, metavar="N", help="PEs beyond N use LUT multipliers")
-        p.add_argument("--k-max", type=int, default=4096, help="largest K (sets the exact accumulator width)")
-        p.add_argument("--m-max", type=int, default=256, help="largest M (ws output buffer depth)")
-        p.add_argument("--json", action="store_true")
+        add_array_options(p, rows_required=True)
+        add_format_options(p, required=True)
+        add_accumulator_options(p, "largest K (sets the exact accumulator width)")
+        p.add_argument("--dsp-budget", type=int, default=None, metavar="N",
+                       help="PEs beyond N use LUT multipliers (default: none, every PE may use a DSP)")  # fmt: skip
+        p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = generate.add_parser("systolic", help="an R x C systolic array with its GEMM controller")
     options(p)
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="where systolic_array.v and .json go")
     p.set_defaults(run=cmd_generate_systolic)
 
     p = cosim.add_parser("systolic", help="a random GEMM on a systolic array, checked bit for bit")
     options(p)
-    p.add_argument("--gemm", required=True, metavar="MxKxN", help="GEMM shape, e.g. 64x128x32")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gemm", required=True, type=gemm, metavar="MxKxN", help="GEMM shape, e.g. 64x128x32")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random operands")
     p.add_argument("--optimize", action="store_true", help="optimized C++ build (for long GEMMs)")
-    p.add_argument("--waves", action="store_true", help="dump a VCD waveform")
-    p.add_argument("-o", "--output", default="cosim_out", metavar="OUTDIR", help="build and run directory")
+    p.add_argument("--waves", action="store_true", help="dump a VCD waveform (its path is printed)")
+    p.add_argument("-o", "--output", default="cosim_out", metavar="OUTDIR", help="the run's logs and report.json")
+    add_cache_option(p)
     p.set_defaults(run=cmd_cosim_systolic)
 
 
 def cmd_generate_bitserial(args: argparse.Namespace, console: Console) -> int:
+    out = paths.output_directory(args.output)
     unit = hw.BitSerialArray(args.a, lanes=args.lanes, cols=args.cols, group=args.group)
     cfg = unit.config
     info = {
@@ -163,15 +177,15 @@ def cmd_generate_bitserial(args: argparse.Namespace, console: Console) -> int:
     }
     summary = (f"bit-serial unit: {cfg.cols} PEs x {cfg.lanes} lanes, {cfg.a_format.name} activations, "
                f"groups of {cfg.group}, {cfg.acc_width}-bit accumulators")  # fmt: skip
-    return write_design(unit, Path(args.output), "bitserial_unit", info, args.json, console, summary)
+    return write_design(unit, args, out, "bitserial_unit", info, console, summary)
 
 
 def add_bitserial_commands(generate: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = generate.add_parser("bitserial", help="a BitMoD-style bit-serial GEMM unit (weights one term per cycle)")
-    p.add_argument("--a", default="int8", help="activation format (signed integer, default int8)")
-    p.add_argument("--lanes", type=int, default=8, help="activations consumed in parallel per PE")
-    p.add_argument("--cols", type=int, default=4, help="PEs, one per output column")
-    p.add_argument("--group", type=int, default=128, help="weights per scale group along K")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("--a", default="int8", help="activation format (a signed integer)")
+    p.add_argument("--lanes", type=positive_int, default=8, help="activations consumed in parallel per PE")
+    p.add_argument("--cols", type=positive_int, default=4, help="PEs, one per output column")
+    p.add_argument("--group", type=positive_int, default=128, help="weights per scale group along K")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="where bitserial_unit.v and .json go")
     p.set_defaults(run=cmd_generate_bitserial)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,11 @@ from rich.table import Table
 import numerics
 import sim
 import synth
+from bitfab import output, paths, provenance
 from bitfab.errors import error_stats, quantize_tensor
+from bitfab.options import Parser, add_cache_option
+from bitfab.plots import error_histogram
+from bitfab.progress import Reporter, reporting
 
 DEFAULT_COMPARE = (
     "ternary,int4,fp4_e2m1,mxfp4,nvfp4,ovp4,bitmod4,fp6_e2m3,mxfp6_e2m3,int8,fp8_e4m3,mxfp8_e4m3,mxint8,posit8_2,bf16"
@@ -40,10 +46,9 @@ def format_rows() -> list[dict[str, Any]]:
 
 
 def _composite_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="bitfab composite formats (bits per element include the side information)")
     columns = ["name", "bits", "element", "block_size", "scale", "scale_rule"]
-    for column in columns:
-        table.add_column(column.replace("_", " "), justify="left" if column == "name" else "right")
+    table = output.table("bitfab composite formats (bits per element include the side information)",
+                         [c.replace("_", " ") for c in columns], text_columns=1)  # fmt: skip
     for r in rows:
         if r["kind"] == "composite":
             table.add_row(*[f"{r[c]:g}" if c == "bits" else str(r.get(c, "-")) for c in columns])
@@ -51,27 +56,17 @@ def _composite_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def _formats_table(all_rows: list[dict[str, Any]]) -> Table:
-    rows = [r for r in all_rows if r["kind"] == "element"]
-    table = Table(title="bitfab element formats")
-    for column in ("name", "bits", "max", "min normal", "min subnormal", "Inf", "NaN"):
-        table.add_column(column, justify="left" if column == "name" else "right")
-    for r in rows:
-        table.add_row(
-            r["name"],
-            str(r["bits"]),
-            _number(r["max"]),
-            _number(r["min_normal"]),
-            _number(r["min_subnormal"]),
-            "yes" if r["inf"] else "-",
-            "yes" if r["nan"] else "-",
-        )
+    table = output.table("bitfab element formats", ["name", "bits", "max", "min normal", "min subnormal", "Inf", "NaN"])
+    for r in all_rows:
+        if r["kind"] != "element":
+            continue
+        table.add_row(r["name"], str(r["bits"]), _number(r["max"]), _number(r["min_normal"]),
+                      _number(r["min_subnormal"]), "yes" if r["inf"] else "-", "yes" if r["nan"] else "-")  # fmt: skip
     return table
 
 
 def _stats_table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("format", "bits", "MSE", "SQNR dB", "max abs error"):
-        table.add_column(column, justify="left" if column == "format" else "right")
+    table = output.table(title, ["format", "bits", "MSE", "SQNR dB", "max abs error"])
     for r in rows:
         table.add_row(
             r["format"], f"{r['bits']:.4g}", f"{r['mse']:.4g}", f"{r['sqnr_db']:.2f}", f"{r['max_abs_error']:.4g}"
@@ -79,17 +74,17 @@ def _stats_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def load_array(path: str) -> np.ndarray:
+def load_array(path: str | Path) -> np.ndarray:
     file = Path(path)
     if not file.is_file():
-        raise ValueError(f"input file {path!r} does not exist")
+        raise ValueError(f"input file {str(path)!r} does not exist")
     try:
         x = np.load(file, allow_pickle=False)
     except (ValueError, OSError) as exc:
-        raise ValueError(f"{path!r} is not a .npy array file ({exc})") from None
+        raise ValueError(f"{str(path)!r} is not a .npy array file ({exc})") from None
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
         kind = getattr(x, "dtype", type(x).__name__)
-        raise ValueError(f"{path!r} holds {kind}; expected a real numeric array (float or int)")
+        raise ValueError(f"{str(path)!r} holds {kind}; expected a real numeric array (float or int)")
     return x
 
 
@@ -114,16 +109,17 @@ def cmd_formats(args: argparse.Namespace, console: Console) -> int:
 def cmd_quantize(args: argparse.Namespace, console: Console) -> int:
     x = load_array(args.input)
     fmt = numerics.get(args.format)
+    out = paths.output_file(args.output, "-o")
     q = quantize_tensor(x, fmt, args.scaling)
     stats = error_stats(x.astype(np.float64), q)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, **q.arrays, values=q.values, format=np.array(fmt.name))
+    written = out if out.suffix == ".npz" else out.with_name(out.name + ".npz")  # np.savez adds the suffix
+    with paths.atomic(written) as temporary:
+        np.savez(temporary, **q.arrays, values=q.values, format=np.array(fmt.name))
     if args.json:
-        print(json.dumps({**stats.as_dict(), "output": str(out)}, indent=2))
+        print(json.dumps({**stats.as_dict(), "output": str(written)}, indent=2))
     else:
         console.print(_stats_table([stats.as_dict()], f"{args.input} -> {fmt.name}"))
-        console.print(f"wrote {out} ({', '.join([*q.arrays, 'values', 'format'])})")
+        console.print(f"wrote {written} ({', '.join([*q.arrays, 'values', 'format'])})")
     return 0
 
 
@@ -138,50 +134,47 @@ def compare(
     return rows
 
 
-def error_histogram(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    spread = max(float(np.max(np.abs(r["errors"]))) for r in rows) or 1.0
-    bins = np.linspace(-spread, spread, 121)
-    for r in rows:
-        ax.hist(r["errors"].reshape(-1), bins=bins, histtype="step", label=f"{r['format']} ({r['sqnr_db']:.1f} dB)")
-    ax.set_yscale("log")
-    ax.set_xlabel("quantization error")
-    ax.set_ylabel("count")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     x = load_array(args.input)
+    png = paths.output_file(args.png, "--png") if args.png else None
     rows = compare(x, _parse_formats(args.formats), args.scaling)
-    if args.png:
-        error_histogram(rows, Path(args.png))
+    if png is not None:
+        error_histogram(rows, png, f"quantization error of {args.input.name} ({x.size:,} values), per format")
     public = [{k: v for k, v in r.items() if k != "errors"} for r in rows]
     if args.json:
         print(json.dumps(public, indent=2))
     else:
         console.print(_stats_table(public, f"quantization error of {args.input} ({x.size} values)"))
-        if args.png:
-            console.print(f"wrote {args.png}")
+        if png is not None:
+            console.print(f"wrote {png}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> int:
+    import models
     from bitfab.demo import run_demo
 
-    return run_demo(Path(args.output), console, as_json=args.json, fmt=args.format, quick=args.quick)
+    models.scheme(args.format)  # an unknown format fails before anything is written
+    out = paths.output_directory(args.output)
+    cache = paths.cache_directory(args.cache_dir)
+    return run_demo(out, console, args.reporter, cache, args.provenance, as_json=args.json, fmt=args.format,
+                    quick=args.quick)  # fmt: skip
+
+
+EXIT_TOOL, EXIT_USER, EXIT_BROKEN_PIPE, EXIT_INTERRUPTED = 1, 2, 141, 130
+# Bad input (values, impossible configurations, unusable paths): exit 2, one line.
+USER_ERRORS = (ValueError, TypeError)
+# A tool that ran and failed (Verilator, a simulation, yosys, nextpnr) or is missing: exit 1 with its log.
+TOOL_ERRORS = (sim.SimulationError, sim.ToolMissing, synth.SynthError)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bitfab", description="Co-design low-precision arithmetic and FPGA hardware.")
+    parser = Parser(prog="bitfab", description="Co-design low-precision arithmetic and FPGA hardware.",
+                    epilog="Exit status: 0 success; 1 a check failed (FAIL) or a tool failed (its log is named); "
+                           "2 a bad argument or configuration; 130 interrupted. Add --debug (or set BITFAB_DEBUG=1) "
+                           "for Python tracebacks.")  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"bitfab {provenance.version()}")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks (or set BITFAB_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("formats", help="list every registered number format")
@@ -193,19 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
         "absmax, none; composite formats bring their own scales along the last axis"
     )
     p = sub.add_parser("quantize", help="quantize a .npy tensor to one format and report the error")
-    p.add_argument("input", metavar="IN.npy")
+    p.add_argument("input", metavar="IN.npy", help="a .npy array of real numbers")
     p.add_argument("--format", required=True, help="format name (see `bitfab formats`)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.npz")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="the codes, scales and values")
     p.add_argument("--scaling", default="auto", choices=["auto", "absmax", "none"], help=scaling_help)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_quantize)
 
     p = sub.add_parser("compare", help="quantization error of one tensor in several formats, side by side")
-    p.add_argument("input", metavar="IN.npy")
-    p.add_argument("--formats", default=DEFAULT_COMPARE, help=f"comma-separated names (default {DEFAULT_COMPARE})")
+    p.add_argument("input", metavar="IN.npy", help="a .npy array of real numbers")
+    p.add_argument("--formats", default=DEFAULT_COMPARE, help="comma-separated format names")
     p.add_argument("--scaling", default="auto", choices=["auto", "absmax", "none"], help=scaling_help)
-    p.add_argument("--png", help="write a histogram of the errors to this PNG")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--png", metavar="FILE.png", help="write histograms of the errors (one panel per format)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_compare)
 
     from bitfab.cost_cli import add_cost_commands
@@ -219,19 +212,66 @@ def build_parser() -> argparse.ArgumentParser:
     add_cost_commands(sub)
 
     p = sub.add_parser("demo", help="the main job: train, generate, co-simulate, synthesize, compare formats")
-    p.add_argument("-o", "--output", default="demo_out", help="output directory (default demo_out)")
-    p.add_argument("--format", default="int8", help="the MLP's format (default int8)")
+    p.add_argument("-o", "--output", default="demo_out", metavar="OUTDIR", help="output directory")
+    p.add_argument("--format", default="int8", help="the MLP's format")
     p.add_argument("--quick", action="store_true", help="a 4x4 array, 64 images, no place and route (for CI)")
-    p.add_argument("--json", action="store_true")
+    add_cache_option(p)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=cmd_demo)
     return parser
 
 
+# Arguments that name files or directories: made absolute once, here, against the directory the
+# user started in, so nothing downstream depends on the working directory.
+PATH_ARGUMENTS = ("input", "output", "png", "cache_dir", "model_file")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    console = Console()
+    """The whole CLI: parse, run, and turn every failure into one exit status and a message."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in words or os.environ.get("BITFAB_DEBUG", "") not in ("", "0")
+    words = [w for w in words if w != "--debug"]
+    reporter = Reporter()
+    args: argparse.Namespace | None = None
     try:
-        return int(args.run(args, console))
-    except (ValueError, TypeError, sim.ToolMissing, synth.SynthError) as exc:
-        print(f"bitfab: error: {exc}", file=sys.stderr)
-        return 2
+        with reporting(reporter):
+            args = build_parser().parse_args(words)
+            for name in PATH_ARGUMENTS:
+                if isinstance(getattr(args, name, None), str):
+                    setattr(args, name, paths.absolute(getattr(args, name)))
+            args.reporter, args.provenance = reporter, provenance.provenance(words)
+            code = int(args.run(args, output.console()))
+            sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
+            return code
+    except KeyboardInterrupt:
+        _say(_interrupted(reporter, args))
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `bitfab formats --json | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except TOOL_ERRORS as error:
+        _say(f"bitfab: error: {error}", debug)
+        return EXIT_TOOL
+    except USER_ERRORS as error:
+        _say(f"bitfab: error: {error}", debug)
+        return EXIT_USER
+    except OSError as error:
+        _say(f"bitfab: error: {error.strerror or error}" + (f": {error.filename}" if error.filename else ""), debug)
+        return EXIT_TOOL
+    except Exception as error:
+        _say(f"bitfab: internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", debug)
+        return EXIT_TOOL
+
+
+def _say(message: str, debug: bool = False) -> None:
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+    print(message, file=sys.stderr, flush=True)
+
+
+def _interrupted(reporter: Reporter, args: argparse.Namespace | None) -> str:
+    stage = reporter.interrupted or reporter.current
+    during = f" during {stage}" if stage else ""
+    out = getattr(args, "output", None)
+    where = f"; partial results (each file whole) are in {out}" if isinstance(out, Path) and out.exists() else ""
+    return f"bitfab: interrupted{during}{where}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -15,51 +14,84 @@ import synth
 from synth.cost import predict
 from synth.energy import gemm_energy
 
-from .arrays import parse_gemm
+from . import output, paths
+from .options import (
+    add_accumulator_options,
+    add_array_options,
+    add_cache_option,
+    add_format_options,
+    double_buffer,
+    gemm,
+)
 
 
 def _spec(args: argparse.Namespace) -> synth.DesignSpec:
     if args.rows == args.cols == 1:
-        return synth.DesignSpec("pe", args.a, args.b, accumulator=args.acc, k=args.k_max)
+        return synth.DesignSpec("pe", args.a, args.b, accumulator=args.acc, k=args.k_max, pipeline=args.pipeline)
     return synth.DesignSpec("array", args.a, args.b, args.rows, args.cols, args.dataflow,
-                            double_buffer=args.dataflow == "ws", accumulator=args.acc, k=args.k_max,
-                            m_max=args.m_max)  # fmt: skip
+                            double_buffer=double_buffer(args), accumulator=args.acc, k=args.k_max,
+                            m_max=args.m_max, pipeline=args.pipeline)  # fmt: skip
+
+
+# What the LUT count means per target: an ECP5 CCU2C carry cell holds two LUT4s (the cost model's
+# "LUT equivalents" count them); Xilinx CARRY4 and iCE40 SB_CARRY ride on LUTs already counted.
+LUT_WORDS = {
+    "ecp5": ("LUT4", "CCU2C", "LUT4 + 2 x CCU2C"),
+    "xilinx7": ("LUT6", "CARRY4", "LUTs"),
+    "ice40": ("SB_LUT4", "SB_CARRY", "LUTs"),
+}
+
+
+def _resources_line(target: str, luts: int, carry: int, ffs: int, dsps: int, equivalents: int) -> str:
+    lut, carry_cell, equivalent = LUT_WORDS[target]
+    return (f"{luts:,} {lut} + {carry:,} {carry_cell} = {equivalents:,} LUT equivalents ({equivalent}), "
+            f"{ffs:,} FF, {dsps} DSP")  # fmt: skip
 
 
 def cmd_synth(args: argparse.Namespace, console: Console) -> int:
     if args.pnr and args.target != "ecp5":
         raise ValueError(f"--pnr runs nextpnr-ecp5; the target must be ecp5, got {args.target}")
     spec = _spec(args)
-    out = Path(args.output)
+    out = paths.output_directory(args.output)
+    runs = paths.cache_directory(args.cache_dir) / "synth"
     design = spec.build(dsp=not args.no_dsp)
     wrapped = synth.IOShell(design) if args.pnr else design
     verilog = hw.to_verilog(wrapped, "top")
-    with console.status(f"yosys: {spec.label()} for {args.target}"):
-        real = synth.synthesize(verilog, args.target, out, dsp=not args.no_dsp, booth=args.booth, netlist=args.pnr,
+    with args.reporter.stage(f"yosys: {spec.label()} for {args.target}"):
+        real = synth.synthesize(verilog, args.target, runs, dsp=not args.no_dsp, booth=args.booth, netlist=args.pnr,
                                 timeout=args.timeout)  # fmt: skip
-    report: dict[str, Any] = {"design": spec.label(), "target": args.target, **real.to_json()}
+    work = synth.run_dir(verilog, args.target, runs, dsp=not args.no_dsp, booth=args.booth, netlist=args.pnr)
+    report: dict[str, Any] = {
+        "design": spec.to_json(),
+        "label": spec.label(),
+        "target": args.target,
+        **real.to_json(),
+        "lut_equivalents": real.lut_equivalents,
+        "run_directory": str(work),
+    }
     report.pop("cells")
     if args.pnr:
-        work = synth.run_dir(verilog, "ecp5", out, dsp=not args.no_dsp, booth=args.booth, netlist=True)
-        with console.status("nextpnr-ecp5: place and route"):
+        with args.reporter.stage("nextpnr-ecp5: place and route"):
             timing = synth.place_and_route(work, real.luts, real.dsps, timeout=args.timeout)
         report.update({"device": timing.device, "fmax_mhz": timing.fmax_mhz, "utilization": timing.utilization})
+    output.write_json(out / "synth.json", report, args.provenance)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    console.print(f"{spec.label()} on {args.target}: {real.luts:,} LUTs, {real.carry:,} carry, {real.ffs:,} FF, "
-                  f"{real.dsps} DSP, {real.brams} BRAM ({real.seconds:.1f} s)")  # fmt: skip
+    console.print(f"{spec.label()} on {args.target} (yosys): "
+                  + _resources_line(args.target, real.luts, real.carry, real.ffs, real.dsps, real.lut_equivalents)
+                  + f", {real.brams} BRAM ({real.seconds:.1f} s)")  # fmt: skip
     if args.pnr:
-        console.print(f"post-route Fmax {report['fmax_mhz']:.1f} MHz on ECP5-{report['device']} "
+        console.print(f"post-route Fmax {report['fmax_mhz']:.1f} MHz on LFE5U-{report['device'].upper()} "
                       f"({report['utilization']:.0%} of its LUTs)")  # fmt: skip
-    console.print(f"cached in {synth.run_dir(verilog, args.target, out, not args.no_dsp, args.booth, 'top', args.pnr)}")
+    console.print(f"wrote {out / 'synth.json'}; yosys run (logs, netlist) in {work}")
     return 0
 
 
 def cmd_cost(args: argparse.Namespace, console: Console) -> int:
     spec = _spec(args)
     resources = predict(spec, args.target, dsp=not args.no_dsp)
-    m, k, n = parse_gemm(args.gemm)
+    m, k, n = args.gemm
     cfg = spec.config()
     energy = gemm_energy(cfg, m, k, n, args.node)
     report = {"design": spec.label(), "target": args.target, **{key: round(v) for key, v in resources.items()},
@@ -68,25 +100,21 @@ def cmd_cost(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    console.print(f"{spec.label()} on {args.target} (cost model): {report['luts']:,} LUTs, {report['carry']:,} carry, "
-                  f"{report['ffs']:,} FF, {report['dsps']} DSP")  # fmt: skip
+    console.print(f"{spec.label()} on {args.target} (cost model): "
+                  + _resources_line(args.target, report["luts"], report["carry"], report["ffs"], report["dsps"],
+                                    report["lut_equivalents"]))  # fmt: skip
     console.print(f"GEMM {m}x{k}x{n}: {report['cycles']:,} cycles, {energy.total_pj:,.0f} pJ at {args.node} nm "
                   f"({energy.pj_per_mac:.2f} pJ per MAC)")  # fmt: skip
     return 0
 
 
 def _design_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--a", default="int8", help="activation format")
-    p.add_argument("--b", default="int8", help="weight format")
-    p.add_argument("--rows", type=int, default=4, help="array rows (1 with --cols 1: a single MAC PE)")
-    p.add_argument("--cols", type=int, default=4)
-    p.add_argument("--dataflow", default="ws", choices=["ws", "os"])
-    p.add_argument("--acc", default="exact", choices=["exact", "fixed32"])
-    p.add_argument("--k-max", type=int, default=1024)
-    p.add_argument("--m-max", type=int, default=64)
-    p.add_argument("--target", default="ecp5", choices=list(synth.TARGETS))
+    add_format_options(p, required=False)
+    add_array_options(p, rows_required=False, single_pe=True)
+    add_accumulator_options(p, "largest K (sets the exact accumulator width)")
+    p.add_argument("--target", default="ecp5", choices=list(synth.TARGETS), help="FPGA family")
     p.add_argument("--no-dsp", action="store_true", help="LUT multipliers only")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def add_cost_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -95,10 +123,11 @@ def add_cost_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--booth", action="store_true", help="yosys' booth pass before synthesis")
     p.add_argument("--pnr", action="store_true", help="place and route on ECP5 for Fmax (in a small I/O shell)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per tool run")
-    p.add_argument("-o", "--output", default="synth_out", metavar="OUTDIR", help="runs and their cache")
+    p.add_argument("-o", "--output", default="synth_out", metavar="OUTDIR", help="where synth.json goes")
+    add_cache_option(p)
     p.set_defaults(run=cmd_synth)
     p = sub.add_parser("cost", help="the calibrated cost model and energy for a design (no synthesis)")
     _design_arguments(p)
-    p.add_argument("--gemm", default="64x64x64", help="MxKxN for cycles and energy")
-    p.add_argument("--node", type=int, default=45, help="technology node in nm")
+    p.add_argument("--gemm", default=(64, 64, 64), type=gemm, metavar="MxKxN", help="the GEMM for cycles and energy")
+    p.add_argument("--node", type=int, default=45, help="technology node in nm (45, 32, 28, 20, 16, 14, 7)")
     p.set_defaults(run=cmd_cost)

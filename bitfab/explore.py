@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
 import hw
 import models
 import synth
 from synth.cost import predict
 from synth.energy import Energy, gemm_energy
+
+from . import output, paths
+from .options import K_MAX, M_MAX, add_cache_option, positive_int
 
 # lut_equivalents: LUT4 + 2 x CCU2C on ECP5 (a carry cell holds two LUT4s), LUTs on Xilinx 7: the cost axis
 COLUMNS = ("model", "format", "array", "accuracy", "cycles", "lut_equivalents", "luts", "carry", "ffs", "energy_pj",
@@ -41,10 +42,11 @@ def layer_shapes(model: Any, fmt: str) -> list[tuple[int, int, int]]:
     return shapes
 
 
-def design(fmt: str, rows: int, cols: int, dataflow: str, k: int = 1024) -> synth.DesignSpec:
+def design(fmt: str, rows: int, cols: int, dataflow: str, k: int = K_MAX, m_max: int = M_MAX) -> synth.DesignSpec:
+    """The array for a model format, with the CLI's array defaults (WS double-buffered, pipeline 1)."""
     scheme = models.scheme(fmt)
     return synth.DesignSpec("array", scheme.activation, scheme.weight, rows, cols, dataflow,
-                            double_buffer=dataflow == "ws", k=k, m_max=64)  # fmt: skip
+                            double_buffer=dataflow == "ws", k=k, m_max=m_max)  # fmt: skip
 
 
 def inference_cost(model: Any, fmt: str, spec: synth.DesignSpec, node_nm: int = 45) -> tuple[int, Energy]:
@@ -66,7 +68,7 @@ def evaluate(point: dict[str, Any]) -> dict[str, Any]:
     """One design point (runs in a worker process or on a Dask worker)."""
     split = models.digits()
     cache = Path(point["cache"])
-    base = models.float_model(point["model"], split, cache=cache)
+    base = models.float_model(point["model"], split, cache=cache / "models")
     model = models.quantized_model(point["model"], point["format"], base, split)
     accuracy = models.accuracy(model, split.test_images, split.test_labels)
     rows, cols = (int(v) for v in point["array"].split("x"))
@@ -107,34 +109,34 @@ def cmd_explore(args: argparse.Namespace, console: Console) -> int:
     for array in arrays:
         if not re.fullmatch(r"\d+x\d+", array):
             raise ValueError(f"--arrays takes RxC shapes like 4x4,8x8, got {array!r}")
-    out = Path(args.output)
+    out = paths.output_directory(args.output)
+    cache = paths.cache_directory(args.cache_dir)
     split = models.digits()
-    models.float_model(args.model, split, cache=out)  # trained once here, loaded by every worker
+    reporter = args.reporter
+    with reporter.stage(f"training {args.model} (float weights cached in {cache / 'models'})"):
+        models.float_model(args.model, split, cache=cache / "models")  # trained once here, loaded by every worker
     points = [{"model": args.model, "format": fmt, "array": array, "dataflow": args.dataflow, "target": args.target,
-               "synth": args.synth, "node_nm": args.node, "cache": str(out)}
+               "synth": args.synth, "node_nm": args.node, "cache": str(cache)}
               for fmt in formats for array in arrays]  # fmt: skip
-    bar = Progress(console=console, transient=True, disable=args.json)
-    with synth.executor_for(args.scheduler, args.jobs) as executor, bar as progress:
-        task = progress.add_task(f"exploring {len(points)} points", total=len(points))
+    what = f"exploring {len(points)} points ({len(formats)} formats x {len(arrays)} arrays)"
+    with synth.executor_for(args.scheduler, args.jobs) as executor, reporter.stage(what):
         rows = synth.sweep(points, evaluate, executor, out / "points",
-                           lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
-    write_outputs(rows, out, f"{args.model}: accuracy vs cost ({args.target}, {args.node} nm)")
+                           lambda done, total: reporter.count(f"{what}: points", done, total))  # fmt: skip
+    write_outputs(rows, out, f"{args.model}: accuracy vs cost ({args.target}, {args.node} nm)", args.provenance)
     if args.json:
         print(json.dumps([{k: row[k] for k in COLUMNS} for row in rows], indent=2))
         return 0
-    table = Table(title=f"{args.model} on {args.target} ({args.dataflow.upper()}, energy at {args.node} nm)")
     shown = {"format": "format", "array": "array", "accuracy": "accuracy", "cycles": "cycles",
              "lut_equivalents": "LUT eq.", "ffs": "FF", "energy_pj": "pJ/inf", "synth_lut_equivalents": "yosys LUT eq.",
              "fmax_mhz": "Fmax"}  # fmt: skip
-    for label in shown.values():
-        table.add_column(label, justify="left" if label in ("format", "array") else "right")
+    table = output.table(f"{args.model} on {args.target} ({args.dataflow.upper()}, energy at {args.node} nm)",
+                         [*shown.values(), "Pareto"], text_columns=2)  # fmt: skip
     front = {id(r) for r in synth.pareto(rows, "lut_equivalents")}
     for row in rows:
-        table.add_row(*(_cell(row[key]) for key in shown), style="bold" if id(row) in front else None)
+        table.add_row(*(_cell(row[key]) for key in shown), "*" if id(row) in front else "")
     console.print(table)
-    console.print(
-        f"bold: Pareto-optimal in accuracy vs LUT equivalents; wrote {out / 'explore.csv'}, explore.json, pareto.png"
-    )
+    console.print(f"Pareto: * = no other point has higher accuracy at no more LUT equivalents (LUT4 + 2 x CCU2C on "
+                  f"ECP5); wrote {out / 'explore.csv'}, explore.json, pareto.png")  # fmt: skip
     return 0
 
 
@@ -146,27 +148,32 @@ def _cell(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def write_outputs(rows: list[dict[str, Any]], out: Path, title: str) -> None:
-    with open(out / "explore.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+def write_outputs(rows: list[dict[str, Any]], out: Path, title: str, provenance: dict[str, Any]) -> None:
+    """explore.csv, explore.json (with provenance) and pareto.png, each written whole."""
+    front = {id(r) for r in synth.pareto(rows, "lut_equivalents")}
+    table = [{**{k: row[k] for k in COLUMNS}, "pareto": id(row) in front} for row in rows]
+    with paths.atomic(out / "explore.csv") as temporary, open(temporary, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, "pareto"])
         writer.writeheader()
-        writer.writerows(rows)
-    (out / "explore.json").write_text(json.dumps([{k: row[k] for k in COLUMNS} for row in rows], indent=1))
+        writer.writerows(table)
+    output.write_json(out / "explore.json", {"title": title, "points": table}, provenance)
     axes = [("lut_equivalents", "LUT equivalents (cost model)"), ("energy_pj", "energy per inference (pJ)")]
     synth.plot_pareto(rows, axes, out / "pareto.png", title, lambda r: f"{r['format']} {r['array']}")
 
 
 def add_explore_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("explore", help="accuracy vs LUTs / energy over formats x arrays (Pareto table and plot)")
-    p.add_argument("--model", default="mlp", choices=list(models.MODELS))
+    p.add_argument("--model", default="mlp", choices=list(models.MODELS), help="a bundled model")
     p.add_argument("--formats", default="int4,int8,fp8_e4m3,fp4_e2m1,mxfp4,ovp4", help="comma-separated formats")
     p.add_argument("--arrays", default="4x4,8x8", help="comma-separated RxC shapes")
-    p.add_argument("--dataflow", default="ws", choices=["ws", "os"])
-    p.add_argument("--target", default="ecp5", choices=["ecp5", "xilinx7"])
+    p.add_argument("--dataflow", default="ws", choices=["ws", "os"], help="weight- (double-buffered) or "
+                   "output-stationary")  # fmt: skip
+    p.add_argument("--target", default="ecp5", choices=["ecp5", "xilinx7"], help="FPGA family of the cost model")
     p.add_argument("--node", type=int, default=45, help="technology node for energy (45, 32, 28, 20, 16, 14, 7)")
     p.add_argument("--synth", action="store_true", help="also run yosys (and nextpnr on ECP5) for every point")
     p.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT (default: a local process pool)")
-    p.add_argument("--jobs", type=int, default=2, help="local worker processes")
-    p.add_argument("-o", "--output", default="explore_out", metavar="OUTDIR")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--jobs", type=positive_int, default=2, help="local worker processes")
+    p.add_argument("-o", "--output", default="explore_out", metavar="OUTDIR", help="table, JSON and plot")
+    add_cache_option(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_explore)

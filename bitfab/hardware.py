@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -17,18 +16,14 @@ import hw
 import numerics
 import sim
 
+from . import output, paths
+from .options import add_accumulator_options, add_cache_option, add_format_options, positive_int
 
-def parse_accumulator(text: str) -> numerics.ExactAccumulator | numerics.FixedAccumulator:
-    """exact | int{W} (wrapping) | int{W}_sat (saturating) at the exact product lsb."""
-    if text == "exact":
-        return numerics.ExactAccumulator()
-    if m := re.fullmatch(r"int(\d+)(_sat)?", text):
-        return numerics.FixedAccumulator(int(m[1]), overflow="saturate" if m[2] else "wrap")
-    raise ValueError(f"--acc must be exact, int{{W}} or int{{W}}_sat (e.g. int32), got {text!r}")
+MAX_EXHAUSTIVE_PAIRS = 1 << 20  # 1,048,576 pairs: a few minutes of simulation; 10 x 10-bit operands
 
 
 def build_pe(args: argparse.Namespace) -> hw.MacPE:
-    return hw.MacPE(args.a, args.b, parse_accumulator(args.acc), k_terms=args.k, pipeline=args.pipeline)
+    return hw.MacPE(args.a, args.b, numerics.parse_accumulator(args.acc), k_terms=args.k_max, pipeline=args.pipeline)
 
 
 def ports(component: wiring.Component) -> list[dict[str, Any]]:
@@ -42,12 +37,13 @@ def ports(component: wiring.Component) -> list[dict[str, Any]]:
     return out + [{"name": n, "direction": "in", "width": 1, "signed": False} for n in ("clk", "rst")]
 
 
-def write_design(component: wiring.Component, out: Path, module: str, info: dict[str, Any], as_json: bool,
-                 console: Console, summary: str) -> int:  # fmt: skip
-    """Verilog and its JSON manifest into `out`; the manifest (JSON) or a summary line printed."""
-    verilog = hw.emit(component, out / f"{module}.v", name=module)
-    (out / f"{module}.json").write_text(json.dumps(info, indent=2))
-    if as_json:
+def write_design(component: wiring.Component, args: argparse.Namespace, out: Path, module: str,
+                 info: dict[str, Any], console: Console, summary: str) -> int:  # fmt: skip
+    """Verilog and its JSON manifest (with provenance) into `out` (-o, checked before the design
+    was built), each written whole; the manifest (JSON) or a summary line printed."""
+    verilog = paths.write_text(out / f"{module}.v", hw.to_verilog(component, module))
+    output.write_json(out / f"{module}.json", info, args.provenance)
+    if args.json:
         print(json.dumps({**info, "verilog": str(verilog)}, indent=2))
     else:
         console.print(summary)
@@ -60,7 +56,7 @@ def manifest(pe: hw.MacPE, module: str) -> dict[str, Any]:
         "module": module,
         "a_format": pe.a_format.name,
         "b_format": pe.b_format.name,
-        "accumulator": repr(pe.accumulator),
+        "accumulator": numerics.accumulator_name(pe.accumulator),
         "acc_width": pe.acc_width,
         "acc_lsb_exponent": pe.lsb_exponent,
         "k_terms": pe.k_terms,
@@ -71,50 +67,62 @@ def manifest(pe: hw.MacPE, module: str) -> dict[str, Any]:
 
 
 def cmd_generate_pe(args: argparse.Namespace, console: Console) -> int:
+    out = paths.output_directory(args.output)
     pe = build_pe(args)
     info = manifest(pe, "mac_pe")
     summary = (f"{info['a_format']} x {info['b_format']} MAC PE: {info['acc_width']}-bit accumulator "
                f"(lsb 2**{info['acc_lsb_exponent']}), latency {info['latency_cycles']} cycles")  # fmt: skip
-    return write_design(pe, Path(args.output), "mac_pe", info, args.json, console, summary)
+    return write_design(pe, args, out, "mac_pe", info, console, summary)
+
+
+def _check_pair_count(args: argparse.Namespace) -> None:
+    """Refuse, before building anything, an exhaustive run that would not finish (int16 x int16: 2**32 pairs)."""
+    a, b = numerics.get(args.a), numerics.get(args.b)
+    if args.exhaustive and (pairs := 1 << (int(a.bits) + int(b.bits))) > MAX_EXHAUSTIVE_PAIRS:
+        raise ValueError(f"--exhaustive on {a.name} x {b.name} is {pairs:,} operand pairs; at most "
+                         f"{MAX_EXHAUSTIVE_PAIRS:,} run exhaustively: use --random N instead")  # fmt: skip
 
 
 def cmd_cosim_pe(args: argparse.Namespace, console: Console) -> int:
+    _check_pair_count(args)
+    out = paths.output_directory(args.output)
+    cache = paths.cache_directory(args.cache_dir)
     pe = build_pe(args)
-    out = Path(args.output)
     a, b = sim.operand_pairs(pe, exhaustive=args.exhaustive, random_pairs=args.random, seed=args.seed)
     start = time.perf_counter()
-    report = sim.check_mac(pe, a, b, out / "sim_build", out / "run", waves=args.waves)
+    with args.reporter.stage(f"co-simulating {pe.a_format.name} x {pe.b_format.name} ({a.size:,} MACs) in Verilator"):
+        report = sim.check_mac(pe, a, b, cache / "verilator", out / "run", waves=args.waves)
     seconds = time.perf_counter() - start
+    waves = sorted((out / "run").glob("*.vcd")) if args.waves else []
     summary = {"pair": report.format_pair, "passed": report.passed, "checked_macs": report.checked,
                "cycles": report.cycles, "mismatches": report.mismatches, "first_mismatch": report.first_mismatch,
-               "seconds": round(seconds, 2)}  # fmt: skip
+               "seconds": round(seconds, 2), "waveform": str(waves[0]) if waves else None}  # fmt: skip
+    output.write_json(out / "report.json", summary, args.provenance)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
-        console.print(f"{verdict} {report.format_pair}: {report.checked} MACs over {report.cycles} cycles checked "
+        console.print(f"{verdict} {report.format_pair}: {report.checked:,} MACs over {report.cycles:,} cycles checked "
                       f"against numerics, {report.mismatches} mismatches ({seconds:.1f} s incl. build)")  # fmt: skip
         if report.first_mismatch:
             console.print(f"first mismatch: {report.first_mismatch}")
         if args.waves:
-            console.print(f"waveform: {out / 'run'}")
+            console.print(f"waveform: {waves[0] if waves else 'none written (see ' + str(out / 'run') + ')'}")
+        console.print(f"wrote {out / 'report.json'}")
     return 0 if report.passed else 1
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     def pe_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--a", required=True, help="format of operand a (element format, e.g. fp8_e4m3)")
-        p.add_argument("--b", required=True, help="format of operand b")
-        p.add_argument("--acc", default="exact", help="exact (default), int{W} (wrap) or int{W}_sat")
-        p.add_argument("--k", type=int, default=1024, help="terms per dot product the exact accumulator holds")
-        p.add_argument("--pipeline", type=int, default=1, choices=[0, 1, 2], help="pipeline stages before the add")
-        p.add_argument("--json", action="store_true")
+        add_format_options(p, required=True)
+        add_accumulator_options(p, "terms per dot product the accumulator is sized for")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
 
     generate = sub.add_parser("generate", help="generate hardware (Verilog + JSON manifest)")
     gen_sub = generate.add_subparsers(dest="what", required=True, metavar="WHAT")
     p = gen_sub.add_parser("pe", help="a MAC processing element for a format pair")
     pe_options(p)
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="where mac_pe.v and mac_pe.json go")
     p.set_defaults(run=cmd_generate_pe)
 
     cosim = sub.add_parser("cosim", help="co-simulate generated hardware in Verilator against numerics")
@@ -123,10 +131,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     pe_options(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--exhaustive", action="store_true", help="every (a, b) code pair")
-    mode.add_argument("--random", type=int, default=4096, metavar="N", help="N random pairs (default 4096)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--waves", action="store_true", help="dump a VCD waveform")
-    p.add_argument("-o", "--output", default="cosim_out", metavar="OUTDIR", help="build and run directory")
+    mode.add_argument("--random", type=positive_int, default=4096, metavar="N", help="N random pairs")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random pairs")
+    p.add_argument("--waves", action="store_true", help="dump a VCD waveform (its path is printed)")
+    p.add_argument("-o", "--output", default="cosim_out", metavar="OUTDIR", help="the run's logs and report.json")
+    add_cache_option(p)
     p.set_defaults(run=cmd_cosim_pe)
 
     from .arrays import add_array_commands, add_bitserial_commands

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from rich.console import Console
-from rich.progress import Progress
 
 import models
 
+from . import output, paths
 from .endtoend import check_mapping, parse_hardware, run_layer
+from .options import add_cache_option, positive_int
 
 
 def _layer_name(model: object, layer: str) -> str:
@@ -34,18 +34,20 @@ def cmd_cosim_model(args: argparse.Namespace, console: Console) -> int:
     hardware = parse_hardware(args.array, args.dataflow, args.bitserial)
     models.scheme(fmt)  # an unknown format fails before training
     check_mapping(fmt, "linear", hardware)
-    out = Path(args.output)
-    if args.images < 1:
-        raise ValueError(f"--images must be at least 1, got {args.images}")
+    out = paths.output_directory(args.output)
+    cache = paths.cache_directory(args.cache_dir)
     split = models.digits()
     images, labels = split.test_images[: args.images], split.test_labels[: args.images]
-    with console.status(f"training {args.model} and quantizing to {fmt}"):
-        model = models.quantized_model(args.model, fmt, models.float_model(args.model, split, cache=out), split)
+    reporter = args.reporter
+    with reporter.stage(f"training {args.model} (float weights cached in {cache / 'models'}) and quantizing to {fmt}"):
+        base = models.float_model(args.model, split, cache=cache / "models")
+        model = models.quantized_model(args.model, fmt, base, split)
     layer = _layer_name(model, args.layer)
-    with Progress(console=console, transient=True, disable=args.json) as progress:
-        task = progress.add_task(f"{args.model}.{layer} in Verilator", total=None)
-        run = run_layer(args.model, fmt, model, layer, images, labels, hardware, out / "sim_build", out / "run",
-                        progress=lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
+    what = f"{args.model}.{layer} on the {hardware.describe()} in Verilator"
+    with reporter.stage(what):
+        run = run_layer(args.model, fmt, model, layer, images, labels, hardware, cache / "verilator", out / "run",
+                        progress=lambda done, total: reporter.count(f"{what}: chunks", done, total))  # fmt: skip
+    output.write_json(out / "report.json", run.summary(), args.provenance)
     if args.json:
         print(json.dumps(run.summary(), indent=2))
         return 0 if run.passed else 1
@@ -60,20 +62,25 @@ def cmd_cosim_model(args: argparse.Namespace, console: Console) -> int:
     console.print(f"cycles: measured {run.cycles}, model {run.model_cycles}")
     console.print(f"max deviation from Brevitas: {run.max_deviation:.3g} (within gamma(K+3)*sum|ab| float32 rounding "
                   f"bound: {run.within_bound})")  # fmt: skip
-    console.print(f"accuracy: Brevitas {run.brevitas_accuracy:.2%}, hardware in the loop {run.hil_accuracy:.2%} "
-                  f"(same predictions on every image: {run.predictions_equal})")  # fmt: skip
+    console.print(
+        f"accuracy on these {run.images} images: Brevitas {run.brevitas_accuracy:.2%}, hardware in the "
+        f"loop {run.hil_accuracy:.2%} (same predictions on every image: {run.predictions_equal})"
+    )
+    console.print(f"wrote {out / 'report.json'}")
     return 0 if run.passed else 1
 
 
 def add_model_command(cosim: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = cosim.add_parser("model", help="a layer of a trained quantized model on generated hardware, end to end")
-    p.add_argument("--model", required=True, choices=list(models.MODELS))
+    p.add_argument("--model", required=True, choices=list(models.MODELS), help="a bundled model")
     p.add_argument("--format", required=True, help="one of: " + ", ".join(sorted(models.SCHEMES)))
     p.add_argument("--layer", default="0", help="index or name among the model's quantized layers")
     p.add_argument("--array", default="8x8", metavar="RxC", help="systolic rows x cols (bit-serial: lanes x PEs)")
-    p.add_argument("--dataflow", default="ws", choices=["ws", "os"])
+    p.add_argument("--dataflow", default="ws", choices=["ws", "os"], help="weight- or output-stationary (ws is "
+                   "double-buffered)")  # fmt: skip
     p.add_argument("--bitserial", action="store_true", help="run on the bit-serial unit (weight-only formats)")
-    p.add_argument("--images", type=int, default=360, help="test images to run (default: all 360)")
-    p.add_argument("-o", "--output", default="cosim_model_out", metavar="OUTDIR")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--images", type=positive_int, default=360, help="test images to run (360 = all)")
+    p.add_argument("-o", "--output", default="cosim_model_out", metavar="OUTDIR", help="the run's logs and report.json")
+    add_cache_option(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_cosim_model)

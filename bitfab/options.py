@@ -1,0 +1,116 @@
+"""The CLI's shared vocabulary: one parser class (one-line errors, defaults in --help, values that
+start with a dash), checked argument types, and one set of design options with one set of
+defaults for `generate`, `cosim`, `synth`, `cost` and `explore`."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+import numerics
+
+# One array default everywhere: weight-stationary, double-buffered, one pipeline stage per PE.
+K_MAX = 4096
+M_MAX = 256
+PIPELINE = 1
+
+
+class CommandLineError(ValueError):
+    """A command line argparse rejects; reported like every other user error."""
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Every option that takes a value shows its default, unless its help already speaks of it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        takes_value = action.nargs != 0 and action.option_strings
+        if takes_value and not action.required and "default" not in text and action.default is not argparse.SUPPRESS:
+            shown = "none" if action.default is None else "%(default)s"
+            text += f" (default: {shown})"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+        # A value such as -4x8x8 or -3 is a (bad) value, not an option: no bitfab option starts with
+        # a dash and a digit. Without this, argparse says "expected one argument" for --gemm -4x8x8.
+        self._negative_number_matcher = re.compile(r"^-\d")
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise CommandLineError(f"{message} (see `{self.prog} --help`)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def accumulator(text: str) -> str:
+    try:
+        numerics.parse_accumulator(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {numerics.ACCUMULATOR_SYNTAX}, got {text!r}") from None
+    return text
+
+
+def shape(text: str, what: str = "MxKxN") -> tuple[int, ...]:
+    """'64x128x32' -> (64, 128, 32), every dimension a positive integer."""
+    parts = text.lower().split("x")
+    if len(parts) != what.count("x") + 1 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"must be {what} with positive integers (e.g. {'x'.join(['8'] * len(what.split('x')))}), "
+                         f"got {text!r}")  # fmt: skip
+    return tuple(int(p) for p in parts)
+
+
+def gemm(text: str) -> tuple[int, int, int]:
+    try:
+        m, k, n = shape(text, "MxKxN")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return m, k, n
+
+
+def add_format_options(p: argparse.ArgumentParser, required: bool) -> None:
+    defaults = {} if required else {"default": "int8"}
+    p.add_argument("--a", required=required, help="format of A, the activations (e.g. int8, fp8_e4m3, mxfp4)",
+                   **defaults)  # fmt: skip
+    p.add_argument("--b", required=required, help="format of B, the weights", **defaults)
+
+
+def add_accumulator_options(p: argparse.ArgumentParser, k_help: str) -> None:
+    p.add_argument("--acc", type=accumulator, default="exact", metavar="ACC",
+                   help="exact (Kulisch), int{W} (W-bit, wraps) or int{W}_sat (saturates; PEs only)")  # fmt: skip
+    p.add_argument("--k-max", type=positive_int, default=K_MAX, metavar="K", help=k_help)
+    p.add_argument("--pipeline", type=int, default=PIPELINE, choices=[0, 1, 2], help="registers inside each PE")
+
+
+def add_array_options(p: argparse.ArgumentParser, rows_required: bool, single_pe: bool = False) -> None:
+    sizes: dict[str, Any] = {"required": True} if rows_required else {"default": 4}
+    pe = "; --rows 1 --cols 1: a single MAC PE" if single_pe else ""
+    p.add_argument("--rows", type=positive_int, help=f"PE rows R (2..64){pe}", **sizes)
+    p.add_argument("--cols", type=positive_int, help=f"PE columns C (2..64){pe}", **sizes)
+    p.add_argument("--dataflow", default="ws", choices=["ws", "os"], help="weight- or output-stationary")
+    p.add_argument("--double-buffer", action=argparse.BooleanOptionalAction, default=None,
+                   help="two weight registers per PE (default: on for ws; os has none)")  # fmt: skip
+    p.add_argument("--m-max", type=positive_int, default=M_MAX, metavar="M",
+                   help="largest M (depth of the ws output accumulator)")  # fmt: skip
+
+
+def double_buffer(args: argparse.Namespace) -> bool:
+    """--double-buffer as given, else on for weight-stationary arrays."""
+    return args.dataflow == "ws" if args.double_buffer is None else bool(args.double_buffer)
+
+
+def add_cache_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="build cache shared between runs (Verilator, yosys, trained weights); "
+                        "default: $BITFAB_CACHE, else ~/.cache/bitfab")  # fmt: skip
