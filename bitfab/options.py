@@ -10,9 +10,10 @@ from typing import Any
 
 import numerics
 
-# One array default everywhere: weight-stationary, double-buffered, one pipeline stage per PE.
-K_MAX = 4096
-M_MAX = 256
+# One array default everywhere: weight-stationary, double-buffered, one pipeline stage per PE, and
+# the K and M bounds of the cost model's calibration set (its LUT figures hold there).
+K_MAX = 1024
+M_MAX = 64
 PIPELINE = 1
 
 

@@ -5,7 +5,7 @@ from ._designs import DesignSpec, features
 from ._pnr import ECP5_DEVICES, Timing, device_for, parse_fmax, place_and_route
 from ._shell import IOShell
 from ._yosys import TARGETS, Resources, SynthError, parse_stat, run_dir, script, synthesize, tool
-from .explore import executor_for, pareto, plot_pareto, point_key, sweep
+from .explore import executor_for, pareto, plot_pareto, point_key, save_figure, sweep
 
 __all__ = [
     "ECP5_DEVICES",
@@ -25,6 +25,7 @@ __all__ = [
     "plot_pareto",
     "point_key",
     "run_dir",
+    "save_figure",
     "script",
     "sweep",
     "synthesize",

@@ -153,7 +153,7 @@ def test_systolic_bad_options_give_one_line(tmp_path: Path, capsys: pytest.Captu
     code, _, err = run(capsys, *base, "--gemm", "5x7")
     assert code == 2 and "argument --gemm: must be MxKxN with positive integers (e.g. 8x8x8), got '5x7'" in err
     code, _, err = run(capsys, *base, "--gemm", "300x7x2")
-    assert code == 2 and "M=300 exceeds this weight-stationary array's m_max=256" in err
+    assert code == 2 and "M=300 exceeds this weight-stationary array's m_max=64" in err
     code, _, err = run(capsys, "generate", "systolic", "--rows", "1", "--cols", "2", "--a", "int8", "--b", "int8",
                        "-o", str(tmp_path))  # fmt: skip
     assert code == 2 and "rows must be between 2 and 64, got 1" in err

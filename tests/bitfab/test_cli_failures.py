@@ -95,7 +95,10 @@ def test_a_verilator_failure_exits_1_with_its_log_lines(
 ) -> None:
     log = failing_log(tmp_path, "sim.log", "starting\n%Warning: /x/a.hex:0: $readmem file not found\nmore\n")
 
-    def fails(*_args: object, **_kwargs: object) -> None:
+    def fails(pe: object, *_args: object, **_kwargs: object) -> None:
+        import hw
+
+        hw.to_verilog(pe, "top")  # what a real run does before its simulation fails
         raise sim.SimulationError("the simulation (sim.tb_mac) wrote no results", log)
 
     monkeypatch.setattr(sim, "check_mac", fails)
@@ -204,7 +207,7 @@ def test_version_and_every_default_in_help(capsys: pytest.CaptureFixture[str]) -
                 assert "default" in formatter._get_help_string(action), (command, action.dest)  # type: ignore[attr-defined]
                 checked += 1
     assert checked > 60
-    assert "(default: 4096)" in " ".join(_subparsers_by_name(parser)["cosim systolic"].format_help().split())
+    assert "(default: 1024)" in " ".join(_subparsers_by_name(parser)["cosim systolic"].format_help().split())
 
 
 def _subparsers_by_name(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

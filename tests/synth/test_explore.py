@@ -63,3 +63,37 @@ def test_pareto_front_and_plot(tmp_path: Path) -> None:
     assert [r["name"] for r in synth.pareto(rows, "energy")] == ["b"]
     synth.plot_pareto(rows, [("luts", "LUTs"), ("energy", "pJ")], tmp_path / "p.png", "t", lambda r: r["name"])
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pareto_labels_never_overlap_and_arrays_get_their_own_markers(tmp_path: Path) -> None:
+    from itertools import combinations
+
+    import matplotlib.pyplot as plt
+
+    from synth.explore import pareto_figure
+
+    arrays = ("2x2", "4x4", "8x8")
+    # seven points within 5% of cost and 0.2 points of accuracy, three far off: labels at one offset would collide
+    far = {7: (4000, 1000, 0.86), 8: (16_000, 30, 0.93), 9: (64_000, 3, 0.95)}
+    rows = [{"name": f"fp8_e4m3 #{i}", "array": arrays[i % 3], "luts": far[i][0] if i in far else 1000 + 8 * i,
+             "energy": far[i][1] if i in far else 300 + 3 * i, "accuracy": far[i][2] if i in far else 0.9 + 0.0003 * i}
+            for i in range(10)]  # fmt: skip
+    costs = [("luts", "LUTs"), ("energy", "pJ")]
+    figure, boxes = pareto_figure(rows, costs, "t", lambda r: f"{r['name']} {r['array']}")
+    figure.canvas.draw()  # the boxes still hold once drawn: nothing moved the axes after the labels were placed
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    for axis, placed in zip(figure.axes, boxes, strict=True):
+        assert len(placed) == len(rows)
+        assert not [(a, b) for a, b in combinations(placed, 2) if a.overlaps(b)]
+        drawn = [text.get_window_extent(renderer) for text in axis.texts if text.get_text()]
+        assert [box.bounds for box in drawn] == [box.bounds for box in placed]
+        assert [len(c.get_offsets()) for c in axis.collections] == [4, 3, 3]  # one scatter (marker) per array
+        assert len({c.get_paths()[0].vertices.tobytes() for c in axis.collections}) == 3
+        ticks = [t.get_window_extent(renderer) for t in axis.get_xticklabels() if t.get_text()]
+        assert not [(a, b) for a, b in combinations(ticks, 2) if a.overlaps(b)]
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["array 2x2", "array 4x4", "array 8x8",
+                                                                     "Pareto front"]  # fmt: skip
+    plt.close(figure)
+    synth.plot_pareto(rows, costs, tmp_path / "p.png", "t", lambda r: f"{r['name']} {r['array']}")
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["p.png"]  # the temporary file was renamed onto it
