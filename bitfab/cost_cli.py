@@ -95,7 +95,7 @@ def cmd_cost(args: argparse.Namespace, console: Console) -> int:
     cfg = spec.config()
     energy = gemm_energy(cfg, m, k, n, args.node)
     report = {"design": spec.label(), "target": args.target, **{key: round(v) for key, v in resources.items()},
-              "gemm": [m, k, n], "cycles": hw.cycles(cfg, m, k, n) if spec.kind == "array" else m * k * n,
+              "gemm": [m, k, n], "cycles_gemm": hw.cycles(cfg, m, k, n) if spec.kind == "array" else m * k * n,
               "energy_pj": energy.total_pj, "pj_per_mac": energy.pj_per_mac, "node_nm": args.node}  # fmt: skip
     if args.json:
         print(json.dumps(report, indent=2))
@@ -103,7 +103,7 @@ def cmd_cost(args: argparse.Namespace, console: Console) -> int:
     console.print(f"{spec.label()} on {args.target} (cost model): "
                   + _resources_line(args.target, report["luts"], report["carry"], report["ffs"], report["dsps"],
                                     report["lut_equivalents"]))  # fmt: skip
-    console.print(f"GEMM {m}x{k}x{n}: {report['cycles']:,} cycles, {energy.total_pj:,.0f} pJ at {args.node} nm "
+    console.print(f"GEMM {m}x{k}x{n}: {report['cycles_gemm']:,} cycles, {energy.total_pj:,.0f} pJ at {args.node} nm "
                   f"({energy.pj_per_mac:.2f} pJ per MAC)")  # fmt: skip
     return 0
 

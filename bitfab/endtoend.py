@@ -86,7 +86,9 @@ class LayerRun:
         return self.bit_exact and self.cycles == self.model_cycles and self.within_bound and self.predictions_equal
 
     def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "reports"}
+        """The run as JSON; cycle counts named by what they count (the layer, all its images)."""
+        names = {"cycles": "cycles_layer_all_images_measured", "model_cycles": "cycles_layer_all_images_model"}
+        return {names.get(k, k): v for k, v in self.__dict__.items() if k != "reports"}
 
 
 def check_mapping(fmt: str, kind: str, hardware: Hardware) -> None:

@@ -27,7 +27,7 @@ from . import output, paths
 from .options import K_MAX, M_MAX, add_cache_option, positive_int
 
 # lut_equivalents: LUT4 + 2 x CCU2C on ECP5 (a carry cell holds two LUT4s), LUTs on Xilinx 7: the cost axis
-COLUMNS = ("model", "format", "array", "accuracy", "cycles", "lut_equivalents", "luts", "carry", "ffs", "energy_pj",
+COLUMNS = ("model", "format", "array", "accuracy", "cycles_per_inference", "lut_equivalents", "luts", "carry", "ffs", "energy_pj",
            "pj_per_mac", "synth_luts", "synth_lut_equivalents", "fmax_mhz")  # fmt: skip
 
 
@@ -75,7 +75,7 @@ def evaluate(point: dict[str, Any]) -> dict[str, Any]:
     spec = design(point["format"], rows, cols, point["dataflow"])
     cycles, energy = inference_cost(model, point["format"], spec, point["node_nm"])
     resources = predict(spec, point["target"], dsp=False)
-    result = {"accuracy": accuracy, "cycles": cycles, "energy_pj": energy.total_pj, "pj_per_mac": energy.pj_per_mac,
+    result = {"accuracy": accuracy, "cycles_per_inference": cycles, "energy_pj": energy.total_pj, "pj_per_mac": energy.pj_per_mac,
               "synth_luts": None, "synth_lut_equivalents": None, "fmax_mhz": None,
               **{key: round(v) for key, v in resources.items()}}  # fmt: skip
     if point["synth"]:
@@ -126,7 +126,7 @@ def cmd_explore(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps([{k: row[k] for k in COLUMNS} for row in rows], indent=2))
         return 0
-    shown = {"format": "format", "array": "array", "accuracy": "accuracy", "cycles": "cycles",
+    shown = {"format": "format", "array": "array", "accuracy": "accuracy", "cycles_per_inference": "cycles/inf",
              "lut_equivalents": "LUT eq.", "ffs": "FF", "energy_pj": "pJ/inf", "synth_lut_equivalents": "yosys LUT eq.",
              "fmax_mhz": "Fmax"}  # fmt: skip
     table = output.table(f"{args.model} on {args.target} ({args.dataflow.upper()}, energy at {args.node} nm)",

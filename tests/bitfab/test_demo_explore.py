@@ -42,7 +42,7 @@ def test_explore_sweeps_resumes_and_plots(
     code, out, _ = run(capsys, *argv)
     rows = json.loads(out)
     assert code == 0 and [r["format"] for r in rows] == ["int8", "int4", "mxfp4"]
-    assert all(r["accuracy"] > 0.9 and r["lut_equivalents"] > 0 and r["cycles"] > 0 and r["energy_pj"] > 0
+    assert all(r["accuracy"] > 0.9 and r["lut_equivalents"] > 0 and r["cycles_per_inference"] > 0 and r["energy_pj"] > 0
                for r in rows)  # fmt: skip
     by = {r["format"]: r for r in rows}
     assert by["int4"]["lut_equivalents"] < by["int8"]["lut_equivalents"] < by["mxfp4"]["lut_equivalents"]
