@@ -172,7 +172,8 @@ def _compare(output: Path, cache: Path, size: int, formats: list[str], provenanc
     )
     front = {r["format"] for r in synth.pareto(rows, "lut_equivalents")}
     return [{"format": r["format"], "accuracy": r["accuracy"], "lut_equivalents": r["lut_equivalents"],
-             "cycles_per_inference": r["cycles_per_inference"], "pj_per_inference": r["energy_pj"], "pareto": r["format"] in front}
+             "cycles_per_inference": r["cycles_per_inference"], "pj_per_inference": r["energy_pj"],
+             "pareto": r["format"] in front}
             for r in rows]  # fmt: skip
 
 

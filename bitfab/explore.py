@@ -27,8 +27,8 @@ from . import output, paths
 from .options import K_MAX, M_MAX, add_cache_option, positive_int
 
 # lut_equivalents: LUT4 + 2 x CCU2C on ECP5 (a carry cell holds two LUT4s), LUTs on Xilinx 7: the cost axis
-COLUMNS = ("model", "format", "array", "accuracy", "cycles_per_inference", "lut_equivalents", "luts", "carry", "ffs", "energy_pj",
-           "pj_per_mac", "synth_luts", "synth_lut_equivalents", "fmax_mhz")  # fmt: skip
+COLUMNS = ("model", "format", "array", "accuracy", "cycles_per_inference", "lut_equivalents", "luts", "carry", "ffs",
+           "energy_pj", "pj_per_mac", "synth_luts", "synth_lut_equivalents", "fmax_mhz")  # fmt: skip
 
 
 def layer_shapes(model: Any, fmt: str) -> list[tuple[int, int, int]]:
@@ -75,8 +75,8 @@ def evaluate(point: dict[str, Any]) -> dict[str, Any]:
     spec = design(point["format"], rows, cols, point["dataflow"])
     cycles, energy = inference_cost(model, point["format"], spec, point["node_nm"])
     resources = predict(spec, point["target"], dsp=False)
-    result = {"accuracy": accuracy, "cycles_per_inference": cycles, "energy_pj": energy.total_pj, "pj_per_mac": energy.pj_per_mac,
-              "synth_luts": None, "synth_lut_equivalents": None, "fmax_mhz": None,
+    result = {"accuracy": accuracy, "cycles_per_inference": cycles, "energy_pj": energy.total_pj,
+              "pj_per_mac": energy.pj_per_mac, "synth_luts": None, "synth_lut_equivalents": None, "fmax_mhz": None,
               **{key: round(v) for key, v in resources.items()}}  # fmt: skip
     if point["synth"]:
         result.update(_synthesize(spec, point["target"], cache / "synth"))
