@@ -96,7 +96,8 @@ def cmd_cosim_pe(args: argparse.Namespace, console: Console) -> int:
     waves = sorted((out / "run").glob("*.vcd")) if args.waves else []
     summary = {"pair": report.format_pair, "passed": report.passed, "checked_macs": report.checked,
                "cycles_simulated": report.cycles, "mismatches": report.mismatches,
-               "first_mismatch": report.first_mismatch, "seconds": round(seconds, 2), "waveform": str(waves[0]) if waves else None}  # fmt: skip
+               "first_mismatch": report.first_mismatch, "seconds": round(seconds, 2),
+               "waveform": str(waves[0]) if waves else None}  # fmt: skip
     output.write_json(out / "report.json", summary, args.provenance)
     if args.json:
         print(json.dumps(summary, indent=2))
