@@ -33,4 +33,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_cosim.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache .hypothesis .sim_build
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache .hypothesis .sim_build .bitfab_cache

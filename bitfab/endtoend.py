@@ -159,7 +159,6 @@ def run_layer(name: str, fmt: str, model: nn.Module, layer: str, images: np.ndar
     rows_per_image = probe.brevitas_output.shape[0]
     per_chunk = max(1, m_chunk // rows_per_image)
     array = _array(fmt, probe, hardware, min(len(images), per_chunk) * rows_per_image)
-    array._MustUse__silence = True  # a cached build never elaborates it
     if optimize is None:
         work_per_pe = (
             len(images) * probe.brevitas_output.size * probe.input_codes.shape[1] / (hardware.rows * hardware.cols)

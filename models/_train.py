@@ -7,6 +7,7 @@ with `qat_epochs` fine-tunes through Brevitas' straight-through estimators.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,7 +77,9 @@ def float_model(name: str, split: Split, cache: Path | None = None, seed: int = 
     _epochs(model, split, FLOAT_EPOCHS[name], 1e-2 if name != "transformer" else 3e-3, seed, progress)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), path)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        torch.save(model.state_dict(), temporary)
+        temporary.replace(path)  # whole or absent: other processes share this cache
     return model
 
 

@@ -78,6 +78,7 @@ def build(
     directory = Path(build_root) / key.hexdigest()[:20]
     marker = directory / "built"
     if marker.exists():
+        _used(component)
         return directory
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory.with_suffix(".lock"), "w") as lock:  # parallel test workers build a design once
@@ -90,6 +91,12 @@ def build(
             marker.write_text(key.hexdigest())
             log.info("Verilator: built in %.1f s", time.perf_counter() - started)
     return directory
+
+
+def _used(component: wiring.Component) -> None:
+    """A design served from the build cache is used without being elaborated again (converting a
+    large array takes seconds): tell amaranth, which would otherwise warn that it was never used."""
+    component._MustUse__silence = True  # type: ignore[attr-defined]
 
 
 def _build(component: wiring.Component, name: str, waves: bool, harness: tuple[str, str] | None, optimize: bool,

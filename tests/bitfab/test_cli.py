@@ -189,9 +189,14 @@ def test_train_reports_accuracies(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.slow
-def test_cosim_model_runs_a_layer_in_the_loop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cosim_model_runs_a_layer_in_the_loop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative -o, as a person types it (tests/bitfab/test_relative_paths.py)
     code, out, _ = run(capsys, "cosim", "model", "--model", "mlp", "--format", "mxfp4", "--layer", "0", "--array",
-                       "4x4", "--images", "120", "-o", str(tmp_path), "--json")  # fmt: skip
+                       "4x4", "--images", "120", "-o", "model_out", "--json")  # fmt: skip
+    saved = json.loads((tmp_path / "model_out" / "report.json").read_text())
+    assert saved["provenance"]["command"].startswith("bitfab cosim model")
     report = json.loads(out)
     assert (
         code == 0

@@ -10,6 +10,7 @@ exactly what the Brevitas model predicts. The CNN cases take 8 images (512 im2co
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,12 @@ from torch import nn
 import models
 from bitfab.endtoend import Hardware, LayerRun, check_mapping, run_layer
 
-ROOT = Path(__file__).resolve().parents[2]
 SPLIT = models.digits()
 
 
 @pytest.fixture(scope="module")
-def float_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, nn.Module]:
-    cache = tmp_path_factory.mktemp("weights")
+def float_models() -> dict[str, nn.Module]:
+    cache = Path(os.environ["BITFAB_CACHE"]) / "models"  # the weights the CLI's tests train and cache too
     return {name: models.float_model(name, SPLIT, cache=cache) for name in ("mlp", "cnn")}
 
 
@@ -33,7 +33,7 @@ def run(float_models: dict[str, nn.Module], name: str, fmt: str, layer: str, har
         tmp_path: Path) -> LayerRun:  # fmt: skip
     model = models.quantized_model(name, fmt, float_models[name], SPLIT)
     return run_layer(name, fmt, model, layer, SPLIT.test_images[:images], SPLIT.test_labels[:images], hardware,
-                     ROOT / ".sim_build", tmp_path)  # fmt: skip
+                     Path(os.environ["BITFAB_CACHE"]) / "verilator", tmp_path)  # fmt: skip
 
 
 MATRIX = [

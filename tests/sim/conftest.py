@@ -1,14 +1,14 @@
-"""Verilator builds persist in .sim_build/ at the repository root (a cache keyed by the Verilog)."""
+"""Verilator builds persist in the suite's build cache (tests/conftest.py), keyed by the design:
+the same directory the CLI's tests build into, so a design both use is built once."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="session")
 def build_root() -> Path:
-    return ROOT / ".sim_build"
+    return Path(os.environ["BITFAB_CACHE"]) / "verilator"

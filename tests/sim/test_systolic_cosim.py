@@ -145,7 +145,9 @@ def test_relative_paths_are_resolved_where_they_enter(
 ) -> None:
     """The simulator runs in its own directory: a relative build root and work directory (as a
     user's relative -o gives) must still reach it as the files the caller meant."""
-    array = hw.SystolicArray("int4", "int4", rows=2, cols=2, dataflow="ws", double_buffer=True, pipeline=1)
+    # the CLI's default 2x2 int4 array (tests/bitfab build it too: one build serves both)
+    array = hw.SystolicArray("int4", "int4", rows=2, cols=2, dataflow="ws", double_buffer=True, pipeline=1,
+                             k_max=1024, m_max=64)  # fmt: skip
     monkeypatch.chdir(tmp_path)
     relative_root = Path("builds")
     build_root.mkdir(exist_ok=True)
