@@ -82,7 +82,7 @@ def cmd_synth(args: argparse.Namespace, console: Console) -> int:
                   + _resources_line(args.target, real.luts, real.carry, real.ffs, real.dsps, real.lut_equivalents)
                   + f", {real.brams} BRAM ({real.seconds:.1f} s)")  # fmt: skip
     if args.pnr:
-        console.print(f"post-route Fmax {report['fmax_mhz']:.1f} MHz on LFE5U-{report['device'].upper()} "
+        console.print(f"post-route Fmax {report['fmax_mhz']:.1f} MHz on LFE5U-{report['device'].rstrip('k')}F "
                       f"({report['utilization']:.0%} of its LUTs)")  # fmt: skip
     console.print(f"wrote {out / 'synth.json'}; yosys run (logs, netlist) in {work}")
     return 0

