@@ -23,6 +23,7 @@ from .options import (
     add_format_options,
     double_buffer,
     gemm,
+    nonnegative_int,
     positive_int,
 )
 
@@ -33,10 +34,24 @@ CYCLE_FORMULAS = {
 }
 
 
+def _array_options(args: argparse.Namespace) -> dict[str, Any]:
+    accumulator = numerics.parse_accumulator(args.acc)
+    if isinstance(accumulator, numerics.FixedAccumulator) and accumulator.overflow == "saturate":
+        raise ValueError(f"--acc {args.acc}: an array adds partial sums in dataflow order, so a saturating register "
+                         "would not match the model's k-order clamping; use exact or a wrapping int{W}")  # fmt: skip
+    return {"accumulator": accumulator, "rows": args.rows, "cols": args.cols, "dataflow": args.dataflow,
+            "double_buffer": double_buffer(args), "pipeline": args.pipeline, "dsp_budget": args.dsp_budget,
+            "k_max": args.k_max, "m_max": args.m_max}  # fmt: skip
+
+
+def array_config(args: argparse.Namespace) -> hw.ArrayConfig:
+    """The array's configuration, checked before anything is built or written."""
+    return hw.ArrayConfig.build(args.a, args.b, **_array_options(args))
+
+
 def build_array(args: argparse.Namespace) -> hw.SystolicArray:
-    return hw.SystolicArray(args.a, args.b, numerics.parse_accumulator(args.acc), rows=args.rows, cols=args.cols,
-                            dataflow=args.dataflow, double_buffer=double_buffer(args), pipeline=args.pipeline,
-                            dsp_budget=args.dsp_budget, k_max=args.k_max, m_max=args.m_max)  # fmt: skip
+    options = _array_options(args)
+    return hw.SystolicArray(args.a, args.b, options.pop("accumulator"), **options)
 
 
 def array_manifest(array: hw.SystolicArray, module: str) -> dict[str, Any]:
@@ -66,6 +81,7 @@ def array_manifest(array: hw.SystolicArray, module: str) -> dict[str, Any]:
 
 
 def cmd_generate_systolic(args: argparse.Namespace, console: Console) -> int:
+    array_config(args)  # a refused configuration writes nothing
     out = paths.output_directory(args.output)
     array = build_array(args)
     info = array_manifest(array, "systolic_array")
@@ -92,14 +108,10 @@ def random_operands(cfg: hw.ArrayConfig, m: int, k: int, n: int, rng: np.random.
 
 def cmd_cosim_systolic(args: argparse.Namespace, console: Console) -> int:
     m, k, n = args.gemm
-    out = paths.output_directory(args.output)
+    hw.check_gemm(array_config(args), m, k, n)  # a refused GEMM writes nothing
     cache = paths.cache_directory(args.cache_dir)
+    out = paths.output_directory(args.output)
     array = build_array(args)
-    try:
-        hw.check_gemm(array.config, m, k, n)
-    except ValueError:
-        array._MustUse__silence = True  # rejected before simulation: not an unused design
-        raise
     a, b = random_operands(array.config, m, k, n, np.random.default_rng(args.seed))
     with args.reporter.stage(f"GEMM {m}x{k}x{n} on the {array.config.describe()} in Verilator"):
         report = sim.cosim_gemm(array, a, b, cache / "verilator", out / "run", waves=args.waves, optimize=args.optimize)
@@ -139,7 +151,7 @@ def add_array_commands(generate: argparse._SubParsersAction, cosim: argparse._Su
         add_array_options(p, rows_required=True)
         add_format_options(p, required=True)
         add_accumulator_options(p, "largest K (sets the exact accumulator width)")
-        p.add_argument("--dsp-budget", type=int, default=None, metavar="N",
+        p.add_argument("--dsp-budget", type=nonnegative_int, default=None, metavar="N",
                        help="PEs beyond N use LUT multipliers (default: none, every PE may use a DSP)")  # fmt: skip
         p.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -80,7 +80,7 @@ def load_array(path: str | Path) -> np.ndarray:
         raise ValueError(f"input file {str(path)!r} does not exist")
     try:
         x = np.load(file, allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise ValueError(f"{str(path)!r} is not a .npy array file ({exc})") from None
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
         kind = getattr(x, "dtype", type(x).__name__)
@@ -135,8 +135,8 @@ def compare(
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
-    x = load_array(args.input)
     png = paths.output_file(args.png, "--png") if args.png else None
+    x = load_array(args.input)
     rows = compare(x, _parse_formats(args.formats), args.scaling)
     if png is not None:
         error_histogram(rows, png, f"quantization error of {args.input.name} ({x.size:,} values), per format")
@@ -155,8 +155,8 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     from bitfab.demo import run_demo
 
     models.scheme(args.format)  # an unknown format fails before anything is written
-    out = paths.output_directory(args.output)
     cache = paths.cache_directory(args.cache_dir)
+    out = paths.output_directory(args.output)
     return run_demo(out, console, args.reporter, cache, args.provenance, as_json=args.json, fmt=args.format,
                     quick=args.quick)  # fmt: skip
 
@@ -259,7 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"bitfab: error: {error.strerror or error}" + (f": {error.filename}" if error.filename else ""), debug)
         return EXIT_TOOL
     except Exception as error:
-        _say(f"bitfab: internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", debug)
+        hint = "" if debug else " (rerun with --debug for the traceback)"
+        _say(f"bitfab: internal error: {type(error).__name__}: {error}{hint}", debug)
         return EXIT_TOOL
 
 

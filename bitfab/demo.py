@@ -48,22 +48,29 @@ def run_demo(output: Path, console: Console, reporter: Reporter, cache: Path, pr
     size, images = (4, 64) if quick else (8, 360)
     show = (lambda *_: None) if as_json else console.print
     split = models.digits()
-    report: dict[str, Any] = {"model": "mlp", "format": fmt, "array": f"{size}x{size} WS double-buffered"}
+    report: dict[str, Any] = {
+        "model": "mlp",
+        "format": fmt,
+        "array": f"{size}x{size} WS double-buffered",
+        "array_k_max": 64,
+        "array_m_max": 64,
+    }  # sized for the MLP's layers (K, N <= 64)
     with reporter.stage("training the MLP on the digits and quantizing it (PTQ)"):
         base = models.float_model("mlp", split, cache=cache / "models")
         model = models.quantized_model("mlp", fmt, base, split)
     report["accuracy"] = {"float": models.accuracy(base, split.test_images, split.test_labels),
                           "quantized": models.accuracy(model, split.test_images, split.test_labels),
                           "test_images": len(split.test_labels)}  # fmt: skip
-    show(f"[bold]bitfab demo[/bold]: MLP on the digits, {fmt}, {report['array']} array")
+    show(f"[bold]bitfab demo[/bold]: MLP on the digits, {fmt}, {report['array']} array (K, M <= 64: the MLP's layers)")
     show(f"accuracy on all {len(split.test_labels)} test images: float {report['accuracy']['float']:.2%}, {fmt} (PTQ) "
          f"{report['accuracy']['quantized']:.2%}")  # fmt: skip
     spec = design(
         fmt, size, size, "ws", k=64, m_max=64
     )  # the array run_layer builds for fc1 (K = N = 64, 64-row chunks)
-    (output / "hardware").mkdir(exist_ok=True)
-    verilog = paths.write_text(output / "hardware" / "systolic_array.v",
-                               hw.to_verilog(spec.build(dsp=True), "systolic_array"))  # fmt: skip
+    with reporter.stage("generating the array's Verilog"):
+        (output / "hardware").mkdir(exist_ok=True)
+        verilog = paths.write_text(output / "hardware" / "systolic_array.v",
+                                   hw.to_verilog(spec.build(dsp=True), "systolic_array"))  # fmt: skip
     what = f"co-simulating fc1 on the {size}x{size} array in Verilator with {images} test images"
     with reporter.stage(what):
         run = run_layer("mlp", fmt, model, "fc1", split.test_images[:images], split.test_labels[:images],
@@ -97,7 +104,10 @@ def run_demo(output: Path, console: Console, reporter: Reporter, cache: Path, pr
     if as_json:
         print(json.dumps({**report, "provenance": provenance}, indent=2))
     else:
-        console.print(f"wrote {output / 'report.json'}, {output / 'pareto.png'}, {output / 'explore.csv'}, {verilog}")
+        console.print(
+            f"wrote {output / 'report.json'}, {output / 'pareto.png'}, {output / 'explore.csv'}, "
+            f"{output / 'explore.json'}, {verilog}; simulation logs in {output / 'run'}"
+        )
     return 0 if run.passed else 1
 
 

@@ -109,8 +109,16 @@ def cmd_explore(args: argparse.Namespace, console: Console) -> int:
     for array in arrays:
         if not re.fullmatch(r"\d+x\d+", array):
             raise ValueError(f"--arrays takes RxC shapes like 4x4,8x8, got {array!r}")
-    out = paths.output_directory(args.output)
+        rows, cols = (int(v) for v in array.split("x"))
+        for fmt in formats:
+            try:  # every point's array is valid before any work
+                design(fmt, rows, cols, args.dataflow).config()
+            except ValueError as error:
+                raise ValueError(f"--arrays {array} with {fmt}: {error}") from None
+    if args.scheduler is not None and not args.scheduler.startswith(("tcp://", "tls://", "inproc://")):
+        raise ValueError(f"--scheduler must be a Dask scheduler address like tcp://HOST:PORT, got {args.scheduler!r}")
     cache = paths.cache_directory(args.cache_dir)
+    out = paths.output_directory(args.output)
     split = models.digits()
     reporter = args.reporter
     with reporter.stage(f"training {args.model} (float weights cached in {cache / 'models'})"):

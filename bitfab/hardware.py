@@ -85,8 +85,8 @@ def _check_pair_count(args: argparse.Namespace) -> None:
 
 def cmd_cosim_pe(args: argparse.Namespace, console: Console) -> int:
     _check_pair_count(args)
-    out = paths.output_directory(args.output)
     cache = paths.cache_directory(args.cache_dir)
+    out = paths.output_directory(args.output)
     pe = build_pe(args)
     a, b = sim.operand_pairs(pe, exhaustive=args.exhaustive, random_pairs=args.random, seed=args.seed)
     start = time.perf_counter()
@@ -132,7 +132,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     pe_options(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--exhaustive", action="store_true", help="every (a, b) code pair")
-    mode.add_argument("--random", type=positive_int, default=4096, metavar="N", help="N random pairs")
+    mode.add_argument("--random", type=positive_int, default=4096, metavar="N",
+                      help="N random pairs (whole segments of 16: the first pairs repeat to fill one)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the random pairs")
     p.add_argument("--waves", action="store_true", help="dump a VCD waveform (its path is printed)")
     p.add_argument("-o", "--output", default="cosim_out", metavar="OUTDIR", help="the run's logs and report.json")

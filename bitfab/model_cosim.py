@@ -34,7 +34,6 @@ def cmd_cosim_model(args: argparse.Namespace, console: Console) -> int:
     hardware = parse_hardware(args.array, args.dataflow, args.bitserial)
     models.scheme(fmt)  # an unknown format fails before training
     check_mapping(fmt, "linear", hardware)
-    out = paths.output_directory(args.output)
     cache = paths.cache_directory(args.cache_dir)
     split = models.digits()
     images, labels = split.test_images[: args.images], split.test_labels[: args.images]
@@ -43,6 +42,7 @@ def cmd_cosim_model(args: argparse.Namespace, console: Console) -> int:
         base = models.float_model(args.model, split, cache=cache / "models")
         model = models.quantized_model(args.model, fmt, base, split)
     layer = _layer_name(model, args.layer)
+    out = paths.output_directory(args.output)  # after the checks: a refused run writes nothing
     what = f"{args.model}.{layer} on the {hardware.describe()} in Verilator"
     with reporter.stage(what):
         run = run_layer(args.model, fmt, model, layer, images, labels, hardware, cache / "verilator", out / "run",

@@ -4,6 +4,7 @@ before any work, the shared build cache, and results written atomically (whole o
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,8 +27,11 @@ def output_directory(path: str | Path, flag: str = "-o") -> Path:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ValueError(f"{flag} {path}: cannot create the directory ({error.strerror or error})") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag} {path}: the directory is not writable")
+    try:  # a real write: permissions alone say yes to root, and to pseudo file systems like /proc
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".bitfab-probe-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"{flag} {path}: the directory is not writable ({error.strerror or error})") from None
     return directory
 
 

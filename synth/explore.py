@@ -48,8 +48,9 @@ def executor_for(scheduler: str | None, workers: int = 2) -> Iterator[Executor]:
         try:
             yield pool
         except BaseException:  # Ctrl-C or a failure: drop the queued points, stop the running ones
+            running = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() forgets them
             pool.shutdown(wait=False, cancel_futures=True)
-            for process in list(getattr(pool, "_processes", {}).values()):
+            for process in running:
                 process.terminate()
             raise
         pool.shutdown(wait=True)

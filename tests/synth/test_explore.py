@@ -97,3 +97,19 @@ def test_pareto_labels_never_overlap_and_arrays_get_their_own_markers(tmp_path: 
     synth.plot_pareto(rows, costs, tmp_path / "p.png", "t", lambda r: f"{r['name']} {r['array']}")
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["p.png"]  # the temporary file was renamed onto it
+
+
+def test_an_interrupted_pool_stops_its_workers_and_passes_the_interrupt_on() -> None:
+    """Ctrl-C in a sweep: the KeyboardInterrupt reaches the caller (not an error from the pool's
+    shutdown) and the running worker is stopped."""
+    import time
+
+    with pytest.raises(KeyboardInterrupt), synth.executor_for(None, 1) as pool:
+        future = pool.submit(time.sleep, 60)
+        while not future.running():
+            time.sleep(0.05)
+        workers = list(pool._processes.values())  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
+    for worker in workers:
+        worker.join(timeout=10)
+        assert not worker.is_alive()
