@@ -9,6 +9,9 @@ so |exact - brevitas| <= gamma(K + 3) * sum_k |x_k w_k| with gamma(n) = n u / (1
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from torch import nn
@@ -16,15 +19,18 @@ from torch import nn
 import models
 import numerics
 
-
-@pytest.fixture(scope="module")
-def mlp(tmp_path_factory: pytest.TempPathFactory) -> nn.Module:
-    return models.float_model("mlp", models.digits(), cache=tmp_path_factory.mktemp("weights"))
+# Float weights the whole suite trains once and shares (tests/conftest.py sets BITFAB_CACHE).
+SHARED_WEIGHTS = Path(os.environ["BITFAB_CACHE"]) / "models"
 
 
 @pytest.fixture(scope="module")
-def cnn(tmp_path_factory: pytest.TempPathFactory) -> nn.Module:
-    return models.float_model("cnn", models.digits(), cache=tmp_path_factory.mktemp("weights"))
+def mlp() -> nn.Module:
+    return models.float_model("mlp", models.digits(), cache=SHARED_WEIGHTS)
+
+
+@pytest.fixture(scope="module")
+def cnn() -> nn.Module:
+    return models.float_model("cnn", models.digits(), cache=SHARED_WEIGHTS)
 
 
 MLP_FORMATS = ["int8", "int4_channel", "fp8_e4m3", "mxfp4", "mxfp8_e4m3", "mxint8", "ovp4", "int4_a8", "fp4_e2m1_a8",

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 from torch import nn
 
 import models
+
+# Float weights the whole suite trains once and shares (tests/conftest.py sets BITFAB_CACHE).
+SHARED_WEIGHTS = Path(os.environ["BITFAB_CACHE"]) / "models"
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +21,8 @@ def split() -> models.Split:
 
 
 @pytest.fixture(scope="module")
-def mlp(split: models.Split, tmp_path_factory: pytest.TempPathFactory) -> nn.Module:
-    return models.float_model("mlp", split, cache=tmp_path_factory.mktemp("weights"))
+def mlp(split: models.Split) -> nn.Module:
+    return models.float_model("mlp", split, cache=SHARED_WEIGHTS)
 
 
 def test_digits_split_is_fixed_and_stratified(split: models.Split) -> None:
@@ -52,7 +57,8 @@ def test_cnn_and_transformer_train_and_quantize(name: str, fmt: str, tmp_path: P
     assert [p.name for p in tmp_path.iterdir()] == [f"{name}_float_seed0.pt"]  # nothing written elsewhere
 
 
-def test_cached_float_weights_are_reused(tmp_path: Path, split: models.Split) -> None:
+def test_cached_float_weights_are_reused(tmp_path: Path, split: models.Split, mlp: nn.Module) -> None:
+    shutil.copy(SHARED_WEIGHTS / "mlp_float_seed0.pt", tmp_path)  # trained once for the suite (the fixture)
     first = models.train("mlp", None, cache=tmp_path)
     again = models.train("mlp", None, cache=tmp_path, progress=lambda e, n: pytest.fail("retrained"))
     assert again.accuracy == first.accuracy
