@@ -25,8 +25,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: lint
-	# Two workers: Verilator builds and cocotb runs are single-threaded (sim/_runner.py locks each build).
-	$(BIN)/python -m pytest -W error -n 2
+	# Two workers (Verilator builds and cocotb runs are single-threaded; sim/_runner.py locks each build);
+	# worksteal: an idle worker takes queued cases from a busy one, so neither ends the run alone.
+	$(BIN)/python -m pytest -W error -n 2 --dist worksteal
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_numerics.py

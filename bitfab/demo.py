@@ -48,13 +48,9 @@ def run_demo(output: Path, console: Console, reporter: Reporter, cache: Path, pr
     size, images = (4, 64) if quick else (8, 360)
     show = (lambda *_: None) if as_json else console.print
     split = models.digits()
-    report: dict[str, Any] = {
-        "model": "mlp",
-        "format": fmt,
-        "array": f"{size}x{size} WS double-buffered",
-        "array_k_max": 64,
-        "array_m_max": 64,
-    }  # sized for the MLP's layers (K, N <= 64)
+    # the array is sized for the MLP's layers (K, N <= 64) and run_layer's 64-row chunks
+    report: dict[str, Any] = {"model": "mlp", "format": fmt, "array": f"{size}x{size} WS double-buffered",
+                              "array_k_max": 64, "array_m_max": 64}  # fmt: skip
     with reporter.stage("training the MLP on the digits and quantizing it (PTQ)"):
         base = models.float_model("mlp", split, cache=cache / "models")
         model = models.quantized_model("mlp", fmt, base, split)
@@ -64,9 +60,7 @@ def run_demo(output: Path, console: Console, reporter: Reporter, cache: Path, pr
     show(f"[bold]bitfab demo[/bold]: MLP on the digits, {fmt}, {report['array']} array (K, M <= 64: the MLP's layers)")
     show(f"accuracy on all {len(split.test_labels)} test images: float {report['accuracy']['float']:.2%}, {fmt} (PTQ) "
          f"{report['accuracy']['quantized']:.2%}")  # fmt: skip
-    spec = design(
-        fmt, size, size, "ws", k=64, m_max=64
-    )  # the array run_layer builds for fc1 (K = N = 64, 64-row chunks)
+    spec = design(fmt, size, size, "ws", k=report["array_k_max"], m_max=report["array_m_max"])
     with reporter.stage("generating the array's Verilog"):
         (output / "hardware").mkdir(exist_ok=True)
         verilog = paths.write_text(output / "hardware" / "systolic_array.v",
