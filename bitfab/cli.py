@@ -201,12 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_compare)
 
+    from bitfab.byom_cli import add_layers_command
     from bitfab.cost_cli import add_cost_commands
     from bitfab.explore import add_explore_command
     from bitfab.hardware import add_commands
     from bitfab.training import add_train_command
 
     add_commands(sub)
+    add_layers_command(sub)
     add_train_command(sub)
     add_explore_command(sub)
     add_cost_commands(sub)
@@ -223,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Arguments that name files or directories: made absolute once, here, against the directory the
 # user started in, so nothing downstream depends on the working directory.
-PATH_ARGUMENTS = ("input", "output", "png", "cache_dir", "model_file")
+PATH_ARGUMENTS = ("input", "output", "png", "cache_dir", "model_file", "inputs", "labels")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,7 +35,7 @@ def layer_shapes(model: Any, fmt: str) -> list[tuple[int, int, int]]:
     """(M, K, N) of every quantized layer for one test image."""
     image = models.digits().test_images[:1]
     shapes = []
-    for layer in models.layers(model):
+    for layer in models.bundled_layers(model):
         codes = models.extract(model, layer, image, fmt)
         m, n = codes.brevitas_output.shape
         shapes.append((m, int(codes.input_codes.shape[1]), n))

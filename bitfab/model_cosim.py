@@ -13,12 +13,13 @@ from rich.console import Console
 import models
 
 from . import output, paths
+from .byom_cli import cmd_cosim_user_model
 from .endtoend import check_mapping, parse_hardware, run_layer
 from .options import add_cache_option, positive_int
 
 
 def _layer_name(model: object, layer: str) -> str:
-    names = models.layers(model)  # type: ignore[arg-type]
+    names = models.bundled_layers(model)  # type: ignore[arg-type]
     if layer.isdigit():
         if int(layer) >= len(names):
             raise ValueError(f"--layer must be between 0 and {len(names) - 1} or one of {', '.join(names)}, "
@@ -32,6 +33,13 @@ def _layer_name(model: object, layer: str) -> str:
 def cmd_cosim_model(args: argparse.Namespace, console: Console) -> int:
     fmt = args.format
     hardware = parse_hardware(args.array, args.dataflow, args.bitserial)
+    if args.model not in models.MODELS:
+        return cmd_cosim_user_model(args, console, hardware)
+    if fmt is None:
+        raise ValueError(f"a bundled model needs --format (one of {', '.join(sorted(models.SCHEMES))})")
+    if args.inputs is not None or args.labels is not None:
+        raise ValueError("a bundled model runs on the digits test images (--images N); --inputs and --labels are "
+                         "for a user's model")  # fmt: skip
     models.scheme(fmt)  # an unknown format fails before training
     check_mapping(fmt, "linear", hardware)
     cache = paths.cache_directory(args.cache_dir)
@@ -41,7 +49,7 @@ def cmd_cosim_model(args: argparse.Namespace, console: Console) -> int:
     with reporter.stage(f"training {args.model} (float weights cached in {cache / 'models'}) and quantizing to {fmt}"):
         base = models.float_model(args.model, split, cache=cache / "models")
         model = models.quantized_model(args.model, fmt, base, split)
-    layer = _layer_name(model, args.layer)
+    layer = _layer_name(model, args.layer or "0")
     out = paths.output_directory(args.output)  # after the checks: a refused run writes nothing
     what = f"{args.model}.{layer} on the {hardware.describe()} in Verilator"
     with reporter.stage(what):
@@ -72,14 +80,19 @@ def cmd_cosim_model(args: argparse.Namespace, console: Console) -> int:
 
 def add_model_command(cosim: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = cosim.add_parser("model", help="a layer of a trained quantized model on generated hardware, end to end")
-    p.add_argument("--model", required=True, choices=list(models.MODELS), help="a bundled model")
-    p.add_argument("--format", required=True, help="one of: " + ", ".join(sorted(models.SCHEMES)))
-    p.add_argument("--layer", default="0", help="index or name among the model's quantized layers")
+    p.add_argument("--model", required=True, metavar="SPEC", help=models.SPEC_HELP)
+    p.add_argument("--format", help="a bundled model's format (" + ", ".join(sorted(models.SCHEMES)) + "); for a "
+                   "user's model, optional: checked against the formats read from the model")  # fmt: skip
+    p.add_argument("--layer", help="a layer name, or all (a user's model; the default); a bundled model: index or "
+                   "name (default 0)")  # fmt: skip
+    p.add_argument("--inputs", metavar="X.npy", help="a user's model: a batch of inputs (float)")
+    p.add_argument("--labels", metavar="Y.npy", help="a user's model: integer labels of the inputs (for accuracy)")
     p.add_argument("--array", default="8x8", metavar="RxC", help="systolic rows x cols (bit-serial: lanes x PEs)")
     p.add_argument("--dataflow", default="ws", choices=["ws", "os"], help="weight- or output-stationary (ws is "
                    "double-buffered)")  # fmt: skip
     p.add_argument("--bitserial", action="store_true", help="run on the bit-serial unit (weight-only formats)")
-    p.add_argument("--images", type=positive_int, default=360, help="test images to run (360 = all)")
+    p.add_argument("--images", type=positive_int, default=360, help="inputs to run: the first N (bundled: 360 = all "
+                   "test images)")  # fmt: skip
     p.add_argument("-o", "--output", default="cosim_model_out", metavar="OUTDIR", help="the run's logs and report.json")
     add_cache_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -49,14 +49,14 @@ class LayerCodes:
         return product.reshape(self.output_shape)
 
 
-def layers(model: nn.Module) -> list[str]:
-    """Names of the model's quantized layers (linear and convolution), in definition order."""
+def bundled_layers(model: nn.Module) -> list[str]:
+    """Names of a bundled model's quantized layers (linear and convolution), in definition order."""
     return [name for name, module in model.named_modules() if isinstance(module, Biased)]
 
 
 def layer_kind(model: nn.Module, layer: str) -> str:
     modules = dict(model.named_modules())
-    names = layers(model)
+    names = bundled_layers(model)
     if layer not in names:
         raise ValueError(f"layer {layer!r} is not a quantized layer of this model; available: {', '.join(names)}")
     return "conv" if modules[layer].spatial else "linear"
@@ -64,7 +64,7 @@ def layer_kind(model: nn.Module, layer: str) -> str:
 
 def extract(model: nn.Module, layer: str, images: np.ndarray, fmt: str) -> LayerCodes:
     """Run `images` through `model`, capture the input and output of layer `layer` (a name from
-    `layers`), and quantize that input and the weight exactly as Brevitas does."""
+    `bundled_layers`), and quantize that input and the weight exactly as Brevitas does."""
     kind = layer_kind(model, layer)
     quant_layer = dict(model.named_modules())[layer].layer
     captured: list[tuple[torch.Tensor, torch.Tensor]] = []

@@ -86,7 +86,7 @@ def _decoded(codes: object, fmt: str) -> np.ndarray:
 
 def test_layers_are_listed_and_unknown_ones_refused(mlp: nn.Module) -> None:
     model = models.quantized_model("mlp", "int8", mlp, models.digits())
-    assert models.layers(model) == ["fc1", "fc2"]
+    assert models.bundled_layers(model) == ["fc1", "fc2"]
     message = "layer 'conv1' is not a quantized layer of this model; available: fc1, fc2"
     with pytest.raises(ValueError, match=message):
         models.extract(model, "conv1", models.digits().test_images[:4], "int8")

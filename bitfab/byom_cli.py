@@ -1,0 +1,189 @@
+"""`bitfab layers` and `bitfab cosim model` for a user's model (a Python factory or a QONNX file):
+the layers and the formats read from the model; every mappable layer on generated hardware with
+the four verdicts of bitfab/byom.py."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+
+import models
+
+from . import output, paths
+from .byom import LayerVerdict, TorchSource, run_layer, source_for
+from .endtoend import Hardware
+
+
+def load_inputs(path: Path | None, what: str = "--inputs") -> np.ndarray:
+    if path is None:
+        raise ValueError(f"{what} X.npy is required for a user's model (a batch of model inputs, float32)")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{what} {path}: not a readable .npy file ({error})") from None
+    if not np.issubdtype(array.dtype, np.number) or array.ndim < 1 or len(array) == 0:
+        raise ValueError(f"{what} {path}: expected a non-empty numeric array, got dtype {array.dtype}, "
+                         f"shape {array.shape}")  # fmt: skip
+    return array
+
+
+def load_labels(path: Path | None, count: int) -> np.ndarray | None:
+    if path is None:
+        return None
+    labels = load_inputs(path, "--labels")
+    if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"--labels {path}: expected {count} integer labels (one per input), got dtype "
+                         f"{labels.dtype}, shape {labels.shape}")  # fmt: skip
+    return labels
+
+
+def user_source(spec: str) -> Any:
+    return source_for(models.load(spec), Path(spec.rpartition(":")[0] or spec).stem)
+
+
+def cmd_layers(args: argparse.Namespace, console: Console) -> int:
+    example = None if args.inputs is None else load_inputs(args.inputs).astype(np.float32)[:1]
+    if args.model in models.MODELS:
+        if args.format is None:
+            raise ValueError(f"a bundled model needs --format (one of {', '.join(sorted(models.SCHEMES))})")
+        model = models.build(args.model, args.format)
+        source = source_for(model, args.model)
+        if example is None:
+            example = models.digits().test_images[:1]
+    else:
+        source = user_source(args.model)
+    if example is None and not isinstance(source, TorchSource):
+        raise ValueError("a QONNX model needs --inputs X.npy to describe its layers (shapes come from a run)")
+    infos = source.describe(example)
+    rows = [{"layer": i.name, "kind": i.kind, "gemm_per_sample": i.gemm, "input": i.input, "weight": i.weight,
+             "bias": i.bias, "maps": i.mappable, "reason": i.reason} for i in infos]  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        console.print(f"{args.model}: no quantized matrix-product layers (QuantLinear, QuantConv1d, QuantConv2d, "
+                      "attention products; QONNX MatMul/Gemm/Conv fed by Quant nodes)")  # fmt: skip
+        return 0
+    table = output.table(f"quantized layers of {args.model}", ["layer", "kind", "GEMM per sample (MxKxN)", "input",
+                         "weight", "bias", "maps"], text_columns=7)  # fmt: skip
+    for r in rows:
+        gemm = "x".join(str(v) for v in r["gemm_per_sample"]) if r["gemm_per_sample"] else "-"
+        table.add_row(r["layer"], r["kind"], gemm, r["input"], r["weight"], r["bias"],
+                      "yes" if r["maps"] else f"no: {r['reason']}")  # fmt: skip
+    console.print(table)
+    if example is None:
+        console.print("input formats and GEMM shapes need an example input: add --inputs X.npy")
+    return 0
+
+
+def _check_format(source: Any, layer: str, fmt: str | None, example: np.ndarray) -> None:
+    """A format the user typed must be what the model holds: both operands, by numerics name."""
+    if fmt is None:
+        return
+    product = source.capture(layer, example)
+    wanted = models.scheme(fmt) if fmt in models.SCHEMES else None
+    expected = {wanted.activation, wanted.weight} if wanted else {fmt}
+    read = {models.format_name(product.a.format), models.format_name(product.b.format)}
+    if not read <= expected:
+        raise ValueError(f"--format {fmt} does not match layer {layer!r}: the model's quantizers give input "
+                         f"{product.a.description} and weight {product.b.description}")  # fmt: skip
+
+
+def _layers_to_run(source: Any, layer: str, example: np.ndarray) -> tuple[list[str], list[models.LayerInfo]]:
+    """(layers to run, refused layers with reasons)."""
+    names = source.layers()
+    if not names:
+        raise ValueError("the model has no quantized matrix-product layers (Brevitas QuantLinear, QuantConv1d, "
+                         "QuantConv2d, attention products; QONNX MatMul/Gemm/Conv fed by Quant nodes)")  # fmt: skip
+    infos = {info.name: info for info in source.describe(example)}
+    if layer == "all":
+        mapped = [n for n in names if infos[n].mappable]
+        if not mapped:
+            reasons = "; ".join(f"{n}: {infos[n].reason}" for n in names)
+            raise ValueError(f"no layer of the model maps to the arrays: {reasons}")
+        return mapped, [infos[n] for n in names if not infos[n].mappable]
+    if layer not in names:
+        raise ValueError(f"--layer {layer!r} is not a quantized layer of the model; available: {', '.join(names)}")
+    if not infos[layer].mappable:
+        raise ValueError(f"layer {layer!r} does not map: {infos[layer].reason}")
+    return [layer], []
+
+
+def cmd_cosim_user_model(args: argparse.Namespace, console: Console, hardware: Hardware) -> int:
+    inputs = load_inputs(args.inputs).astype(np.float32)[: args.images]
+    labels = load_labels(args.labels, len(load_inputs(args.inputs)))
+    labels = None if labels is None else labels[: args.images]
+    reporter = args.reporter
+    with reporter.stage(f"loading {args.model}"):
+        source = user_source(args.model)
+    layer = args.layer or "all"
+    names, refused = _layers_to_run(source, layer, inputs[:1])
+    for name in names:
+        _check_format(source, name, args.format, inputs[:1])
+    cache = paths.cache_directory(args.cache_dir)
+    out = paths.output_directory(args.output)  # after the checks: a refused run writes nothing
+    verdicts: list[LayerVerdict] = []
+    for index, name in enumerate(names):
+        what = f"layer {name} ({index + 1}/{len(names)}) on the {hardware.describe()} in Verilator"
+        with reporter.stage(what):
+            verdicts.append(run_layer(source, name, inputs, labels, hardware, cache / "verilator", out / "run" / name,
+                                      progress=lambda d, t, w=what: reporter.count(f"{w}: chunks", d, t)))  # fmt: skip
+    passed = all(v.passed for v in verdicts)
+    report = {"model": args.model, "hardware": hardware.describe(), "inputs": len(inputs), "passed": passed,
+              "layers": [v.summary() for v in verdicts],
+              "refused": [{"layer": i.name, "kind": i.kind, "reason": i.reason} for i in refused]}  # fmt: skip
+    output.write_json(out / "report.json", report, args.provenance)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0 if passed else 1
+    _print(console, args.model, hardware, verdicts, refused, len(inputs))
+    console.print(f"wrote {out / 'report.json'}")
+    return 0 if passed else 1
+
+
+def _mark(ok: bool | None) -> str:
+    return "-" if ok is None else ("[green]yes[/green]" if ok else "[red]NO[/red]")
+
+
+def _print(console: Console, model: str, hardware: Hardware, verdicts: list[LayerVerdict],
+           refused: list[models.LayerInfo], count: int) -> None:  # fmt: skip
+    table = output.table(f"{model} on the {hardware.describe()}, {count} inputs: (a) hardware = numerics, "
+                         "(b) extraction = the model's operands, (c) output within the float32 bound, "
+                         "(d) same predictions with the hardware in the loop",
+                         ["layer", "GEMM (MxKxN)", "input x weight", "bias", "(a)", "cycles (= model)", "(b)",
+                          "(c) max |dev|", "(d)", "verdict"], text_columns=4)  # fmt: skip
+    for v in verdicts:
+        cycles = f"{v.cycles}" + ("" if v.cycles == v.model_cycles else f" (model {v.model_cycles})")
+        table.add_row(v.layer, "x".join(map(str, v.gemm)), f"{v.input_format} x {v.weight_format}", v.bias,
+                      _mark(v.hardware_exact), cycles, _mark(v.extraction_faithful),
+                      f"{v.max_deviation:.3g} {'ok' if v.within_bound else 'OVER'}", _mark(v.predictions_equal),
+                      "[green]PASS[/green]" if v.passed else "[red]FAIL[/red]")  # fmt: skip
+    console.print(table)
+    for v in verdicts:
+        for failure in v.failures:
+            console.print(f"[red]FAIL[/red] {v.layer}: {failure}")
+        if v.framework_accuracy is not None:
+            hil = "-" if v.hil_accuracy is None else f"{v.hil_accuracy:.2%}"
+            console.print(f"{v.layer}: accuracy on these {v.inputs} inputs: model {v.framework_accuracy:.2%}, "
+                          f"hardware in the loop {hil}")  # fmt: skip
+    for info in refused:
+        console.print(f"not run: {info.name} ({info.kind}): {info.reason}")
+    verdict = "PASS" if all(v.passed for v in verdicts) else "FAIL"
+    colour = "green" if verdict == "PASS" else "red"
+    passing = sum(v.passed for v in verdicts)
+    console.print(f"[{colour}]{verdict}[/{colour}]: {passing} of {len(verdicts)} layers pass all four verdicts"
+                  + (f"; {len(refused)} not mappable (listed above)" if refused else ""))  # fmt: skip
+
+
+def add_layers_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("layers", help="a model's quantized layers and the formats read from its quantizers")
+    p.add_argument("--model", required=True, metavar="SPEC", help=models.SPEC_HELP)
+    p.add_argument("--inputs", metavar="X.npy", help="example inputs (the first is used): GEMM shapes, input formats")
+    p.add_argument("--format", help="for a bundled model: the format to quantize it to")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=cmd_layers)
