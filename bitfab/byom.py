@@ -114,13 +114,18 @@ def array_for(product: models.Product, hardware: Hardware, m_rows: int) -> Any:
         group = hardware.rows * -(-k // hardware.rows)
         return hw.BitSerialArray(a, lanes=hardware.rows, cols=hardware.cols, group=group)
     double_buffer = hardware.dataflow == "ws" and hardware.double_buffer
+    # buffer depths rounded up to powers of two: layers of similar size share one generated design (and build)
+    k_max, m_max = _power_of_two_at_least(max(k, n, 64)), _power_of_two_at_least(max(m_rows, hardware.rows, 64))
     try:
         return hw.SystolicArray(a, b, rows=hardware.rows, cols=hardware.cols, dataflow=hardware.dataflow,
-                                double_buffer=double_buffer, pipeline=1, k_max=max(k, n),
-                                m_max=max(m_rows, hardware.rows))  # fmt: skip
+                                double_buffer=double_buffer, pipeline=1, k_max=k_max, m_max=m_max)  # fmt: skip
     except ValueError as error:
         raise ValueError(f"layer {product.name!r} ({product.a.description} x {product.b.description}): "
                          f"no array: {error}") from None  # fmt: skip
+
+
+def _power_of_two_at_least(n: int) -> int:
+    return 1 << (n - 1).bit_length()
 
 
 def _simulate(array: Any, product: models.Product, build_root: Path, work: Path, optimize: bool) -> sim.GemmReport:
