@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from torch import nn
 
 import models
 
@@ -42,8 +43,21 @@ def load_labels(path: Path | None, count: int) -> np.ndarray | None:
     return labels
 
 
-def user_source(spec: str) -> Any:
-    return source_for(models.load(spec), Path(spec.rpartition(":")[0] or spec).stem)
+def user_source(spec: str, fmt: str | None = None, calibration: np.ndarray | None = None) -> Any:
+    """The model of a spec as a source of layers. A float PyTorch model (no quantized layer) with
+    `fmt` is quantized by bitfab to that format first (models.quantize, calibrated on `calibration`)."""
+    model = models.load(spec)
+    name = Path(spec.rpartition(":")[0] or spec).stem
+    if isinstance(model, nn.Module) and not models.quant_modules(model) and fmt is not None:
+        if calibration is None:
+            raise ValueError("a float model quantized by bitfab needs calibration inputs")
+        model = models.quantize(model, fmt, calibration)
+        name = f"{name} quantized to {fmt}"
+    return source_for(model, name)
+
+
+def _is_float_model(model: Any) -> bool:
+    return isinstance(model, nn.Module) and not models.quant_modules(model)
 
 
 def cmd_layers(args: argparse.Namespace, console: Console) -> int:
@@ -114,13 +128,19 @@ def _layers_to_run(source: Any, layer: str, example: np.ndarray) -> tuple[list[s
     return [layer], []
 
 
+def _calibration(args: argparse.Namespace, inputs: np.ndarray) -> np.ndarray:
+    """Calibration inputs for a float model that bitfab quantizes: --calibration, else the inputs."""
+    path = getattr(args, "calibration", None)
+    return inputs if path is None else load_inputs(path, "--calibration").astype(np.float32)
+
+
 def cmd_cosim_user_model(args: argparse.Namespace, console: Console, hardware: Hardware) -> int:
     inputs = load_inputs(args.inputs).astype(np.float32)[: args.images]
     labels = load_labels(args.labels, len(load_inputs(args.inputs)))
     labels = None if labels is None else labels[: args.images]
     reporter = args.reporter
     with reporter.stage(f"loading {args.model}"):
-        source = user_source(args.model)
+        source = user_source(args.model, args.format, _calibration(args, inputs))
     layer = args.layer or "all"
     names, refused = _layers_to_run(source, layer, inputs[:1])
     for name in names:
@@ -178,6 +198,53 @@ def _print(console: Console, model: str, hardware: Hardware, verdicts: list[Laye
     passing = sum(v.passed for v in verdicts)
     console.print(f"[{colour}]{verdict}[/{colour}]: {passing} of {len(verdicts)} layers pass all four verdicts"
                   + (f"; {len(refused)} not mappable (listed above)" if refused else ""))  # fmt: skip
+
+
+DEFAULT_FORMATS = "int8,int8_channel,int4_channel,fp8_e4m3,fp8_e5m2,fp6_e2m3,mxfp8_e4m3,mxfp4,mxint8,ovp8,posit8_1"
+
+
+def cmd_accuracy_user_model(args: argparse.Namespace, console: Console) -> int:
+    """A float model quantized by bitfab to each format: accuracy, agreement with the float model."""
+    inputs = load_inputs(args.inputs).astype(np.float32)
+    labels = load_labels(args.labels, len(inputs))
+    formats = [f.strip() for f in (args.formats if args.formats != "all" else DEFAULT_FORMATS).split(",") if f.strip()]
+    for fmt in formats:
+        models.scheme(fmt)  # an unknown format fails before anything runs
+    model = models.load(args.model)
+    if not _is_float_model(model):
+        raise ValueError(f"--model {args.model}: already quantized (it has Brevitas layers); `bitfab accuracy "
+                         "--model` quantizes a float model (Linear, Conv1d, Conv2d) to each format")  # fmt: skip
+    calibration = _calibration(args, inputs)
+    reference = np.asarray(models.forward(model, inputs))
+    float_predictions = reference.reshape(len(inputs), -1).argmax(axis=1)
+    rows: list[dict[str, Any]] = [{"format": "float", "accuracy": _accuracy(float_predictions, labels),
+                                   "agreement_with_float": 1.0, "relative_output_error": 0.0}]  # fmt: skip
+    with args.reporter.stage(f"quantizing {args.model} to {len(formats)} formats"):
+        for index, fmt in enumerate(formats):
+            quantized = models.quantize(model, fmt, calibration)
+            out = np.asarray(models.forward(quantized, inputs))
+            predictions = out.reshape(len(inputs), -1).argmax(axis=1)
+            error = float(np.linalg.norm(out - reference) / max(np.linalg.norm(reference), 1e-30))
+            rows.append({"format": fmt, "accuracy": _accuracy(predictions, labels),
+                         "agreement_with_float": float((predictions == float_predictions).mean()),
+                         "relative_output_error": error})  # fmt: skip
+            args.reporter.count("formats", index + 1, len(formats))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    where = "the inputs themselves" if args.calibration is None else str(args.calibration)
+    table = output.table(f"{args.model} quantized by bitfab (Brevitas layers; calibration: {where}), "
+                         f"{len(inputs)} inputs", ["format", "accuracy", "same prediction as float",
+                         "relative output error"], text_columns=1)  # fmt: skip
+    for r in rows:
+        accuracy = "-" if r["accuracy"] is None else f"{r['accuracy']:.2%}"
+        table.add_row(r["format"], accuracy, f"{r['agreement_with_float']:.2%}", f"{r['relative_output_error']:.3g}")
+    console.print(table)
+    return 0
+
+
+def _accuracy(predictions: np.ndarray, labels: np.ndarray | None) -> float | None:
+    return None if labels is None else float((predictions == labels).mean())
 
 
 def add_layers_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

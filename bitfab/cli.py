@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Arguments that name files or directories: made absolute once, here, against the directory the
 # user started in, so nothing downstream depends on the working directory.
-PATH_ARGUMENTS = ("input", "output", "png", "cache_dir", "model_file", "inputs", "labels")
+PATH_ARGUMENTS = ("input", "output", "png", "cache_dir", "model_file", "inputs", "labels", "calibration")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

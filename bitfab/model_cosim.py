@@ -87,6 +87,8 @@ def add_model_command(cosim: argparse._SubParsersAction) -> None:  # type: ignor
                    "name (default 0)")  # fmt: skip
     p.add_argument("--inputs", metavar="X.npy", help="a user's model: a batch of inputs (float)")
     p.add_argument("--labels", metavar="Y.npy", help="a user's model: integer labels of the inputs (for accuracy)")
+    p.add_argument("--calibration", metavar="C.npy", help="a float model that bitfab quantizes to --format: "
+                   "activation calibration inputs (default: --inputs)")  # fmt: skip
     p.add_argument("--array", default="8x8", metavar="RxC", help="systolic rows x cols (bit-serial: lanes x PEs)")
     p.add_argument("--dataflow", default="ws", choices=["ws", "os"], help="weight- or output-stationary (ws is "
                    "double-buffered)")  # fmt: skip

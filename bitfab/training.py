@@ -48,6 +48,12 @@ def _names(text: str, known: list[str] | tuple[str, ...], what: str) -> list[str
 
 
 def cmd_accuracy(args: argparse.Namespace, console: Console) -> int:
+    if args.model is not None:
+        from .byom_cli import cmd_accuracy_user_model
+
+        return cmd_accuracy_user_model(args, console)
+    if args.inputs is not None or args.labels is not None or args.calibration is not None:
+        raise ValueError("--inputs, --labels and --calibration go with --model (a user's float model)")
     names = _names(args.models, models.MODELS, "model")
     formats = _names(args.formats, sorted(models.SCHEMES), "format")
     out = paths.output_directory(args.output)
@@ -79,6 +85,12 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p = sub.add_parser("accuracy", help="PTQ and QAT test accuracy of models x formats (a table)")
     p.add_argument("--models", default="all", help="comma-separated, or all: " + ", ".join(models.MODELS))
     p.add_argument("--formats", default="all", help="comma-separated, or all: " + ", ".join(sorted(models.SCHEMES)))
+    p.add_argument("--model", metavar="SPEC", help="instead of the bundled models: a user's float model, "
+                   "path/to/file.py:factory, quantized by bitfab to each format (needs --inputs)")  # fmt: skip
+    p.add_argument("--inputs", metavar="X.npy", help="with --model: the inputs to evaluate")
+    p.add_argument("--labels", metavar="Y.npy", help="with --model: their integer labels (for accuracy)")
+    p.add_argument("--calibration", metavar="C.npy", help="with --model: activation calibration inputs (default: "
+                   "--inputs)")  # fmt: skip
     p.add_argument("--qat-epochs", type=positive_int, default=3, help="QAT epochs from the float weights")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("-o", "--output", default="train_out", metavar="OUTDIR", help="where float weights are cached")

@@ -186,8 +186,10 @@ def capture(model: nn.Module, layer: str, inputs: np.ndarray) -> Product:
     kind = _kind(module)
     rows, columns = _layouts(module, kind)
     try:
-        a = read(quant_input, rows, 1, f"layer {layer!r} input ({_quantizer(module.input_quant)})")
-        b = read(quant_weight, columns, 0, f"layer {layer!r} weight ({_quantizer(module.weight_quant)})")
+        a = read(quant_input, rows, 1, f"layer {layer!r} input ({_quantizer(module.input_quant)})",
+                 _bitfab_format(module.input_quant))  # fmt: skip
+        b = read(quant_weight, columns, 0, f"layer {layer!r} weight ({_quantizer(module.weight_quant)})",
+                 _bitfab_format(module.weight_quant))  # fmt: skip
         with _evaluating(model):
             bias, bias_codes, bias_description = _bias(module, quant_input, quant_weight, a, b)
     except Unmappable as error:
@@ -198,6 +200,16 @@ def capture(model: nn.Module, layer: str, inputs: np.ndarray) -> Product:
     shape = tuple(output.shape)
     return Product(layer, kind, a, b, bias, bias_codes, bias_description, reference.float().numpy(), shape,
                    _fold(kind, shape))  # fmt: skip
+
+
+def _bitfab_format(proxy: Any) -> Any:
+    """The numerics format of bitfab's own tensor quantizers (posits, OliVe) behind a proxy, else None."""
+    from ._ovp_quant import OVPTensorQuant, PositTensorQuant
+
+    tensor_quant = getattr(proxy, "tensor_quant", None)
+    if tensor_quant is None:
+        tensor_quant = getattr(getattr(proxy, "fused_activation_quant_proxy", None), "tensor_quant", None)
+    return tensor_quant.format if isinstance(tensor_quant, OVPTensorQuant | PositTensorQuant) else None
 
 
 def _quantizer(proxy: Any) -> str:

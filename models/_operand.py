@@ -18,7 +18,7 @@ A (per token), or one per column of B (per output channel). Anything else is ref
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,10 @@ class Operand:
         """The codes' grid values (float64), laid out like the product (block scales applied)."""
         if isinstance(self.codes, numerics.BlockEncoded):
             return np.asarray(self.codes.decode(), dtype=np.float64)
+        if isinstance(self.codes, numerics.OVPEncoded):  # the array multiplies the grid; the scale is `scale`
+            return np.asarray(
+                replace(self.codes, scale=np.full_like(self.codes.scale, 0x3F800000)).decode(), np.float64
+            )
         return np.asarray(self.format.decode(self.codes), dtype=np.float64)
 
     def dequantized(self) -> np.ndarray:
@@ -64,9 +68,10 @@ def format_name(fmt: Any) -> str:
     return str(getattr(fmt, "name", fmt))
 
 
-def read(quant: Any, layout: Layout, axis: int, what: str) -> Operand:
+def read(quant: Any, layout: Layout, axis: int, what: str, element: Any = None) -> Operand:
     """The operand of a QuantTensor `quant`; `layout` puts a tensor shaped like `quant.value`
-    into the product's layout, `axis` is K in that layout (1 for A, 0 for B)."""
+    into the product's layout, `axis` is K in that layout (1 for A, 0 for B). `element` is the
+    format of bitfab's own quantizers (posits, OliVe), which a QuantTensor cannot carry."""
     if quant is None or not hasattr(quant, "scale"):
         raise Unmappable(f"{what} is not quantized (a float tensor): the arrays multiply codes, so both operands "
                          "need a quantizer (set input_quant, or feed a QuantTensor)")  # fmt: skip
@@ -84,6 +89,8 @@ def read(quant: Any, layout: Layout, axis: int, what: str) -> Operand:
     if bool((zero_point != 0).any()) and "Float" in kind:
         raise Unmappable(f"{what}: minifloat tensors with a zero point have no exact mapping")
     factored = _factor(scale, axis, what)
+    if element is not None:
+        return _bitfab_element(element, values, factored, axis, what)
     if "Float" in kind:
         element = _minifloat(quant, what)
         grid = layout(quant.minifloat().detach()).double()
@@ -192,7 +199,11 @@ def _groupwise(quant: Any, values: torch.Tensor, scale: torch.Tensor, axis: int,
     if bool((blocks.amax(dim=-1) != blocks.amin(dim=-1)).any()):
         raise Unmappable(f"{what}: its groups of {group} do not lie along the product's reduction axis K "
                          "(group_dim must be the input-feature / channel axis)")  # fmt: skip
-    block_scale = blocks[..., 0]
+    moved_values = values.movedim(axis, -1)
+    all_zero = (moved_values.reshape(*moved_values.shape[:-1], k // group, group) == 0).all(dim=-1)
+    # an all-zero group's scale is Brevitas' clamped epsilon, not a power of two; any scale gives its zeros
+    block_scale = torch.where(all_zero, torch.ones_like(blocks[..., 0]), blocks[..., 0])
+    scale = torch.where(all_zero.repeat_interleave(group, dim=-1).movedim(-1, axis), 1.0, scale)
     exponent = torch.log2(block_scale)
     if bool((exponent != exponent.round()).any()):
         raise Unmappable(f"{what}: group scales that are not powers of two have no E8M0 encoding")
@@ -218,3 +229,26 @@ def _groupwise(quant: Any, values: torch.Tensor, scale: torch.Tensor, axis: int,
     encoded = numerics.BlockEncoded(block_format, elements, scales, None, tuple(values.shape), axis, k)
     desc = f"{format_name(element)} in groups of {group} along K with power-of-two (E8M0) scales"
     return Operand(block_format, encoded, np.array(1.0), values.numpy(), values.float().numpy(), desc)
+
+
+def _bitfab_element(element: Any, values: torch.Tensor, scale: np.ndarray, axis: int, what: str) -> Operand:
+    """Posit and OliVe operands of bitfab's own quantizers: the grid is value / scale (posits: exact,
+    power-of-two scales; OliVe: rounded to its integers, as Brevitas' `.int()`); OliVe pairs run
+    along K for A (one scale per row) and along N for B (the array's lanes)."""
+    grid = values.numpy() / scale
+    if isinstance(element, numerics.Posit):
+        codes = element.encode(grid)
+        desc = f"{element.name} (bitfab's posit quantizer), scale {_granularity(scale, axis)}"
+    elif isinstance(element, numerics.OVPFormat):
+        grid = np.rint(grid)  # the framework's integers (Brevitas' .int()): fp32 scales make value / scale inexact
+        flat_scale = np.broadcast_to(scale.astype(np.float32), (values.shape[0] if axis == 1 else 1,)).copy()
+        if axis == 1:
+            rows = numerics.OVPFormat(element.element_bits, element.both_outliers, channel_axis=0)
+            codes = rows.encode(values.numpy(), axis=1, scale=flat_scale.reshape(-1))
+        else:
+            codes = element.encode(values.numpy(), axis=1, scale=np.array(np.float32(scale.reshape(-1)[0])))
+        desc = f"{element.name} pairs along {'K' if axis == 1 else 'N'} (bitfab's OliVe quantizer), scale " \
+            f"{_granularity(scale, axis)}"  # fmt: skip
+    else:
+        raise Unmappable(f"{what}: bitfab quantizer of {element!r} has no operand reader")
+    return Operand(element, codes, scale, grid, values.float().numpy(), desc)

@@ -173,3 +173,43 @@ def test_cli_refuses_with_one_line_and_writes_nothing(user_files: Path, capsys: 
     errors = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("[")]  # not progress
     assert len(errors) == 1 and errors[0].startswith("bitfab: error:") and message in errors[0]
     assert not (user_files / "out").exists()
+
+
+FLOAT_RUNS = [("float_cnn", "int8", "2"), ("float_cnn", "fp8_e4m3", "2"), ("float_cnn", "mxfp8_e4m3", "2"),
+              ("float_mlp", "ovp8", "1"), ("float_mlp", "posit8_1", "3")]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("factory", "fmt", "layer"), FLOAT_RUNS, ids=[f"{f}-{fmt}" for f, fmt, _ in FLOAT_RUNS])
+def test_float_model_quantized_by_bitfab_maps_like_any_brevitas_model(factory: str, fmt: str, layer: str,
+                                                                      tmp_path: Path) -> None:  # fmt: skip
+    model = models.quantize(getattr(zoo, factory)(), fmt, SPLIT.train_images[:128])
+    verdict = _run(model, layer, tmp_path)
+    assert verdict.failures == []
+    assert models.format_name(models.capture(model, layer, INPUTS).a.format) == fmt
+
+
+def test_float_model_refuses_what_does_not_map() -> None:
+    model = models.quantize(zoo.float_cnn(), "mxfp8_e4m3", SPLIT.train_images[:16])
+    infos = {info.name: info for info in models.describe(model, INPUTS[:1])}
+    assert "partial group" in str(infos["0"].reason)  # one input channel: a 9-element K in groups of 32
+    assert infos["2"].mappable and infos["5"].mappable
+    olive = models.quantize(zoo.float_cnn(), "ovp8", SPLIT.train_images[:16])
+    assert "varies along the reduction axis" in str(models.describe(olive, INPUTS[:1])[0].reason)
+
+
+def test_cli_accuracy_of_a_float_model_per_format(user_files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["accuracy", "--model", "zoo.py:float_cnn", "--inputs", "x.npy", "--labels", "y.npy",
+                 "--formats", "int8,mxfp4", "--json"]) == 0  # fmt: skip
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["format"] for r in rows] == ["float", "int8", "mxfp4"]
+    assert rows[1]["relative_output_error"] < rows[2]["relative_output_error"] < 0.5
+    assert main(["accuracy", "--model", "zoo.py:int8_tensor", "--inputs", "x.npy"]) == 2  # already quantized
+
+
+@pytest.mark.slow
+def test_cli_cosim_float_model_with_a_format(user_files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["cosim", "model", "--model", "zoo.py:float_mlp", "--format", "int8", "--inputs", "x.npy", "--labels",
+                 "y.npy", "--array", "4x4", "-o", "out", "--cache-dir", str(BUILDS.parent), "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["passed"] and [layer["layer"] for layer in report["layers"]] == ["1", "3"]

@@ -233,3 +233,9 @@ def float_cnn() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 8, 3, padding=1), nn.ReLU(),
                          nn.Flatten(), nn.Linear(8 * 64, 10)).eval()  # fmt: skip
+
+
+def float_mlp() -> nn.Module:
+    """A float MLP (no Brevitas), for `models.quantize` to per-row formats (OliVe, posits)."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)).eval()
