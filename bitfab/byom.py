@@ -107,6 +107,9 @@ def array_for(product: models.Product, hardware: Hardware, m_rows: int) -> Any:
         weight_ok = (isinstance(b, numerics.IntFormat) and b.signed and 2 <= b.bits <= 8) or b == numerics.get(
             "fp4_e2m1"
         )
+        if product.a.zero_point or product.b.zero_point:
+            raise ValueError(f"layer {product.name!r}: the bit-serial unit has no zero-point subtraction; "
+                             "run it on a systolic array")  # fmt: skip
         if not (isinstance(a, numerics.IntFormat) and a.signed) or not weight_ok:
             raise ValueError(f"layer {product.name!r}: the bit-serial unit takes signed INT activations and INT2..8 "
                              f"or FP4 E2M1 weights; this layer has {models.format_name(a)} x "
@@ -118,7 +121,8 @@ def array_for(product: models.Product, hardware: Hardware, m_rows: int) -> Any:
     k_max, m_max = _power_of_two_at_least(max(k, n, 64)), _power_of_two_at_least(max(m_rows, hardware.rows, 64))
     try:
         return hw.SystolicArray(a, b, rows=hardware.rows, cols=hardware.cols, dataflow=hardware.dataflow,
-                                double_buffer=double_buffer, pipeline=1, k_max=k_max, m_max=m_max)  # fmt: skip
+                                double_buffer=double_buffer, pipeline=1, k_max=k_max, m_max=m_max,
+                                a_zero_point=product.a.zero_point, b_zero_point=product.b.zero_point)  # fmt: skip
     except ValueError as error:
         raise ValueError(f"layer {product.name!r} ({product.a.description} x {product.b.description}): "
                          f"no array: {error}") from None  # fmt: skip

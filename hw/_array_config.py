@@ -38,6 +38,12 @@ class ArrayConfig:
     block: BlockFormat | None = None  # OCP MX operands: both a and b, blocks of this format along K
     a_ovp: OVPFormat | None = None  # OliVe operands: pairs along the stream's lanes
     b_ovp: OVPFormat | None = None
+    # Integer codes with a zero point: the stream carries `stream` codes, the array edge subtracts
+    # the zero point, and the datapath (a_format / b_format) is the signed integer one bit wider.
+    a_stream: IntFormat | None = None
+    b_stream: IntFormat | None = None
+    a_zero_point: int = 0
+    b_zero_point: int = 0
 
     @classmethod
     def build(
@@ -53,8 +59,12 @@ class ArrayConfig:
         dsp_budget: int | None = None,
         k_max: int = 4096,
         m_max: int = 256,
+        a_zero_point: int = 0,
+        b_zero_point: int = 0,
     ) -> ArrayConfig:
         accumulator = accumulator or ExactAccumulator()
+        a_stream, a_format = _zero_pointed(a_format, a_zero_point, "a")
+        b_stream, b_format = _zero_pointed(b_format, b_zero_point, "b")
         block = _mx_block(a_format, b_format, accumulator, dataflow, rows)
         if block is not None:
             a_format = b_format = block.element
@@ -87,13 +97,23 @@ class ArrayConfig:
             raise ValueError(f"k_max must be between 1 and {(1 << SIZE_BITS) - 1}, got {k_max}")
         if not 1 <= m_max <= 1 << 14:
             raise ValueError(f"m_max must be between 1 and {1 << 14}, got {m_max}")
-        config = cls(element_format(a_format), element_format(b_format), accumulator, rows, cols,
-                     dataflow, double_buffer, pipeline, dsp_budget, k_max, m_max, block, a_ovp, b_ovp)  # type: ignore[arg-type]  # fmt: skip
+        config = cls(element_format(a_format), element_format(b_format), accumulator, rows, cols, dataflow,
+                     double_buffer, pipeline, dsp_budget, k_max, m_max, block, a_ovp, b_ovp, a_stream,
+                     b_stream, a_zero_point, b_zero_point)  # type: ignore[arg-type]  # fmt: skip
         if isinstance(accumulator, FixedAccumulator) and config.lsb_exponent < config.exact_lsb:
             raise ValueError(
                 f"lsb_exponent must be >= the exact product lsb {config.exact_lsb}, got {config.lsb_exponent}"
             )
         return config
+
+    @property
+    def a_code_format(self) -> numerics.ElementFormat:
+        """The format of the codes on the a stream (the datapath's, unless a zero point is subtracted)."""
+        return self.a_stream or self.a_format
+
+    @property
+    def b_code_format(self) -> numerics.ElementFormat:
+        return self.b_stream or self.b_format
 
     @property
     def a_kind(self) -> numerics.ElementFormat | OVPFormat:
@@ -154,10 +174,14 @@ class ArrayConfig:
 
     @property
     def a_name(self) -> str:
+        if self.a_stream is not None:
+            return f"{self.a_stream.name} zp {self.a_zero_point}"
         return (self.block or self.a_ovp or self.a_format).name
 
     @property
     def b_name(self) -> str:
+        if self.b_stream is not None:
+            return f"{self.b_stream.name} zp {self.b_zero_point}"
         return (self.block or self.b_ovp or self.b_format).name
 
     def describe(self) -> str:
@@ -190,6 +214,20 @@ def _mx_block(
     if not isinstance(accumulator, ExactAccumulator):
         raise ValueError("MX arrays accumulate exactly (ExactAccumulator): block scales shift sums by up to 2**508")
     return a
+
+
+def _zero_pointed(fmt: numerics.ElementFormat | str, zero_point: int, role: str) -> tuple[IntFormat | None, object]:
+    """(stream format, datapath format) of an operand with a zero point (None, fmt without one)."""
+    if zero_point == 0:
+        return None, fmt
+    stream = numerics.get(fmt)
+    if not isinstance(stream, IntFormat) or isinstance(zero_point, bool) or not isinstance(zero_point, int):
+        raise ValueError(f"{role}_zero_point applies to integer formats and takes an integer, got "
+                         f"{zero_point!r} for {getattr(stream, 'name', stream)}")  # fmt: skip
+    if not stream.min_int <= zero_point <= stream.max_int:
+        raise ValueError(f"{role}_zero_point must be a {stream.name} code ({stream.min_int}..{stream.max_int}), "
+                         f"got {zero_point}")  # fmt: skip
+    return stream, IntFormat(stream.bits + 1)
 
 
 # OliVe grids reach 96 (4-bit) and 2016 (8-bit): these integers bound them for the accumulator width.

@@ -52,6 +52,15 @@ def decoded(m: Module, name: str, fmt: Any, code: Value) -> Any:
     return view
 
 
+def edge_code(stream: Any, zero_point: int, datapath: Any, code: Value) -> Value:
+    """A stream code as the datapath's code: with a zero point, code - zero point in the signed
+    integer one bit wider (exact: both lie in the stream format's range)."""
+    if stream is None:
+        return code
+    value = code.as_signed() if stream.signed else code.as_unsigned()
+    return (value - zero_point)[: datapath.bits]
+
+
 def edge_lanes(m: Module, name: str, fmt: Any, codes: list[Value]) -> list[Any]:
     """Decoded operands entering the array, lane l delayed by l + 1 cycles (the skew).
 

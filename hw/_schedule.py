@@ -18,6 +18,7 @@ is valid, both included, with every stream always valid/ready.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -99,10 +100,29 @@ def mx_operands(config: ArrayConfig, a: object, b: object) -> tuple[np.ndarray, 
     return a_codes, b_codes, a_scales, b_scales
 
 
-def _padded(codes: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    out = np.zeros((rows, cols), dtype=np.uint64)
+def _padded(codes: np.ndarray, rows: int, cols: int, fill: int = 0) -> np.ndarray:
+    """Codes padded to (rows, cols) with `fill`: the code of zero (the zero point's, if any)."""
+    out = np.full((rows, cols), fill, dtype=np.uint64)
     out[: codes.shape[0], : codes.shape[1]] = codes
     return out
+
+
+def _code_of(stream: Any, zero_point: int) -> int:
+    """The stream code of the value zero: the zero point's code (0 without one)."""
+    return 0 if stream is None else int(stream.encode(np.array(float(zero_point))))
+
+
+def datapath_codes(config: ArrayConfig, a: Any, b: Any) -> tuple[Any, Any]:
+    """Stream codes as the datapath's codes (code - zero point, one bit wider) where the array
+    subtracts a zero point; unchanged otherwise. For golden models of what the array computes."""
+
+    def convert(stream: Any, zero_point: int, datapath: Any, codes: Any) -> Any:
+        if stream is None:
+            return codes
+        return datapath.encode(np.asarray(stream.decode(codes), dtype=np.float64) - zero_point)
+
+    return (convert(config.a_stream, config.a_zero_point, config.a_format, a),
+            convert(config.b_stream, config.b_zero_point, config.b_format, b))  # fmt: skip
 
 
 def gemm_beats(config: ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarray) -> GemmBeats:
@@ -117,16 +137,18 @@ def gemm_beats(config: ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarray) ->
     (m, k), n = a_codes.shape, b_codes.shape[1]
     check_gemm(config, m, k, n)
     r, c = config.rows, config.cols
+    a_zero, b_zero = (_code_of(stream, zp) for stream, zp in ((config.a_stream, config.a_zero_point),
+                                                              (config.b_stream, config.b_zero_point)))  # fmt: skip
     if config.dataflow == "os":
         mt, nt = _ceil_div(m, r), _ceil_div(n, c)
-        a = _padded(a_codes, mt * r, k).reshape(mt, r, k).transpose(0, 2, 1)  # (mt, k, r)
-        b = _padded(b_codes, k, nt * c).reshape(k, nt, c).transpose(1, 0, 2)  # (nt, k, c)
+        a = _padded(a_codes, mt * r, k, a_zero).reshape(mt, r, k).transpose(0, 2, 1)  # (mt, k, r)
+        b = _padded(b_codes, k, nt * c, b_zero).reshape(k, nt, c).transpose(1, 0, 2)  # (nt, k, c)
         a_beats = np.broadcast_to(a[:, None], (mt, nt, k, r)).reshape(-1, r)
         b_beats = np.broadcast_to(b[None], (mt, nt, k, c)).reshape(-1, c)
         return GemmBeats(a_beats, b_beats, mt * nt * r)
     kt, nt = _ceil_div(k, r), _ceil_div(n, c)
-    a = _padded(a_codes, m, kt * r).reshape(m, kt, r).transpose(1, 0, 2)  # (kt, m, r)
-    b = _padded(b_codes, kt * r, nt * c).reshape(kt, r, nt, c).transpose(2, 0, 1, 3)  # (nt, kt, r, c)
+    a = _padded(a_codes, m, kt * r, a_zero).reshape(m, kt, r).transpose(1, 0, 2)  # (kt, m, r)
+    b = _padded(b_codes, kt * r, nt * c, b_zero).reshape(kt, r, nt, c).transpose(2, 0, 1, 3)  # (nt, kt, r, c)
     a_beats = np.broadcast_to(a[None], (nt, kt, m, r)).reshape(-1, r)
     return GemmBeats(a_beats, b.reshape(-1, c), nt * m)
 

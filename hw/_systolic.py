@@ -37,15 +37,16 @@ class SystolicArray(wiring.Component):
         **options: Any,
     ) -> None:
         """`options` are those of `ArrayConfig.build`: rows, cols, dataflow, double_buffer,
-        pipeline, dsp_budget, k_max, m_max."""
+        pipeline, dsp_budget, k_max, m_max, a_zero_point, b_zero_point (integer codes whose zero
+        point the array edge subtracts: the datapath multiplies code - zero point, one bit wider)."""
         try:
             self.config = ArrayConfig.build(a_format, b_format, accumulator, **options)
         except (ValueError, TypeError):
             self._MustUse__silence = True  # a rejected configuration is not an unused design
             raise
         cfg = self.config
-        a_codes = data.ArrayLayout(cfg.a_format.bits, cfg.rows)
-        b_codes = data.ArrayLayout(cfg.b_format.bits, cfg.cols)
+        a_codes = data.ArrayLayout(cfg.a_code_format.bits, cfg.rows)
+        b_codes = data.ArrayLayout(cfg.b_code_format.bits, cfg.cols)
         if cfg.block is not None:  # MX: the block scale of the a-row (WS) or of each a-lane (OS), and of each b-column
             a_scale = {"scale": 8} if cfg.dataflow == "ws" else {"scales": data.ArrayLayout(8, cfg.rows)}
             a_payload: data.Layout = data.StructLayout({"codes": a_codes, **a_scale})

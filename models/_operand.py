@@ -3,9 +3,10 @@ hardware, its scales, and the framework's own view of it (to check the extractio
 
 The format is read from the tensor itself (bit width, sign, zero point, exponent and mantissa
 bits, exponent bias, Inf/NaN encodings, group size), never taken from a name the user typed:
-- integers: `int{b}` / `uint{b}` codes; a non-zero (integer) zero point is subtracted at the
-  array edge, so the array multiplies `code - zero_point` as a signed integer one bit wider
-  (`int{b+1}`), exactly;
+- integers: `int{b}` / `uint{b}` codes; one (integer) zero point per tensor stays with the codes
+  and the array edge subtracts it (the datapath multiplies `code - zero_point`, a signed integer
+  one bit wider, exactly); zero points per channel are subtracted before the array (`int{b+1}`
+  codes);
 - minifloats: the numerics minifloat with the same exponent and mantissa bits, bias and
   Inf/NaN policy (Brevitas' non-OCP E4M3, max 480, is `fp8_e4m3_finite`);
 - groupwise (MX) tensors with power-of-two scales whose groups lie along K: a numerics block
@@ -43,6 +44,7 @@ class Operand:
     grid: np.ndarray  # float64: the framework's operand on its own grid (int - zero point, minifloat; blocks: values)
     values: np.ndarray  # float32: the framework's dequantized operand (QuantTensor.value)
     description: str  # what was read, for people
+    zero_point: int = 0  # subtracted from the codes at the array edge (one per tensor)
 
     def decoded(self) -> np.ndarray:
         """The codes' grid values (float64), laid out like the product (block scales applied)."""
@@ -52,7 +54,7 @@ class Operand:
             return np.asarray(
                 replace(self.codes, scale=np.full_like(self.codes.scale, 0x3F800000)).decode(), np.float64
             )
-        return np.asarray(self.format.decode(self.codes), dtype=np.float64)
+        return np.asarray(self.format.decode(self.codes), dtype=np.float64) - self.zero_point
 
     def dequantized(self) -> np.ndarray:
         """decode(codes) * scale in float64 (exact: the products of small grids and float32 scales)."""
@@ -98,8 +100,17 @@ def read(quant: Any, layout: Layout, axis: int, what: str, element: Any = None) 
         granularity = _granularity(factored, axis)
         desc = f"{format_name(element)} ({_float_policy(quant)}), scale {granularity}"
     elif "Int" in kind:
-        element, desc = _integer(quant, zero_point, what)
         grid = layout(quant.int().detach().double()).double() - zero_point
+        points = torch.unique(quant.zero_point.detach())
+        if points.numel() == 1 and float(points[0]) != 0 and float(points[0]) == round(float(points[0])):
+            # one zero point: the stream carries the framework's own codes, the array edge subtracts it
+            zp = int(points[0])
+            element = numerics.IntFormat(int(quant.bit_width.item()), signed=bool(quant.signed_t.item()))
+            codes = element.encode(grid.numpy() + zp)
+            desc = f"{element.name}, zero point {zp} (subtracted at the array edge)"
+            return Operand(element, codes, factored, grid.numpy(), values.float().numpy(),
+                           f"{desc}, scale {_granularity(factored, axis)}", zp)  # fmt: skip
+        element, desc = _integer(quant, zero_point, what)
         codes = element.encode(grid.numpy())
         desc = f"{desc}, scale {_granularity(factored, axis)}"
     else:

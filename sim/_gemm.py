@@ -66,6 +66,7 @@ def expected_gemm(config: hw.ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarr
     # OliVe operands keep their own format: the scale granularity (tensor, channel, row) is theirs
     a_fmt = config.block or (a_codes.format if config.a_ovp else config.a_format)  # type: ignore[attr-defined]
     b_fmt = config.block or (b_codes.format if config.b_ovp else config.b_format)  # type: ignore[attr-defined]
+    a_codes, b_codes = hw.datapath_codes(config, a_codes, b_codes)  # zero points: code - zero point, as the edge does
     result = numerics.matmul(_grid(a_codes), _grid(b_codes), a_fmt, b_fmt, config.accumulator)
     special = np.asarray(result.special, dtype=np.float64)
     flags = np.stack([np.isnan(special), special == np.inf, special == -np.inf], axis=-1)
@@ -111,7 +112,7 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
     if longest > 1 << DEPTH_BITS:
         raise ValueError(f"this GEMM needs {longest} beats on one stream; the player holds at most {1 << DEPTH_BITS}")
     work.mkdir(parents=True, exist_ok=True)
-    a_fields, b_fields = [(beats.a, cfg.a_format.bits)], [(beats.b, cfg.b_format.bits)]
+    a_fields, b_fields = [(beats.a, cfg.a_code_format.bits)], [(beats.b, cfg.b_code_format.bits)]
     if beats.a_scales is not None and beats.b_scales is not None:  # MX: codes, then the block scales
         a_fields.append((beats.a_scales, 8))
         b_fields.append((beats.b_scales, 8))
