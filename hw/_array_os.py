@@ -15,18 +15,9 @@ from typing import Any
 from amaranth import Elaboratable, Module, Mux, Signal
 from amaranth.lib import data
 
+from . import _array_parts as parts
 from ._array_config import SIZE_BITS, ArrayConfig
-from ._array_parts import (
-    add_term,
-    assign_sum,
-    cleared,
-    edge_code,
-    edge_lanes,
-    merge_sums,
-    register,
-    skew_line,
-    sum_layout,
-)
+from ._array_parts import add_term, assign_sum, cleared, edge_lanes, merge_sums, register, skew_line, sum_layout
 from ._pe import Term, product_term
 
 # block_first/block_last: an MX block of K starts/ends with this element (zero for element formats)
@@ -95,8 +86,8 @@ class OutputStationaryCore(Elaboratable):
         controls: list[list[Any]] = [[None] * c for _ in range(r)]
         scales: dict[str, list[list[Any]]] = {"a": [[None] * c for _ in range(r)], "b": [[None] * c for _ in range(r)]}
         a_codes, b_codes = (top.a.payload.codes, top.b.payload.codes) if mx else (top.a.payload, top.b.payload)
-        a_edge = [edge_code(cfg.a_stream, cfg.a_zero_point, cfg.a_format, a_codes[i]) for i in range(r)]
-        b_edge = [edge_code(cfg.b_stream, cfg.b_zero_point, cfg.b_format, b_codes[j]) for j in range(c)]
+        a_edge = [parts.edge_code(cfg.a_stream, cfg.a_zero_point, cfg.a_format, a_codes[i]) for i in range(r)]
+        b_edge = [parts.edge_code(cfg.b_stream, cfg.b_zero_point, cfg.b_format, b_codes[j]) for j in range(c)]
         a_lanes = edge_lanes(m, "a", cfg.a_kind, [Mux(fire, a_edge[i], 0) for i in range(r)])
         b_lanes = edge_lanes(m, "b", cfg.b_kind, [Mux(fire, b_edge[j], 0) for j in range(c)])
         for i in range(r):

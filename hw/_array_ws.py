@@ -21,18 +21,9 @@ from amaranth.hdl import Value
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
 
+from . import _array_parts as parts
 from ._array_config import SIZE_BITS, ArrayConfig
-from ._array_parts import (
-    add_term,
-    assign_sum,
-    cleared,
-    edge_code,
-    edge_lanes,
-    merge_sums,
-    register,
-    skew_line,
-    sum_layout,
-)
+from ._array_parts import add_term, assign_sum, cleared, edge_lanes, merge_sums, register, skew_line, sum_layout
 from ._pe import decoded_struct, product_term
 
 _CONTROL = data.StructLayout({"valid": 1, "bank": 1, "first_k": 1, "last_k": 1, "scale": 8})  # scale: MX a-row
@@ -124,7 +115,7 @@ class WeightStationaryCore(Elaboratable):
         m.d.comb += [load_now.valid.eq(loader.fire), load_now.bank.eq(loader.bank), load_now.row.eq(loader.index)]
         mx = cfg.block is not None
         b_codes = top.b.payload.codes if mx else top.b.payload
-        b_edge = [edge_code(cfg.b_stream, cfg.b_zero_point, cfg.b_format, b_codes[j]) for j in range(c)]
+        b_edge = [parts.edge_code(cfg.b_stream, cfg.b_zero_point, cfg.b_format, b_codes[j]) for j in range(c)]
         weights = edge_lanes(m, "w", cfg.b_kind, [Mux(loader.fire, b_edge[j], 0) for j in range(c)])
         loads, b_scales = [], []
         for j in range(c):
@@ -140,7 +131,7 @@ class WeightStationaryCore(Elaboratable):
         banks = 2 if cfg.double_buffer else 1
         psums: list[list[Any]] = [[None] * c for _ in range(r)]
         b_scale_banks: list[Any] = [None] * c
-        a_edge = [edge_code(cfg.a_stream, cfg.a_zero_point, cfg.a_format, a_codes[i]) for i in range(r)]
+        a_edge = [parts.edge_code(cfg.a_stream, cfg.a_zero_point, cfg.a_format, a_codes[i]) for i in range(r)]
         a_lanes = edge_lanes(m, "a", cfg.a_kind, [Mux(feeder.fire, a_edge[i], 0) for i in range(r)])
         for i in range(r):
             a_reg = register(m, f"a_{i}_0", a_lanes[i])
