@@ -4,6 +4,7 @@ import pathlib
 import re
 
 import numpy as np
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -11,7 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def test_readme_python_example_runs_and_its_comments_hold() -> None:
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert len(blocks) == 3, "README has three python examples (numerics, a PE, an array)"
+    assert len(blocks) == 4, "README has four python examples (numerics, a PE, an array, a user's model)"
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     e4m3 = namespace["e4m3"]
@@ -43,3 +44,37 @@ def test_readme_array_example_runs_and_its_comments_hold() -> None:
     beats = namespace["beats"]
     assert beats.a.shape == (16 * 98 * 64, 8) and beats.b.shape == (16 * 98 * 8, 8) and beats.results == 16 * 64
     namespace["array"]._MustUse__silence = True
+
+
+def test_readme_user_model_maps_as_the_readme_says(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The bring-your-own-model example: its layers and the formats the README prints."""
+    import models
+    from bitfab.cli import main
+
+    block = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)[3]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.py").write_text(block)
+    np.save(tmp_path / "x.npy", models.digits().test_images[:8])
+    model = models.load("net.py:build")
+    infos = models.describe(model, models.digits().test_images[:1])
+    assert [(i.name, i.kind, i.gemm, i.mappable) for i in infos] == [("conv", "conv2d", (16, 9, 8), True),
+                                                                      ("fc", "linear", (1, 128, 10), True)]  # fmt: skip
+    assert infos[1].input.startswith("uint8") and infos[1].bias.startswith("int32 in units of scale_in*scale_w")
+    assert main(["layers", "--model", "net.py:build", "--inputs", "x.npy"]) == 0
+
+
+@pytest.mark.slow
+def test_readme_user_model_passes_all_four_verdicts(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    import models
+    from bitfab.cli import main
+
+    block = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)[3]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.py").write_text(block)
+    np.save(tmp_path / "x.npy", models.digits().test_images[:4])
+    cache = os.environ["BITFAB_CACHE"]
+    assert main(["cosim", "model", "--model", "net.py:build", "--inputs", "x.npy", "--array", "4x4", "--cache-dir",
+                 cache]) == 0  # fmt: skip
+    assert "PASS: 2 of 2 layers pass all four verdicts" in capsys.readouterr().out
