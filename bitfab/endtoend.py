@@ -56,7 +56,12 @@ def parse_hardware(array: str, dataflow: str = "ws", bitserial: bool = False) ->
     if not (match := re.fullmatch(r"(\d+)x(\d+)", array)):
         raise ValueError(f"--array must be RxC (e.g. 8x8), got {array!r}")
     kind = "bitserial" if bitserial else "systolic"
-    return Hardware(kind, int(match[1]), int(match[2]), dataflow)
+    rows, cols = int(match[1]), int(match[2])
+    low = 1 if bitserial else 2
+    if not (low <= rows <= 64 and low <= cols <= 64):
+        what = "lanes x PEs" if bitserial else "rows x cols"
+        raise ValueError(f"--array {array}: {what} must each be between {low} and 64")
+    return Hardware(kind, rows, cols, dataflow)
 
 
 @dataclass

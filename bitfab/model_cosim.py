@@ -87,6 +87,8 @@ def add_model_command(cosim: argparse._SubParsersAction) -> None:  # type: ignor
                    "name (default 0)")  # fmt: skip
     p.add_argument("--inputs", metavar="X.npy", help="a user's model: a batch of inputs (float)")
     p.add_argument("--labels", metavar="Y.npy", help="a user's model: integer labels of the inputs (for accuracy)")
+    p.add_argument("--strict", action="store_true", help="a user's model: fail (exit 1) when any layer is not "
+                   "mappable, not only when a verified layer fails")  # fmt: skip
     p.add_argument("--calibration", metavar="C.npy", help="a float model that bitfab quantizes to --format: "
                    "activation calibration inputs (default: --inputs)")  # fmt: skip
     p.add_argument("--array", default="8x8", metavar="RxC", help="systolic rows x cols (bit-serial: lanes x PEs)")

@@ -84,7 +84,9 @@ def cmd_accuracy(args: argparse.Namespace, console: Console) -> int:
 def add_train_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("accuracy", help="PTQ and QAT test accuracy of models x formats (a table)")
     p.add_argument("--models", default="all", help="comma-separated, or all: " + ", ".join(models.MODELS))
-    p.add_argument("--formats", default="all", help="comma-separated, or all: " + ", ".join(sorted(models.SCHEMES)))
+    p.add_argument("--formats", default="all", help="comma-separated, or all: " + ", ".join(sorted(models.SCHEMES))
+                   + " (with --model, all is a default set: int8, int8_channel, int4_channel, fp8_e4m3, fp8_e5m2, "
+                   "fp6_e2m3, mxfp8_e4m3, mxfp4, mxint8, ovp8, posit8_1)")  # fmt: skip
     p.add_argument("--model", metavar="SPEC", help="instead of the bundled models: a user's float model, "
                    "path/to/file.py:factory, quantized by bitfab to each format (needs --inputs)")  # fmt: skip
     p.add_argument("--inputs", metavar="X.npy", help="with --model: the inputs to evaluate")

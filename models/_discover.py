@@ -121,10 +121,25 @@ def _evaluating(model: nn.Module) -> Iterator[None]:
 
 def forward(model: nn.Module, inputs: np.ndarray | torch.Tensor) -> Any:
     """The model's output for `inputs` in eval mode, warnings silenced, no gradients."""
-    with _evaluating(model):
-        x = torch.from_numpy(inputs) if isinstance(inputs, np.ndarray) else inputs
-        out = model(x)
+    x = torch.from_numpy(inputs) if isinstance(inputs, np.ndarray) else inputs
+    try:
+        with _evaluating(model):
+            out = model(x)
+    except (Unmappable, ModelError):
+        raise
+    except Exception as error:  # the user's model failed on these inputs: their error, named, not ours
+        raise ModelError(f"the model's forward pass failed on inputs of shape {tuple(x.shape)} (dtype {x.dtype}): "
+                         f"{type(error).__name__}: {first_line(error)}") from error  # fmt: skip
     return out.value if hasattr(out, "value") else out
+
+
+class ModelError(ValueError):
+    """The user's model (its file, factory or forward pass) failed: a user error, with the cause."""
+
+
+def first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else "(no message)"
 
 
 def capture_slices(model: nn.Module, layer: str, inputs: np.ndarray) -> list[Product] | None:
@@ -145,6 +160,9 @@ def _capture_io(model: nn.Module, module: nn.Module, inputs: np.ndarray) -> tupl
         hook.remove()
     if not seen:
         raise Unmappable("the model's forward pass never called this layer")
+    if len(seen) > 1:
+        raise Unmappable(f"the layer runs {len(seen)} times in one forward pass (a shared layer): its output cannot "
+                         "be replaced call by call; give each use its own module")  # fmt: skip
     return seen[0]
 
 
@@ -182,7 +200,7 @@ def capture(model: nn.Module, layer: str, inputs: np.ndarray) -> Product:
     x, out = _capture_io(model, module, inputs)
     with _evaluating(model):
         quant_input = module.input_quant(x) if module.input_quant.is_quant_enabled else x
-        quant_weight = module.quant_weight()
+        quant_weight = _quant_weight(module, quant_input)
     kind = _kind(module)
     rows, columns = _layouts(module, kind)
     try:
@@ -210,6 +228,12 @@ def _bitfab_format(proxy: Any) -> Any:
     if tensor_quant is None:
         tensor_quant = getattr(getattr(proxy, "fused_activation_quant_proxy", None), "tensor_quant", None)
     return tensor_quant.format if isinstance(tensor_quant, OVPTensorQuant | PositTensorQuant) else None
+
+
+def _quant_weight(module: nn.Module, quant_input: Any) -> Any:
+    """The quantized weight; accumulator-aware (A2Q) quantizers need the quantized input for it."""
+    quant_input = quant_input if hasattr(quant_input, "bit_width") else None
+    return module.quant_weight(quant_input=quant_input)
 
 
 def _quantizer(proxy: Any) -> str:
@@ -300,7 +324,7 @@ def _weight_only_description(model: nn.Module, name: str) -> str:
     module = quant_modules(model)[name]
     try:
         with _evaluating(model):
-            quant = module.quant_weight()
+            quant = _quant_weight(module, None)
         _, columns = _layouts(module, _kind(module))
         return read(quant, columns, 0, f"layer {name!r} weight").description
     except Unmappable as error:

@@ -112,6 +112,9 @@ def read(quant: Any, layout: Layout, axis: int, what: str, element: Any = None) 
                            f"{desc}, scale {_granularity(factored, axis)}", zp)  # fmt: skip
         element, desc = _integer(quant, zero_point, what)
         codes = element.encode(grid.numpy())
+        if not np.array_equal(element.decode(codes), grid.numpy()):
+            raise Unmappable(f"{what}: {kind} with bit width {int(quant.bit_width.item())} holds integers "
+                             f"{grid.min():g}..{grid.max():g}, outside {element.name}")  # fmt: skip
         desc = f"{desc}, scale {_granularity(factored, axis)}"
     else:
         raise Unmappable(f"{what}: quantized tensors of type {kind} have no mapping (integer, minifloat and "
@@ -150,6 +153,8 @@ def _integer(quant: Any, zero_point: torch.Tensor, what: str) -> tuple[numerics.
     if not bool((zero_point == zero_point.round()).all()):
         raise Unmappable(f"{what}: {name} with a fractional zero point has no exact integer mapping")
     if not bool((zero_point != 0).any()):
+        if signed and bits == 1:  # Brevitas' binary quantizers: +-1, which a 1-bit two's complement cannot hold
+            return numerics.IntFormat(2), "bipolar +-1 (1-bit signed) as int2"
         return numerics.IntFormat(bits, signed=signed), name
     low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
     lowest, highest = low - float(zero_point.max()), high - float(zero_point.min())
@@ -158,7 +163,7 @@ def _integer(quant: Any, zero_point: torch.Tensor, what: str) -> tuple[numerics.
         raise Unmappable(f"{what}: {name} with zero points up to {float(zero_point.abs().max()):g} leaves "
                          f"[{lowest:g}, {highest:g}], beyond int{bits + 1}")  # fmt: skip
     points = np.unique(zero_point.numpy())
-    shown = f"{points[0]:g}" if points.size == 1 else f"{points.size} values (per channel)"
+    shown = f"{points[0]:g}" if points.size == 1 else f"per channel ({points.size} distinct values)"
     return wider, f"{name}, zero point {shown} (code - zero point as int{bits + 1})"
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from torch import nn
 
+from ._discover import ModelError, first_line
+
 SPEC_HELP = "a bundled name (mlp, cnn, transformer), path/to/file.py:factory (a function returning the model), " \
     "or a QONNX file model.onnx"  # fmt: skip
 
@@ -28,16 +30,24 @@ def load(spec: str) -> Any:
     path = Path(file).absolute()
     if not path.is_file():
         raise ValueError(f"--model {spec!r}: no such file {path}")
-    module = _import(path)
+    try:
+        module = _import(path)
+    except Exception as error:  # the user's file: a user error with its cause, not an internal one
+        raise ModelError(f"--model {spec!r}: importing {path.name} failed: {type(error).__name__}: "
+                         f"{first_line(error)}") from error  # fmt: skip
     function = getattr(module, factory, None)
     if not callable(function):
         found = [name for name, value in vars(module).items()
                  if inspect.isfunction(value) and value.__module__ == module.__name__]  # fmt: skip
         raise ValueError(f"--model {spec!r}: {path.name} has no function {factory!r}; its functions: "
                          f"{', '.join(found) or 'none'}")  # fmt: skip
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = function()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = function()
+    except Exception as error:
+        raise ModelError(f"--model {spec!r}: {factory}() failed: {type(error).__name__}: {first_line(error)}") \
+            from error  # fmt: skip
     if not isinstance(model, nn.Module):
         raise ValueError(f"--model {spec!r}: {factory}() returned {type(model).__name__}, not a torch.nn.Module")
     return model.eval()

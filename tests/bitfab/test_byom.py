@@ -175,7 +175,8 @@ def test_cli_refuses_with_one_line_and_writes_nothing(user_files: Path, capsys: 
     assert not (user_files / "out").exists()
 
 
-FLOAT_RUNS = [("float_cnn", "int8", "2"), ("float_cnn", "fp8_e4m3", "2"), ("float_cnn", "mxfp8_e4m3", "2"),
+# conv "0" on one image (64 im2col rows) and the MLP share their designs with the zoo's cases
+FLOAT_RUNS = [("float_cnn", "int8", "0"), ("float_cnn", "fp8_e4m3", "0"), ("float_cnn", "mxfp8_e4m3", "2"),
               ("float_mlp", "ovp8", "1"), ("float_mlp", "posit8_1", "3")]  # fmt: skip
 
 
@@ -184,7 +185,7 @@ FLOAT_RUNS = [("float_cnn", "int8", "2"), ("float_cnn", "fp8_e4m3", "2"), ("floa
 def test_float_model_quantized_by_bitfab_maps_like_any_brevitas_model(factory: str, fmt: str, layer: str,
                                                                       tmp_path: Path) -> None:  # fmt: skip
     model = models.quantize(getattr(zoo, factory)(), fmt, SPLIT.train_images[:128])
-    verdict = _run(model, layer, tmp_path)
+    verdict = _run(model, layer, tmp_path, inputs=INPUTS[:1] if factory == "float_cnn" else INPUTS)
     assert verdict.failures == []
     assert models.format_name(models.capture(model, layer, INPUTS).a.format) == fmt
 
@@ -213,3 +214,50 @@ def test_cli_cosim_float_model_with_a_format(user_files: Path, capsys: pytest.Ca
                  "y.npy", "--array", "4x4", "-o", "out", "--cache-dir", str(BUILDS.parent), "--json"])  # fmt: skip
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["passed"] and [layer["layer"] for layer in report["layers"]] == ["1", "3"]
+
+
+def test_shared_layers_are_refused_not_half_captured() -> None:
+    (info,) = models.describe(zoo.shared(), INPUTS[:1])
+    assert not info.mappable and "runs 2 times in one forward pass" in str(info.reason)
+
+
+def test_bipolar_and_accumulator_aware_weights_are_read() -> None:
+    model = zoo.binary_a2q()
+    binary, a2q = (models.capture(model, name, INPUTS) for name in ("fc1", "fc2"))
+    assert binary.b.description.startswith("bipolar") and set(np.unique(binary.b.decoded())) == {-1.0, 1.0}
+    assert models.format_name(a2q.b.format) == "int8" and models.format_name(a2q.a.format) == "uint8"
+    for product in (binary, a2q):
+        assert extraction_failures(product, None, 0) == []
+
+
+@pytest.mark.slow
+def test_bipolar_and_accumulator_aware_layers_pass_on_hardware(tmp_path: Path) -> None:
+    model = zoo.binary_a2q()
+    for layer in ("fc1", "fc2"):
+        assert _run(model, layer, tmp_path).failures == []
+
+
+def test_user_code_errors_are_user_errors(user_files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (user_files / "broken.py").write_text("def build(:\n")
+    np.save("wrong.npy", np.zeros((2, 7), np.float32))
+    cases = [(["--model", "broken.py:build", "--inputs", "x.npy"], "importing broken.py failed: SyntaxError"),
+             (["--model", "zoo.py:int8_tensor", "--inputs", "wrong.npy"], "forward pass failed on inputs of shape"),
+             (["--model", "zoo.py:int8_tensor", "--inputs", "x.npy", "--format", "int9x"], "unknown format 'int9x'"),
+             (["--model", "zoo.py:int8_tensor", "--inputs", "x.npy", "--array", "4x0"], "between 2 and 64"),
+             (["--model", "zoo.py:shifted_uint8", "--inputs", "x.npy", "--bitserial"], "no layer of the model runs on "
+              "the bit-serial")]  # fmt: skip
+    for argv, message in cases:
+        assert main(["cosim", "model", *argv, "-o", "out"]) == 2, argv
+        errors = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("[")]
+        assert len(errors) == 1 and message in errors[0], (argv, errors)
+        assert not (user_files / "out").exists()
+
+
+@pytest.mark.slow
+def test_strict_fails_when_a_layer_is_not_verified(user_files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["cosim", "model", "--model", "zoo.py:grouped", "--inputs", "x.npy", "--images", "1", "--array", "4x4",
+            "--cache-dir", str(BUILDS.parent), "--json"]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] and not report["all_layers_verified"] and report["refused"][0]["layer"] == "depthwise"
+    assert main([*argv, "--strict"]) == 1

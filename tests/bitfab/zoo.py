@@ -239,3 +239,35 @@ def float_mlp() -> nn.Module:
     """A float MLP (no Brevitas), for `models.quantize` to per-row formats (OliVe, posits)."""
     torch.manual_seed(0)
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)).eval()
+
+
+class Shared(nn.Module):
+    """One layer called twice per forward pass (shared weights): refused, not half-captured."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = qnn.QuantLinear(64, 64, bias=True, weight_quant=Int8WeightPerTensorFloat,
+                                  input_quant=Int8ActPerTensorFloat)  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.fc(x.flatten(1))))
+
+
+def shared() -> nn.Module:
+    torch.manual_seed(0)
+    return _calibrated(Shared())
+
+
+def binary_a2q() -> nn.Module:
+    """Bipolar (+-1) weights, and accumulator-aware (A2Q) weights for a 16-bit accumulator."""
+    from brevitas.quant import Int8AccumulatorAwareWeightQuant, SignedBinaryWeightPerTensorConst
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = qnn.QuantLinear(64, 32, bias=True, weight_quant=SignedBinaryWeightPerTensorConst,
+                                input_quant=Int8ActPerTensorFloat)  # fmt: skip
+        relu = qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True)
+        second = qnn.QuantLinear(32, 10, bias=True, weight_quant=Int8AccumulatorAwareWeightQuant, input_quant=None,
+                                 weight_accumulator_bit_width=16)  # fmt: skip
+    return _calibrated(TwoLayer(first, second, relu))
