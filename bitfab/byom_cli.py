@@ -120,9 +120,10 @@ def _fits_hardware(source: Any, layer: str, example: np.ndarray, hardware: Hardw
     slices = source.capture_slices(layer, example) if hasattr(source, "capture_slices") else None
     probe = slices[0] if slices else source.capture(layer, example)
     try:
-        array_for(probe, hardware, probe.gemm[0])
+        array = array_for(probe, hardware, probe.gemm[0])
     except ValueError as error:
         return str(error)
+    array._MustUse__silence = True  # built only to check the configuration: never elaborated
     return None
 
 

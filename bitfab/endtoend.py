@@ -85,10 +85,12 @@ class LayerRun:
     first_mismatch: str | None = None
     seconds: float = 0.0
     reports: list[sim.GemmReport] = field(default_factory=list, repr=False)
+    extraction_faithful: bool = True  # the codes of `fmt` equal the operands read from the model's own QuantTensors
 
     @property
     def passed(self) -> bool:
-        return self.bit_exact and self.cycles == self.model_cycles and self.within_bound and self.predictions_equal
+        checks = (self.bit_exact, self.cycles == self.model_cycles, self.within_bound, self.predictions_equal)
+        return all(checks) and self.extraction_faithful
 
     def summary(self) -> dict[str, Any]:
         """The run as JSON; cycle counts named by what they count (the layer, all its images)."""
@@ -171,8 +173,11 @@ def run_layer(name: str, fmt: str, model: nn.Module, layer: str, images: np.ndar
         optimize = work_per_pe > 1e6
     outputs, reports, bounds_ok, deviation = [], [], True, 0.0
     chunks = range(0, len(images), per_chunk)
+    faithful = True
     for index, start in enumerate(chunks):
         codes = models.extract(model, layer, images[start : start + per_chunk], fmt)
+        if index == 0:
+            faithful = _faithful(model, layer, images[start : start + per_chunk], codes)
         report = _simulate(array, codes, build_root, work / f"chunk{index}", optimize)
         reports.append(report)
         if report.mismatches:
@@ -197,7 +202,18 @@ def run_layer(name: str, fmt: str, model: nn.Module, layer: str, images: np.ndar
     return LayerRun(name, fmt, layer, reports[0].design, (m, k, n), bit_exact, sum(r.cycles for r in reports),
                     sum(r.model_cycles for r in reports), deviation, bounds_ok and bit_exact,
                     float((theirs == labels).mean()), float((ours == labels).mean()), bool((theirs == ours).all()),
-                    len(images), first, sum(r.seconds for r in reports), reports)  # fmt: skip
+                    len(images), first, sum(r.seconds for r in reports), reports, faithful)  # fmt: skip
+
+
+def _faithful(model: nn.Module, layer: str, images: np.ndarray, codes: models.LayerCodes) -> bool:
+    """The typed format's codes against the operands read from the model's own QuantTensors (the
+    bring-your-own-model reader, models.capture): the same values, and those reproduce Brevitas'."""
+    from .byom import extraction_failures
+
+    product = models.capture(model, f"{layer}.layer", images)
+    a, b = dequantized(codes)
+    same = np.array_equal(a, product.a.dequantized()) and np.array_equal(b, product.b.dequantized())
+    return same and not extraction_failures(product, None, 0)
 
 
 def _logits(model: nn.Module, images: np.ndarray, layer: str | None = None, output: np.ndarray | None = None) -> Any:

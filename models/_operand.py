@@ -257,12 +257,14 @@ def _bitfab_element(element: Any, values: torch.Tensor, scale: np.ndarray, axis:
         desc = f"{element.name} (bitfab's posit quantizer), scale {_granularity(scale, axis)}"
     elif isinstance(element, numerics.OVPFormat):
         grid = np.rint(grid)  # the framework's integers (Brevitas' .int()): fp32 scales make value / scale inexact
-        flat_scale = np.broadcast_to(scale.astype(np.float32), (values.shape[0] if axis == 1 else 1,)).copy()
         if axis == 1:
             rows = numerics.OVPFormat(element.element_bits, element.both_outliers, channel_axis=0)
-            codes = rows.encode(values.numpy(), axis=1, scale=flat_scale.reshape(-1))
+            row_scales = np.broadcast_to(scale.astype(np.float32).reshape(-1), (values.shape[0],)).copy()
+            codes = rows.encode(values.numpy(), axis=1, scale=row_scales)
+        elif scale.ndim:
+            raise Unmappable(f"{what}: OliVe weights pair along the output channels, so they take one scale")
         else:
-            codes = element.encode(values.numpy(), axis=1, scale=np.array(np.float32(scale.reshape(-1)[0])))
+            codes = element.encode(values.numpy(), axis=1, scale=np.array(np.float32(scale)))
         desc = f"{element.name} pairs along {'K' if axis == 1 else 'N'} (bitfab's OliVe quantizer), scale " \
             f"{_granularity(scale, axis)}"  # fmt: skip
     else:

@@ -57,8 +57,8 @@ def test_readme_user_model_maps_as_the_readme_says(tmp_path, monkeypatch) -> Non
     np.save(tmp_path / "x.npy", models.digits().test_images[:8])
     model = models.load("net.py:build")
     infos = models.describe(model, models.digits().test_images[:1])
-    assert [(i.name, i.kind, i.gemm, i.mappable) for i in infos] == [("conv", "conv2d", (16, 9, 8), True),
-                                                                      ("fc", "linear", (1, 128, 10), True)]  # fmt: skip
+    assert [(i.name, i.kind, i.gemm, i.mappable) for i in infos] == [("conv", "conv2d", (16, 9, 4), True),
+                                                                      ("fc", "linear", (1, 64, 10), True)]  # fmt: skip
     assert infos[1].input.startswith("uint8") and infos[1].bias.startswith("int32 in units of scale_in*scale_w")
     assert main(["layers", "--model", "net.py:build", "--inputs", "x.npy"]) == 0
 
