@@ -175,7 +175,7 @@ def test_cli_refuses_with_one_line_and_writes_nothing(user_files: Path, capsys: 
     assert not (user_files / "out").exists()
 
 
-# conv "0" on one image (64 im2col rows) and the MLP share their designs with the zoo's cases
+# conv "0" on one image (64 im2col rows) and the pointwise conv "2" (K = 32) share their designs with the zoo's
 FLOAT_RUNS = [("float_cnn", "int8", "0"), ("float_cnn", "fp8_e4m3", "0"), ("float_cnn", "mxfp8_e4m3", "2")]
 
 
