@@ -59,6 +59,8 @@ class LayerVerdict:
     inputs: int
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    formats: tuple[str, str] = ("", "")  # numerics names of the input and weight codes
+    zero_points: tuple[int, int] = (0, 0)  # subtracted at the array edge
 
     @property
     def passed(self) -> bool:
@@ -295,7 +297,8 @@ def run_layer(source: Any, layer: str, inputs: np.ndarray, labels: np.ndarray | 
                         sum(r.model_cycles for r in reports), faithful, deviation, bound_ok and cycles_ok, same,
                         accuracy(theirs) if accuracy else None,
                         accuracy(ours) if accuracy and ours is not None else None, len(inputs), failures,
-                        sum(r.seconds for r in reports))  # fmt: skip
+                        sum(r.seconds for r in reports), (models.format_name(probe.a.format),
+                        models.format_name(probe.b.format)), (probe.a.zero_point, probe.b.zero_point))  # fmt: skip
 
 
 def _golden(array: Any, product: models.Product, report: sim.GemmReport) -> np.ndarray | None:

@@ -76,7 +76,8 @@ def cmd_layers(args: argparse.Namespace, console: Console) -> int:
         raise ValueError("a QONNX model needs --inputs X.npy to describe its layers (shapes come from a run)")
     infos = source.describe(example)
     rows = [{"layer": i.name, "kind": i.kind, "gemm_per_sample": i.gemm, "input": i.input, "weight": i.weight,
-             "bias": i.bias, "maps": i.mappable, "reason": i.reason} for i in infos]  # fmt: skip
+             "bias": i.bias, "maps": i.mappable, "reason": i.reason, "formats": i.formats,
+             "zero_points": i.zero_points} for i in infos]  # fmt: skip
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

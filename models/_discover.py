@@ -15,14 +15,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._operand import Operand, Unmappable, read
+from ._operand import Operand, Unmappable, format_name, read
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -40,10 +40,19 @@ class LayerInfo:
     weight: str
     bias: str  # "none", "float", or "int{b} in units of scale_in*scale_w (exact in the accumulator)"
     reason: str | None = None  # why it cannot map; None when it does
+    formats: tuple[str, str] | None = None  # numerics names of the input and weight codes, for scripts
+    zero_points: tuple[int, int] = (0, 0)  # subtracted at the array edge (per tensor)
 
     @property
     def mappable(self) -> bool:
         return self.reason is None
+
+    @classmethod
+    def of(cls, product: Product) -> LayerInfo:
+        """A mappable layer's description from its captured product (one sample's GEMM)."""
+        return cls(product.name, product.kind, product.gemm, product.a.description, product.b.description,
+                   product.bias_description, None, (format_name(product.a.format), format_name(product.b.format)),
+                   (product.a.zero_point, product.b.zero_point))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -311,9 +320,7 @@ def _describe_one(model: nn.Module, name: str, example: np.ndarray | None) -> La
         product = capture(model, name, example[:1])
     except Unmappable as error:
         return LayerInfo(name, kind, None, "-", "-", "-", str(error))
-    m, k, n = product.gemm
-    return LayerInfo(name, product.kind, (m, k, n), product.a.description, product.b.description,
-                     product.bias_description)  # fmt: skip
+    return replace(LayerInfo.of(product), name=name)
 
 
 def _kind_or_class(module: nn.Module) -> str:

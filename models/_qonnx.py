@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -162,9 +163,7 @@ class QonnxModel:
             product = self.capture(name, example)
         except Unmappable as error:
             return LayerInfo(name, spec.kind, None, "-", "-", "-", str(error))
-        m, k, n = product.gemm
-        return LayerInfo(name, product.kind, (m, k, n), product.a.description, product.b.description,
-                         product.bias_description)  # fmt: skip
+        return replace(LayerInfo.of(product), name=name)
 
 
 def _load(path: Path) -> ModelWrapper:

@@ -60,6 +60,8 @@ def test_formats_are_read_from_the_quantizers(factory: str) -> None:
 def test_zero_points_and_unsigned_codes_are_not_clipped() -> None:
     product = models.capture(zoo.shifted_uint8(), "fc1", INPUTS)
     assert product.a.zero_point > 0 and "subtracted at the array edge" in product.a.description
+    info = models.describe(zoo.shifted_uint8(), INPUTS[:1])[0]
+    assert info.formats == ("uint8", "int8") and info.zero_points == (product.a.zero_point, 0)
     values = product.a.decoded()
     assert values.min() < -64 and values.max() > 127  # code - zero point: beyond int8 and uint8 alike
     relu = models.capture(zoo.int8_channel_relu(), "fc2", INPUTS)
@@ -147,6 +149,7 @@ def test_cli_layers_lists_formats_and_reasons(user_files: Path, capsys: pytest.C
     rows = json.loads(capsys.readouterr().out)
     assert [(r["layer"], r["maps"]) for r in rows] == [("conv", True), ("depthwise", False)]
     assert rows[0]["gemm_per_sample"] == [64, 9, 4] and "groups=4" in rows[1]["reason"]
+    assert rows[0]["formats"] == ["int8", "int8"] and rows[0]["zero_points"] == [0, 0]
 
 
 @pytest.mark.slow
