@@ -31,7 +31,7 @@ import models
 import numerics
 import sim
 
-from .endtoend import M_CHUNK, Hardware, U
+from .endtoend import M_CHUNK, Hardware, U, bitserial_fits, simulate
 
 Progress = Callable[[int, int], None]
 
@@ -106,13 +106,10 @@ def array_for(product: models.Product, hardware: Hardware, m_rows: int) -> Any:
     a, b = product.a.format, product.b.format
     _, k, n = product.gemm
     if hardware.kind == "bitserial":
-        weight_ok = (isinstance(b, numerics.IntFormat) and b.signed and 2 <= b.bits <= 8) or b == numerics.get(
-            "fp4_e2m1"
-        )
         if product.a.zero_point or product.b.zero_point:
             raise ValueError(f"layer {product.name!r}: the bit-serial unit has no zero-point subtraction; "
                              "run it on a systolic array")  # fmt: skip
-        if not (isinstance(a, numerics.IntFormat) and a.signed) or not weight_ok:
+        if not bitserial_fits(a, b):
             raise ValueError(f"layer {product.name!r}: the bit-serial unit takes signed INT activations and INT2..8 "
                              f"or FP4 E2M1 weights; this layer has {models.format_name(a)} x "
                              f"{models.format_name(b)}")  # fmt: skip
@@ -134,34 +131,20 @@ def _power_of_two_at_least(n: int) -> int:
     return 1 << (n - 1).bit_length()
 
 
-def _simulate(array: Any, product: models.Product, build_root: Path, work: Path, optimize: bool) -> sim.GemmReport:
-    if isinstance(array, hw.BitSerialArray):
-        return sim.cosim_bitserial(array, product.a.codes, product.b.codes, product.b.format, build_root, work,
-                                   optimize=optimize)  # fmt: skip
-    return sim.cosim_gemm(array, product.a.codes, product.b.codes, build_root, work, optimize=optimize)
-
-
 def exact_integers(values: np.ndarray) -> tuple[np.ndarray, int]:
     """(integers, e) with values == integers * 2**e exactly (object array of Python ints)."""
     values = np.asarray(values, dtype=np.float64)
     mantissa, exponent = np.frexp(values)
     significand = (mantissa * 2.0**53).astype(np.int64)
-    exponent = exponent - 53
     nonzero = significand != 0
     if not nonzero.any():
         return np.zeros(values.shape, dtype=object), 0
-    trailing = np.zeros_like(significand)
-    odd = significand.copy()
-    for _ in range(53):  # strip trailing zero bits so the common exponent is as high as it can be
-        even = nonzero & (odd % 2 == 0)
-        if not even.any():
-            break
-        odd = np.where(even, odd // 2, odd)
-        trailing += even
-    exponent = exponent + trailing
+    # each value's lowest set bit, so the common exponent is as high as it can be (small integers)
+    trailing = np.log2(np.where(nonzero, significand & -significand, 1)).astype(np.int64)
+    odd = significand >> trailing
+    exponent = exponent - 53 + trailing
     low = int(exponent[nonzero].min())
-    shifts = np.where(nonzero, exponent - low, 0)
-    integers = odd.astype(object) * np.vectorize(lambda s: 1 << int(s), otypes=[object])(shifts)
+    integers = odd.astype(object) * np.power(2, np.where(nonzero, exponent - low, 0).astype(object))
     return integers, low
 
 
@@ -246,7 +229,8 @@ def run_layer(source: Any, layer: str, inputs: np.ndarray, labels: np.ndarray | 
     starts = range(len(slices)) if slices else range(0, len(inputs), per_chunk)
     for index, start in enumerate(starts):
         product = slices[index] if slices else source.capture(layer, inputs[start : start + per_chunk])
-        report = _simulate(array, product, build_root, work / f"chunk{index}", optimize)
+        report = simulate(array, product.a.codes, product.b.codes, product.b.format, build_root, work / f"chunk{index}",
+                          optimize)  # fmt: skip
         reports.append(report)
         golden = _golden(array, product, report)
         problems = extraction_failures(product, golden, report.lsb_exponent)

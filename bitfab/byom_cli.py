@@ -97,11 +97,16 @@ def cmd_layers(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _check_format(source: Any, layer: str, fmt: str | None, example: np.ndarray) -> None:
+def _probe(source: Any, layer: str, example: np.ndarray) -> models.Product:
+    """The layer captured on one example (attention: its first (sample, head) product)."""
+    slices = source.capture_slices(layer, example) if hasattr(source, "capture_slices") else None
+    return slices[0] if slices else source.capture(layer, example)
+
+
+def _check_format(product: models.Product, layer: str, fmt: str | None) -> None:
     """A format the user typed must be what the model holds: both operands, by numerics name."""
     if fmt is None:
         return
-    product = source.capture(layer, example)
     wanted = models.scheme(fmt) if fmt in models.SCHEMES else None
     expected = {wanted.activation, wanted.weight} if wanted else {models.format_name(numerics.get(fmt))}
     read = {models.format_name(product.a.format), models.format_name(product.b.format)}
@@ -116,10 +121,8 @@ def _known_format(fmt: str | None) -> None:
         numerics.get(fmt)
 
 
-def _fits_hardware(source: Any, layer: str, example: np.ndarray, hardware: Hardware) -> str | None:
+def _fits_hardware(probe: models.Product, hardware: Hardware) -> str | None:
     """Why a layer cannot run on the chosen hardware (None: it can), before any simulation."""
-    slices = source.capture_slices(layer, example) if hasattr(source, "capture_slices") else None
-    probe = slices[0] if slices else source.capture(layer, example)
     try:
         array = array_for(probe, hardware, probe.gemm[0])
     except ValueError as error:
@@ -157,17 +160,19 @@ def _calibration(args: argparse.Namespace, inputs: np.ndarray) -> np.ndarray:
 
 def cmd_cosim_user_model(args: argparse.Namespace, console: Console, hardware: Hardware) -> int:
     _known_format(args.format)
-    inputs = load_inputs(args.inputs).astype(np.float32)[: args.images]
-    labels = load_labels(args.labels, len(load_inputs(args.inputs)))
+    given = load_inputs(args.inputs)
+    inputs = given.astype(np.float32)[: args.images]
+    labels = load_labels(args.labels, len(given))
     labels = None if labels is None else labels[: args.images]
     reporter = args.reporter
     with reporter.stage(f"loading {args.model}"):
         source = user_source(args.model, args.format, _calibration(args, inputs))
     layer = args.layer or "all"
     names, refused = _layers_to_run(source, layer, inputs[:1])
-    for name in list(names):  # every layer against the hardware before anything runs
-        _check_format(source, name, args.format, inputs[:1])
-        if (reason := _fits_hardware(source, name, inputs[:1], hardware)) is None:
+    for name in list(names):  # every layer against the format and the hardware before anything runs
+        probe = _probe(source, name, inputs[:1])
+        _check_format(probe, name, args.format)
+        if (reason := _fits_hardware(probe, hardware)) is None:
             continue
         if layer != "all":
             raise ValueError(reason)

@@ -98,13 +98,18 @@ class LayerRun:
         return {names.get(k, k): v for k, v in self.__dict__.items() if k != "reports"}
 
 
+def bitserial_fits(activation: Any, weight: Any) -> bool:
+    """The bit-serial unit's operands: signed INT activations, INT2..8 or FP4 E2M1 weights."""
+    int_weights = isinstance(weight, numerics.IntFormat) and weight.signed and 2 <= weight.bits <= 8
+    signed_int = isinstance(activation, numerics.IntFormat) and activation.signed
+    return signed_int and (int_weights or weight == numerics.get("fp4_e2m1"))
+
+
 def check_mapping(fmt: str, kind: str, hardware: Hardware) -> None:
     """Refuse, before any simulation, a layer/format/hardware combination that has no mapping."""
     scheme = models.scheme(fmt)
     if hardware.kind == "bitserial":
-        weight, act = numerics.get(scheme.weight), numerics.get(scheme.activation)
-        int_weights = isinstance(weight, numerics.IntFormat) and weight.signed and 2 <= weight.bits <= 8
-        if not (isinstance(act, numerics.IntFormat) and act.signed) or not (int_weights or weight.name == "fp4_e2m1"):
+        if not bitserial_fits(numerics.get(scheme.activation), numerics.get(scheme.weight)):
             raise ValueError(f"the bit-serial unit takes signed INT activations and INT2..8 or FP4 E2M1 weights "
                              f"(weight-only formats: {', '.join(models.WEIGHT_ONLY)}); got {fmt}")  # fmt: skip
     elif isinstance(numerics.get(scheme.activation), numerics.OVPFormat) and hardware.dataflow != "ws":
@@ -139,11 +144,12 @@ def dequantized(codes: models.LayerCodes) -> tuple[np.ndarray, np.ndarray]:
             values(codes.weight_codes, scheme.weight, codes.weight_scale))  # fmt: skip
 
 
-def _simulate(array: Any, codes: models.LayerCodes, build_root: Path, work: Path, optimize: bool) -> sim.GemmReport:
+def simulate(array: Any, a_codes: Any, b_codes: Any, b_format: Any, build_root: Path, work: Path,
+             optimize: bool) -> sim.GemmReport:  # fmt: skip
+    """A @ B on the generated design: the bit-serial unit (which takes B's format) or a systolic array."""
     if isinstance(array, hw.BitSerialArray):
-        return sim.cosim_bitserial(array, codes.input_codes, codes.weight_codes, models.scheme(codes.format).weight,
-                                   build_root, work, optimize=optimize)  # fmt: skip
-    return sim.cosim_gemm(array, codes.input_codes, codes.weight_codes, build_root, work, optimize=optimize)
+        return sim.cosim_bitserial(array, a_codes, b_codes, b_format, build_root, work, optimize=optimize)
+    return sim.cosim_gemm(array, a_codes, b_codes, build_root, work, optimize=optimize)
 
 
 def _hardware_values(report: sim.GemmReport, codes: models.LayerCodes) -> np.ndarray:
@@ -178,7 +184,8 @@ def run_layer(name: str, fmt: str, model: nn.Module, layer: str, images: np.ndar
         codes = models.extract(model, layer, images[start : start + per_chunk], fmt)
         if index == 0:
             faithful = _faithful(model, layer, images[start : start + per_chunk], codes)
-        report = _simulate(array, codes, build_root, work / f"chunk{index}", optimize)
+        report = simulate(array, codes.input_codes, codes.weight_codes, models.scheme(fmt).weight, build_root,
+                          work / f"chunk{index}", optimize)  # fmt: skip
         reports.append(report)
         if report.mismatches:
             break

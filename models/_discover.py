@@ -211,7 +211,7 @@ def capture(model: nn.Module, layer: str, inputs: np.ndarray) -> Product:
         quant_input = module.input_quant(x) if module.input_quant.is_quant_enabled else x
         quant_weight = _quant_weight(module, quant_input)
     kind = _kind(module)
-    rows, columns = _layouts(module, kind)
+    rows, columns = gemm_layouts(module, kind)
     try:
         a = read(quant_input, rows, 1, f"layer {layer!r} input ({_quantizer(module.input_quant)})",
                  _bitfab_format(module.input_quant))  # fmt: skip
@@ -257,7 +257,7 @@ def _fold(kind: str, shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarra
     return lambda product: np.moveaxis(product.reshape(shape[0], *shape[2:], shape[1]), -1, 1)
 
 
-def _layouts(module: nn.Module, kind: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], ...]:
+def gemm_layouts(module: nn.Module, kind: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], ...]:
     """(input -> A (M, K), weight -> B (K, N)) for the layer."""
     if kind == "linear":
         return (lambda x: x.reshape(-1, x.shape[-1])), (lambda w: w.T)
@@ -332,7 +332,7 @@ def _weight_only_description(model: nn.Module, name: str) -> str:
     try:
         with _evaluating(model):
             quant = _quant_weight(module, None)
-        _, columns = _layouts(module, _kind(module))
+        _, columns = gemm_layouts(module, _kind(module))
         return read(quant, columns, 0, f"layer {name!r} weight").description
     except Unmappable as error:
         return f"unmappable: {error}"

@@ -25,6 +25,7 @@ from torch import nn
 
 import numerics
 
+from ._discover import gemm_layouts
 from ._nets import Biased
 from ._quantizers import scheme
 
@@ -86,7 +87,7 @@ def extract(model: nn.Module, layer: str, images: np.ndarray, fmt: str) -> Layer
     if kind == "conv":
         _check_conv(quant_layer, s, layer)
         brevitas = output.permute(0, 2, 3, 1).reshape(-1, output.shape[1])
-        to_rows = _im2col(quant_layer)
+        to_rows = gemm_layouts(quant_layer, "conv2d")[0]  # the reader's im2col: one layout for both paths
     else:
         brevitas = output.reshape(-1, output.shape[-1])
         to_rows = _flatten_rows
@@ -126,18 +127,6 @@ def _scale(quant: Any) -> np.ndarray:
 
 def _flatten_rows(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1])
-
-
-def _im2col(conv: nn.Module) -> Any:
-    """(N, C, H, W) -> (N * H' * W', kh * kw * C): one row per output pixel, channels innermost."""
-    kh, kw = conv.kernel_size
-
-    def rows(x: torch.Tensor) -> torch.Tensor:
-        n, c = x.shape[:2]
-        cols = nn.functional.unfold(x, (kh, kw), dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
-        return cols.reshape(n, c, kh * kw, -1).permute(0, 3, 2, 1).reshape(-1, kh * kw * c)
-
-    return rows
 
 
 def _check_conv(conv: nn.Module, s: Any, layer: str) -> None:

@@ -32,6 +32,9 @@ def one_line(err: str) -> str:
     return lines[0]
 
 
+ARRAY_2X2 = ["--rows", "2", "--cols", "2", "--a", "int8", "--b", "int8"]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -66,41 +69,11 @@ def one_line(err: str) -> str:
         (["explore", "--arrays", "0x4", "-o", "{file}_dir"], "--arrays 0x4 with int4: rows must be between 2 and 64"),
         (["explore", "--scheduler", "nonsense", "-o", "{file}_dir"], "--scheduler must be a Dask scheduler address"),
         (
-            [
-                "cosim",
-                "systolic",
-                "--rows",
-                "2",
-                "--cols",
-                "2",
-                "--a",
-                "int8",
-                "--b",
-                "int8",
-                "--gemm",
-                "8x2000x8",
-                "-o",
-                "{file}_dir",
-            ],
+            ["cosim", "systolic", *ARRAY_2X2, "--gemm", "8x2000x8", "-o", "{file}_dir"],
             "K=2000 exceeds this array's k_max=1024",
         ),
         (
-            [
-                "generate",
-                "systolic",
-                "--rows",
-                "2",
-                "--cols",
-                "2",
-                "--a",
-                "int8",
-                "--b",
-                "int8",
-                "--acc",
-                "int24_sat",
-                "-o",
-                "{file}_dir",
-            ],
+            ["generate", "systolic", *ARRAY_2X2, "--acc", "int24_sat", "-o", "{file}_dir"],
             "--acc int24_sat: an array adds partial sums in dataflow order",
         ),
         (
