@@ -15,7 +15,8 @@ import numerics
 import sim
 
 from . import output, paths
-from .hardware import ports, write_design
+from .contract import array_contract
+from .hardware import add_testbench_option, ports, write_design
 from .options import (
     add_accumulator_options,
     add_array_options,
@@ -57,6 +58,7 @@ def build_array(args: argparse.Namespace) -> hw.SystolicArray:
 def array_manifest(array: hw.SystolicArray, module: str) -> dict[str, Any]:
     cfg = array.config
     formula_key = "ws_double_buffer" if cfg.double_buffer else cfg.dataflow
+    formula = CYCLE_FORMULAS[formula_key].replace("P", str(cfg.pipeline))
     return {
         "module": module,
         "description": cfg.describe(),
@@ -73,20 +75,38 @@ def array_manifest(array: hw.SystolicArray, module: str) -> dict[str, Any]:
         "m_max": cfg.m_max,
         "acc_width": cfg.acc_width,
         "acc_lsb_exponent": cfg.lsb_exponent,
-        "result_lane": "acc (signed, lsb first), nan, pos_inf, neg_inf",
-        "cycle_formula": CYCLE_FORMULAS[formula_key].replace("P", str(cfg.pipeline)),
-        "beat_order": "see hw/_schedule.py (hw.gemm_beats / hw.result_matrix)",
+        "cycle_formula": formula,
         "ports": ports(array),
+        "contract": array_contract(cfg, formula),
     }
 
 
+def testbench_gemm(cfg: hw.ArrayConfig, gemm: tuple[int, int, int] | None) -> tuple[int, int, int]:
+    """--gemm, else a small ragged GEMM with several folds in every tiled dimension (and, for MX, K
+    across a block boundary), within the array's limits; refused before anything is written."""
+    if gemm is None:
+        k = cfg.block.block_size + cfg.rows + 1 if cfg.block is not None else 2 * cfg.rows + 1
+        m = 2 * cfg.rows + 1 if cfg.dataflow == "os" else min(cfg.m_max, 2 * cfg.rows + 1)
+        gemm = (m, min(cfg.k_max, k), 2 * cfg.cols + 1)
+    hw.check_gemm(cfg, *gemm)
+    return gemm
+
+
 def cmd_generate_systolic(args: argparse.Namespace, console: Console) -> int:
-    array_config(args)  # a refused configuration writes nothing
+    cfg = array_config(args)  # a refused configuration writes nothing
+    if args.gemm is not None and not args.testbench:
+        raise ValueError("--gemm sets the testbench's GEMM: add --testbench")
+    shape = testbench_gemm(cfg, args.gemm) if args.testbench else None
     out = paths.output_directory(args.output)
     array = build_array(args)
     info = array_manifest(array, "systolic_array")
+    testbench = None
+    if shape is not None:
+        a, b = testbench_operands(cfg, *shape, args.seed)
+        testbench = sim.systolic_testbench(array, a, b, "systolic_array", f", seed {args.seed}")
+        info["testbench"] = {"gemm": list(shape), "seed": args.seed}
     summary = f"{info['description']}; cycles = {info['cycle_formula']}"
-    return write_design(array, args, out, "systolic_array", info, console, summary)
+    return write_design(array, args, out, "systolic_array", info, console, summary, testbench)
 
 
 def random_operands(cfg: hw.ArrayConfig, m: int, k: int, n: int, rng: np.random.Generator) -> tuple[Any, Any]:
@@ -104,6 +124,26 @@ def random_operands(cfg: hw.ArrayConfig, m: int, k: int, n: int, rng: np.random.
 
     a_axis = 1 if cfg.dataflow == "ws" else 0
     return operand(cfg.a_format, cfg.a_ovp, (m, k), a_axis), operand(cfg.b_format, cfg.b_ovp, (k, n), 1)
+
+
+def testbench_operands(cfg: hw.ArrayConfig, m: int, k: int, n: int, seed: int) -> tuple[Any, Any]:
+    """random_operands, with one code of each special value (NaN, +Inf, -Inf) of an element format
+    in its own row of A (from the last up) and column of B (from the last left), so the testbench
+    sees NaN and signed infinite results beside finite ones."""
+    a, b = random_operands(cfg, m, k, n, np.random.default_rng(seed))
+    if cfg.block is None and cfg.a_ovp is None and cfg.b_ovp is None:
+        for i, code in enumerate(_one_per_kind(cfg.a_code_format)[:m]):
+            a[m - 1 - i, i % k] = code
+        for i, code in enumerate(_one_per_kind(cfg.b_code_format)[:n]):
+            b[(i + 1) % k, n - 1 - i] = code
+    return a, b
+
+
+def _one_per_kind(fmt: Any) -> list[int]:
+    """The first NaN, +Inf and -Inf code of `fmt` (those it has)."""
+    codes = sim.special_codes(fmt)
+    kinds = [str(value) for value in fmt.decode(codes)]  # 'nan', 'inf', '-inf'
+    return [int(code) for i, code in enumerate(codes) if kinds[i] not in kinds[:i]]
 
 
 def cmd_cosim_systolic(args: argparse.Namespace, console: Console) -> int:
@@ -157,6 +197,11 @@ def add_array_commands(generate: argparse._SubParsersAction, cosim: argparse._Su
 
     p = generate.add_parser("systolic", help="an R x C systolic array with its GEMM controller")
     options(p)
+    add_testbench_option(p, "a random GEMM (--gemm, --seed) checked against numerics.matmul and the cycle model")
+    p.add_argument("--gemm", type=gemm, default=None, metavar="MxKxN",
+                   help="the testbench's GEMM (default: 2R+1 x 2R+1 x 2C+1, for MX K = block + R + 1; "
+                        "within k_max and m_max)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of the testbench's random operands")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="where systolic_array.v and .json go")
     p.set_defaults(run=cmd_generate_systolic)
 

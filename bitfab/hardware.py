@@ -17,6 +17,7 @@ import numerics
 import sim
 
 from . import output, paths
+from .contract import pe_contract
 from .options import add_accumulator_options, add_cache_option, add_format_options, positive_int
 
 MAX_EXHAUSTIVE_PAIRS = 1 << 20  # 1,048,576 pairs: a few minutes of simulation; 10 x 10-bit operands
@@ -38,17 +39,46 @@ def ports(component: wiring.Component) -> list[dict[str, Any]]:
 
 
 def write_design(component: wiring.Component, args: argparse.Namespace, out: Path, module: str,
-                 info: dict[str, Any], console: Console, summary: str) -> int:  # fmt: skip
+                 info: dict[str, Any], console: Console, summary: str,
+                 testbench: sim.Testbench | None = None) -> int:  # fmt: skip
     """Verilog and its JSON manifest (with provenance) into `out` (-o, checked before the design
-    was built), each written whole; the manifest (JSON) or a summary line printed."""
+    was built), each written whole, with the testbench's files if there is one; the manifest (JSON)
+    or a summary printed."""
+    if testbench is not None:
+        info = {**info, "testbench": {**info.get("testbench", {}), **testbench_manifest(testbench)}}
     verilog = paths.write_text(out / f"{module}.v", hw.to_verilog(component, module))
+    files = testbench.write(out, paths.atomic) if testbench is not None else []
     output.write_json(out / f"{module}.json", info, args.provenance)
     if args.json:
         print(json.dumps({**info, "verilog": str(verilog)}, indent=2))
-    else:
-        console.print(summary)
-        console.print(f"wrote {verilog} and {out / (module + '.json')}")
+        return 0
+    console.print(summary)
+    console.print(f"wrote {verilog} and {out / (module + '.json')}")
+    if testbench is not None:
+        checks = f"{testbench.checks} {testbench.checks_unit} to check"
+        console.print(f"wrote the testbench {files[0]} and its $readmemh files ({checks}); run it in {out}:",
+                      markup=False, highlight=False)  # fmt: skip
+        console.print(f"  {testbench.commands()['verilator']}", markup=False, highlight=False)
     return 0
+
+
+def testbench_manifest(testbench: sim.Testbench) -> dict[str, Any]:
+    """What the manifest says about a testbench: its files, how to run it, what it prints."""
+    return {
+        "top": testbench.top,
+        "files": testbench.files,
+        f"{testbench.checks_unit}_checked": testbench.checks,
+        "cycles_model": testbench.model_cycles,
+        "run": testbench.commands(),
+        "plusargs": testbench.plusargs,
+        "prints": "PASS: <n> ... checked, or FAIL: <the first mismatch> then FAIL: <the mismatch count>; ends with "
+        "$finish, or $fatal (exit status 1 in Verilator and Icarus) on failure",
+    }
+
+
+def add_testbench_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--testbench", action="store_true",
+                   help=f"also write a self-checking Verilog testbench with its $readmemh files: {what}")  # fmt: skip
 
 
 def manifest(pe: hw.MacPE, module: str) -> dict[str, Any]:
@@ -63,6 +93,7 @@ def manifest(pe: hw.MacPE, module: str) -> dict[str, Any]:
         "pipeline": pe.pipeline,
         "latency_cycles": pe.latency,
         "ports": ports(pe),
+        "contract": pe_contract(pe),
     }
 
 
@@ -72,7 +103,12 @@ def cmd_generate_pe(args: argparse.Namespace, console: Console) -> int:
     info = manifest(pe, "mac_pe")
     summary = (f"{info['a_format']} x {info['b_format']} MAC PE: {info['acc_width']}-bit accumulator "
                f"(lsb 2**{info['acc_lsb_exponent']}), latency {info['latency_cycles']} cycles")  # fmt: skip
-    return write_design(pe, args, out, "mac_pe", info, console, summary)
+    testbench = None
+    if args.testbench:
+        stream = sim.operand_stream(pe, exhaustive=False, random_pairs=args.random, seed=args.seed)
+        testbench = sim.mac_testbench(pe, stream, "mac_pe", f", seed {args.seed}")
+        info["testbench"] = {"random_pairs": args.random, "seed": args.seed}
+    return write_design(pe, args, out, "mac_pe", info, console, summary, testbench)
 
 
 def _check_pair_count(args: argparse.Namespace) -> None:
@@ -88,13 +124,15 @@ def cmd_cosim_pe(args: argparse.Namespace, console: Console) -> int:
     cache = paths.cache_directory(args.cache_dir)
     out = paths.output_directory(args.output)
     pe = build_pe(args)
-    a, b = sim.operand_pairs(pe, exhaustive=args.exhaustive, random_pairs=args.random, seed=args.seed)
+    stream = sim.operand_stream(pe, exhaustive=args.exhaustive, random_pairs=args.random, seed=args.seed)
     start = time.perf_counter()
-    with args.reporter.stage(f"co-simulating {pe.a_format.name} x {pe.b_format.name} ({a.size:,} MACs) in Verilator"):
-        report = sim.check_mac(pe, a, b, cache / "verilator", out / "run", waves=args.waves)
+    pair = f"{pe.a_format.name} x {pe.b_format.name}"
+    with args.reporter.stage(f"co-simulating {pair} ({stream.macs:,} MACs, {len(stream):,} cycles) in Verilator"):
+        report = sim.check_mac(pe, stream, cache / "verilator", out / "run", waves=args.waves)
     seconds = time.perf_counter() - start
     waves = sorted((out / "run").glob("*.vcd")) if args.waves else []
-    summary = {"pair": report.format_pair, "passed": report.passed, "checked_macs": report.checked,
+    summary = {"pair": report.format_pair, "passed": report.passed, "checked_macs": report.macs,
+               "checked_cycles": report.checked,
                "cycles_simulated": report.cycles, "mismatches": report.mismatches,
                "first_mismatch": report.first_mismatch, "seconds": round(seconds, 2),
                "waveform": str(waves[0]) if waves else None}  # fmt: skip
@@ -103,7 +141,7 @@ def cmd_cosim_pe(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(summary, indent=2))
     else:
         verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
-        console.print(f"{verdict} {report.format_pair}: {report.checked:,} MACs over {report.cycles:,} cycles checked "
+        console.print(f"{verdict} {report.format_pair}: {report.macs:,} MACs over {report.cycles:,} cycles checked "
                       f"against numerics, {report.mismatches} mismatches ({seconds:.1f} s incl. build)")  # fmt: skip
         if report.first_mismatch:
             console.print(f"first mismatch: {report.first_mismatch}")
@@ -123,6 +161,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     gen_sub = generate.add_subparsers(dest="what", required=True, metavar="WHAT")
     p = gen_sub.add_parser("pe", help="a MAC processing element for a format pair")
     pe_options(p)
+    add_testbench_option(p, "random pairs (--random, --seed) with NaN/Inf at segment starts, middles and ends, "
+                            "idle cycles, random clears and the extreme products, checked every cycle")  # fmt: skip
+    p.add_argument("--random", type=positive_int, default=1024, metavar="N", help="the testbench's random pairs")
+    p.add_argument("--seed", type=int, default=0, help="seed of the testbench's pairs, idle cycles and clears")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="where mac_pe.v and mac_pe.json go")
     p.set_defaults(run=cmd_generate_pe)
 
@@ -131,10 +173,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p = cosim_sub.add_parser("pe", help="a MAC PE over every operand pair or random ones")
     pe_options(p)
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--exhaustive", action="store_true", help="every (a, b) code pair")
+    mode.add_argument("--exhaustive", action="store_true", help="every (a, b) code pair, in a seeded shuffled order")
     mode.add_argument("--random", type=positive_int, default=4096, metavar="N",
-                      help="N random pairs (whole segments of 16: the first pairs repeat to fill one)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="seed of the random pairs")
+                      help="N random pairs (then NaN/Inf codes around segments, the extreme products)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of the pairs, their order, the idle cycles and clears")
     p.add_argument("--waves", action="store_true", help="dump a VCD waveform (its path is printed)")
     p.add_argument("-o", "--output", default="cosim_out", metavar="OUTDIR", help="the run's logs and report.json")
     add_cache_option(p)

@@ -129,14 +129,15 @@ class OutputStationaryCore(Elaboratable):
 
     def _mx_accumulate(self, m: Module, name: str, acc: Any, term: Term, at_adder: Any) -> None:
         """Sum a block's products exactly in a narrow register; at the block's last element shift
-        that sum once by both E8M0 scales into the wide accumulator (a 0xFF scale is NaN)."""
+        that sum once by both E8M0 scales into the wide accumulator (a 0xFF scale is NaN and adds 0)."""
         block_size = self.cfg.block.block_size  # type: ignore[union-attr]
         block = Signal(sum_layout(self.cfg.partial_width(block_size)), name=f"block_{name}")
         total = add_term(cleared(block, at_adder.block_first), term, at_adder.valid)
         a_scale, b_scale = term.passengers[1], term.passengers[2]
         shift = Signal(9, name=f"scale_shift_{name}")
         m.d.comb += shift.eq(a_scale + b_scale)
-        scaled = SimpleNamespace(acc=total[0] << shift, nan=total[1] | (a_scale == 0xFF) | (b_scale == 0xFF),
+        nan_scale = (a_scale == 0xFF) | (b_scale == 0xFF)  # its block adds nothing: acc sums finite products
+        scaled = SimpleNamespace(acc=Mux(nan_scale, 0, total[0]) << shift, nan=total[1] | nan_scale,
                                  pos_inf=total[2], neg_inf=total[3])  # fmt: skip
         fresh = Signal(name=f"fresh_{name}")  # the fold's first block is still open: acc starts from 0
         with m.If(at_adder.valid):

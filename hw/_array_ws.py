@@ -84,11 +84,17 @@ class WeightStationaryCore(Elaboratable):
                          *loader.reset(), *feeder.reset()]  # fmt: skip
         with m.If(running & loader.done & feeder.done):
             m.d.sync += running.eq(0)
+        # A fold's activations may enter while its weights still load (double buffering): the
+        # skew keeps each weight row one step ahead of the first activation only if the load never
+        # pauses, so a pause in `b` then freezes the whole array (as a stalled `out` does).
+        starved = Signal()
         if cfg.double_buffer:
             ahead = Signal(range(3))  # folds whose load began minus folds whose feed began
             loader.drive(top.b, ahead == 0, running, self.advance)
             feeder.drive(top.a, (ahead != 0) | loader.begin, running, self.advance)
             m.d.sync += ahead.eq(ahead + loader.begin - feeder.begin)
+            racing = feeder.begin | ((ahead == 0) & loader.active)  # the feed is in the fold being loaded
+            m.d.comb += starved.eq((loader.active | loader.begin) & racing & ~top.b.valid)
         else:
             array_clear, loaded = Signal(), Signal()  # the last fold's wave has left / weights are in
             wave = Signal(range(r + c))
@@ -160,7 +166,7 @@ class WeightStationaryCore(Elaboratable):
         if mx:
             scales = [skew_line(m, f"deskew_scale{j}", b_scale_banks[j], c - 1 - j) for j in range(c)]
             bottom = [self._block_scaled(m, j, bottom[j], bottom_ctl.scale, scales[j]) for j in range(c)]
-        self._accumulate(m, bottom, bottom_ctl, m_size)
+        self._accumulate(m, bottom, bottom_ctl, m_size, starved)
         outstanding = Signal(SIZE_BITS + 2)  # activation beats of final k-folds whose result has not left
         leaving = top.out.valid & top.out.ready
         m.d.sync += outstanding.eq(outstanding + (feeder.fire & control.last_k) - leaving)
@@ -177,20 +183,22 @@ class WeightStationaryCore(Elaboratable):
         return stored[0] if banks == 1 else Mux(bank, stored[1], stored[0])
 
     def _block_scaled(self, m: Module, j: int, partial: Any, a_scale: Any, b_scale: Any) -> Any:
-        """The column's exact block partial sum shifted by both E8M0 scales (a NaN scale is NaN)."""
+        """The column's exact block partial sum shifted by both E8M0 scales (a NaN scale is NaN and adds 0)."""
         scaled = Signal(sum_layout(self.cfg.acc_width), name=f"scaled_{j}")
         shift = Signal(9, name=f"scale_shift_{j}")
+        nan_scale = (a_scale == 0xFF) | (b_scale == 0xFF)  # its block adds nothing: acc sums finite products
         m.d.comb += [
             shift.eq(a_scale + b_scale),
-            scaled.acc.eq(partial.acc << shift),
-            scaled.nan.eq(partial.nan | (a_scale == 0xFF) | (b_scale == 0xFF)),
+            scaled.acc.eq(Mux(nan_scale, 0, partial.acc) << shift),
+            scaled.nan.eq(partial.nan | nan_scale),
             scaled.pos_inf.eq(partial.pos_inf),
             scaled.neg_inf.eq(partial.neg_inf),
         ]
         return scaled
 
-    def _accumulate(self, m: Module, bottom: list[Any], ctl: Any, m_size: Value) -> None:
-        """Add the k-folds of each output row; emit on the n-tile's last k-fold."""
+    def _accumulate(self, m: Module, bottom: list[Any], ctl: Any, m_size: Value, starved: Value) -> None:
+        """Add the k-folds of each output row; emit on the n-tile's last k-fold. A result beat is
+        not offered while the array is frozen for weights (it would be taken twice)."""
         cfg, top = self.cfg, self.top
         memory = Memory(shape=data.ArrayLayout(cfg.lane_layout, cfg.cols), depth=cfg.m_max, init=[])
         m.submodules.accumulators = memory
@@ -201,12 +209,14 @@ class WeightStationaryCore(Elaboratable):
             m.d.comb += assign_sum(total[j], merge_sums(cleared(read.data[j], ctl.first_k), bottom[j]))
         m.d.comb += [read.addr.eq(row), write.addr.eq(row), write.data.eq(total)]
         m.d.comb += write.en.eq(Mux(ctl.valid & ~ctl.last_k & self.advance, -1, 0))
-        m.d.sync += top.out.valid.eq(ctl.valid & ctl.last_k)
+        out_valid = Signal()
+        m.d.sync += out_valid.eq(ctl.valid & ctl.last_k)
+        m.d.comb += top.out.valid.eq(out_valid & ~starved)
         with m.If(ctl.valid):
             m.d.sync += row.eq(Mux(row == m_size - 1, 0, row + 1))
             with m.If(ctl.last_k):
                 m.d.sync += top.out.payload.eq(total)
-        m.d.comb += self.advance.eq(~(top.out.valid & ~top.out.ready))
+        m.d.comb += self.advance.eq(~(out_valid & ~top.out.ready) & ~starved)
 
     def drain(self) -> Elaboratable:
         return Module()

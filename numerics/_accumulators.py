@@ -13,10 +13,12 @@ from ._posit import Posit
 
 
 def integer_range(fmt: ElementFormat) -> tuple[int, int]:
-    """(most negative, most positive) finite value in units of 2**fmt.lsb_exponent."""
+    """(most negative, most positive) finite value any code decodes to, in units of
+    2**fmt.lsb_exponent. A narrow integer's most negative code is never encoded but still decodes
+    (-128 for int8_narrow; MXINT8's -2.0, which other producers emit): hardware takes every code."""
     unit = Fraction(2) ** fmt.lsb_exponent
     high = Fraction(fmt.max) / unit
-    low_value = Fraction(getattr(fmt, "min_int", -fmt.max if _is_signed(fmt) else 0))
+    low_value = Fraction(getattr(fmt, "min_int", -fmt.max if _is_signed(fmt) else 0)) - int(getattr(fmt, "narrow", 0))
     return int(low_value / unit), int(high)
 
 

@@ -8,7 +8,7 @@ from the exponent bits of amax (frexp), never from a float log2.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -54,7 +54,9 @@ class BlockFormat(CompositeFormat):
 
     value = element * 2**element_exponent * scale * tensor_scale. A power-of-two `scale` format
     (E8M0) uses `scale_rule`; any other (E4M3 for NVFP4) takes amax / max_elem rounded with
-    `scale_rounding`, clamped to [scale.min_normal, scale.max].
+    `scale_rounding`, clamped to [scale.min_normal, scale.max]. The fp32 tensor scale is
+    amax / (scale.max * max_elem): nearest even, rounded up below fp32's normal range (so tiny
+    tensors keep their values), and an amax beyond scale.max * max_elem * fp32 max raises.
     """
 
     element: ElementFormat
@@ -121,6 +123,29 @@ class BlockFormat(CompositeFormat):
         low = floor_log2 - emax
         return np.where(np.ldexp(top, low.astype(np.int32)) >= amax, low, low + 1)
 
+    def _tensor_scale(self, amax: np.ndarray) -> np.ndarray:
+        """The fp32 tensor scale code: s_t = amax / (scale max * element max), 1.0 for a tensor
+        of zeros (NaN/Inf blocks do not count).
+
+        In fp32's normal range s_t rounds to nearest even (torchao). Below it s_t rounds up onto
+        fp32's subnormal grid (at least 2**-149), so a tiny tensor keeps its values and no block
+        scale needs more than its max. An amax beyond scale max * element max * fp32 max has no
+        fp32 tensor scale: ValueError.
+        """
+        fp32 = _fp32()
+        finite = amax[np.isfinite(amax)]
+        finite_max = float(finite.max()) if finite.size else 0.0
+        top = self.scale.max * self.element_max
+        limit = top * fp32.max  # exact in float64: 2688 * (2**128 - 2**104) for NVFP4
+        if finite_max > limit:
+            raise ValueError(
+                f"{self.name}: amax {finite_max!r} is beyond the fp32 tensor scale: magnitudes must be <= "
+                f"{self.scale.max:g} * {self.element_max:g} * fp32 max = {limit!r}"
+            )
+        ideal = finite_max / top if finite_max > 0 else 1.0
+        rounding = Rounding.NEAREST_EVEN if ideal >= fp32.min_normal else Rounding.TOWARD_POSITIVE
+        return fp32.encode(np.array(ideal), rounding=rounding)
+
     def _scales(self, amax: np.ndarray, tensor: float) -> np.ndarray:
         """Scale codes per block (NaN code where the block holds NaN or Inf)."""
         bad = ~np.isfinite(amax)
@@ -154,13 +179,8 @@ class BlockFormat(CompositeFormat):
         tensor_code = None
         tensor = 1.0
         if self.tensor_scale:
-            from ._registry import get
-
-            fp32 = get("fp32")
-            finite_max = float(np.max(np.where(np.isfinite(amax), amax, 0.0))) if amax.size else 0.0
-            top = self.scale.max * self.element_max
-            tensor_code = fp32.encode(np.array(finite_max / top if finite_max > 0 else 1.0))
-            tensor = float(fp32.decode(tensor_code))
+            tensor_code = self._tensor_scale(amax)
+            tensor = float(_fp32().decode(tensor_code))
         scale_codes = self._scales(amax, tensor)
         block_scale = self.block_scales(scale_codes, tensor)
         block_scale = np.where(nonfinite, 1.0, block_scale)
@@ -224,16 +244,40 @@ class BlockEncoded(Encoded):
         return sig, exp + self.format.element_exponent, scale_sig, scale_exp
 
     def lower_full(self) -> tuple[np.ndarray, np.ndarray]:
-        sig, exp, scale_sig, scale_exp = self.lower()
+        """Raises where a block has a NaN scale or an element is NaN/Inf; see lower_with_specials."""
+        sig, exp, special = self.lower_with_specials()
+        if special.any():
+            raise ValueError(
+                f"{self.format.name}: {int(np.count_nonzero(special))} elements are NaN or Inf (a NaN block scale or "
+                "a NaN/Inf element code) and have no integer lowering; lower_with_specials() sets them aside"
+            )
+        return sig, exp
+
+    def lower_with_specials(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every element of a block with a NaN scale is NaN (OCP MX: a NaN scale makes the whole
+        block NaN); an element's NaN/Inf code times its scale is NaN or +-Inf. Those elements
+        lower to significand 0 (the block scale of a NaN block lowers as 1.0)."""
+        fmt = self.format
+        block_scale = self._block_scale()[..., None]
+        bad_scale = ~np.isfinite(block_scale)
+        if fmt.element.has_inf or fmt.element.has_nan:
+            with np.errstate(invalid="ignore"):  # an Inf element times a zero scale is NaN, as IEEE says
+                values = fmt.element.decode(self.elements) * block_scale
+            special = np.where(np.isfinite(values), 0.0, values)
+        else:
+            special = np.where(bad_scale, np.nan, np.zeros(self.elements.shape))
+        clean = self
+        if special.any():  # code 0 is zero in every element format; 1.0 stands in for a NaN scale
+            elements = np.where(special != 0, 0, self.elements).astype(self.elements.dtype)
+            scales = np.where(bad_scale[..., 0], fmt.scale.encode(np.array(1.0)), self.scales)
+            clean = replace(self, elements=elements, scales=scales.astype(self.scales.dtype))
+        sig, exp, scale_sig, scale_exp = clean.lower()
         sig = sig * scale_sig[..., None]
         exp = exp + scale_exp[..., None]
         if self.tensor_scale is not None:
             t_sig, t_exp = _fp32().lower(self.tensor_scale)
             sig, exp = sig * int(t_sig), exp + int(t_exp)
-        nan_block = np.isnan(self.format.scale.decode(self.scales))
-        if nan_block.any():
-            raise ValueError(f"{self.format.name}: blocks with a NaN scale have no integer lowering")
-        return unblock(sig, self.shape, self.axis, self.length), unblock(exp, self.shape, self.axis, self.length)
+        return tuple(unblock(x, self.shape, self.axis, self.length) for x in (sig, exp, special))  # type: ignore[return-value]
 
     def pack(self) -> tuple[np.ndarray, np.ndarray]:
         """(element bytes, scale bytes): codes packed LSB first, element 0 in the low bits of

@@ -20,6 +20,12 @@ class Encoded(abc.ABC):
     def lower_full(self) -> tuple[np.ndarray, np.ndarray]:
         """Exact (significand, exponent) per element, in the input's shape, all scales folded in."""
 
+    def lower_with_specials(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`lower_full` plus, per element, its value where it is NaN or +-Inf (else 0.0); such
+        elements lower to significand 0, as element formats' NaN/Inf codes do in `dot`."""
+        sig, exp = self.lower_full()
+        return sig, exp, np.zeros(sig.shape)
+
     @abc.abstractmethod
     def decode(self) -> np.ndarray:
         """Values in the input's shape (float64)."""
@@ -86,10 +92,11 @@ def blocks_view(x: np.ndarray, axis: int, block_size: int, partial: str, who: st
         raise ValueError(f"{who}: axis length {length} is not a multiple of the block size {block_size}")
     if pad:
         moved = np.concatenate([moved, np.zeros((*moved.shape[:-1], pad), moved.dtype)], axis=-1)
-    return np.ascontiguousarray(moved).reshape(*moved.shape[:-1], -1, block_size), length
+    # the block count is spelled out: reshape cannot infer -1 when another axis is 0
+    return np.ascontiguousarray(moved).reshape(*moved.shape[:-1], (length + pad) // block_size, block_size), length
 
 
 def unblock(values: np.ndarray, shape: tuple[int, ...], axis: int, length: int) -> np.ndarray:
     """Inverse of blocks_view for decoded values."""
-    flat = values.reshape(*values.shape[:-2], -1)[..., :length]
+    flat = values.reshape(*values.shape[:-2], values.shape[-2] * values.shape[-1])[..., :length]
     return np.moveaxis(flat, -1, axis % len(shape)).reshape(shape)

@@ -45,13 +45,15 @@ class _Operand:
         if isinstance(fmt, CompositeFormat):
             if not isinstance(data, Encoded) or getattr(data, "format", None) != fmt:
                 raise TypeError(f"{role}: a {fmt.name} operand must be {fmt.name}.encode(...) output")
-            sig, exp = data.lower_full()
+            sig, exp, special_values = data.lower_with_specials()
             if sig.size and int(np.abs(sig).max()).bit_length() > _MAX_OPERAND_SIGNIFICAND_BITS:
                 raise ValueError(f"{role}: {fmt.name} significands with scales folded in exceed "
                                  f"{_MAX_OPERAND_SIGNIFICAND_BITS} bits")  # fmt: skip
-            none = np.zeros(sig.shape, bool)
-            return cls(fmt.name, fmt, sig, exp, int(exp.min()) if exp.size else 0, none,
-                       np.sign(sig).astype(np.float64), data.decode(), getattr(fmt, "block_size", None))  # fmt: skip
+            special = special_values != 0  # NaN (e.g. every element of a NaN-scale MX block) or +-Inf
+            lsb = int(exp[~special].min()) if (~special).any() else 0
+            proxy = np.where(special, special_values, np.sign(sig)).astype(np.float64)
+            return cls(fmt.name, fmt, sig, np.where(special, lsb, exp), lsb, special, proxy, data.decode(),
+                       getattr(fmt, "block_size", None))  # fmt: skip
         if fmt.significand_bits > _MAX_OPERAND_SIGNIFICAND_BITS:
             raise ValueError(
                 f"{role} format {fmt.name} has {fmt.significand_bits}-bit significands; "

@@ -81,7 +81,9 @@ def _absmax(work: np.ndarray, reduce_axes: tuple[int, ...]) -> np.ndarray:
         out = np.empty(rows, np.float64)
         absmax_rows(np.ascontiguousarray(work).reshape(rows, -1), out)
         return out.reshape(work.shape[:first] + (1,) * len(reduce_axes))
-    return np.maximum(np.max(work, axis=reduce_axes, keepdims=True), -np.min(work, axis=reduce_axes, keepdims=True))
+    # initial=0 changes no absmax (it is >= 0) and gives empty slices 0, so they get scale 1
+    high = np.max(work, axis=reduce_axes, keepdims=True, initial=0.0)
+    return np.maximum(high, -np.min(work, axis=reduce_axes, keepdims=True, initial=0.0))
 
 
 def _fused_codes(
@@ -158,8 +160,8 @@ def quantize_int(
             scale_arr = absmax / hi
             zero_point = np.zeros_like(scale_arr)
         else:
-            low = np.minimum(np.min(work, axis=reduce_axes, keepdims=True), 0.0)
-            high = np.maximum(np.max(work, axis=reduce_axes, keepdims=True), 0.0)
+            low = np.min(work, axis=reduce_axes, keepdims=True, initial=0.0)  # the range always holds 0
+            high = np.max(work, axis=reduce_axes, keepdims=True, initial=0.0)
             scale_arr = (high - low) / (hi - lo)
             safe = np.where(scale_arr > 0, scale_arr, 1.0)
             zero_point = np.clip(np.round(lo - low / safe), lo, hi)
@@ -199,6 +201,7 @@ def quantize_ternary(x: Any, group_size: int | None = None, group_axis: int = -1
             )
         work = _split_groups(values, group_axis % values.ndim, group_size)
         reduce_axes = (group_axis % values.ndim + 1,)
-    gamma = np.mean(np.abs(work), axis=reduce_axes, keepdims=True)
+    count = int(np.prod([work.shape[a] for a in reduce_axes], dtype=np.int64))
+    gamma = np.sum(np.abs(work), axis=reduce_axes, keepdims=True) / max(count, 1)  # np.mean, minus its empty warning
     gamma = np.where(gamma > 0, gamma, 1.0)
     return quantize_int(values, "ternary", group_size=group_size, group_axis=group_axis, scale=gamma)

@@ -23,7 +23,7 @@ def outlier_permutation(calibration: Any, channel_axis: int = -1) -> np.ndarray:
         raise ValueError("outlier_permutation needs calibration data with a channel axis")
     axis = channel_axis % values.ndim
     reduce = tuple(a for a in range(values.ndim) if a != axis)
-    magnitude = np.abs(values).max(axis=reduce) if reduce else np.abs(values)
+    magnitude = np.abs(values).max(axis=reduce, initial=0.0) if reduce else np.abs(values)  # empty in, empty out
     return np.argsort(-magnitude, kind="stable")
 
 

@@ -93,12 +93,14 @@ def _grid(operand: Any) -> Any:
 
 
 def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray, build_root: Path, work: Path,
-               waves: bool = False, optimize: bool = False, stall_every: int = 0) -> GemmReport:  # fmt: skip
+               waves: bool = False, optimize: bool = False, stall_every: int = 0,
+               gaps: tuple[int, int] = (0, 0)) -> GemmReport:  # fmt: skip
     """Run A @ B (codes) on `array` in Verilator; compare every result and the cycle count.
 
-    `stall_every` N > 0 applies backpressure on `out` every N-th cycle (the results must not change;
-    the cycle count then exceeds the stall-free model). `optimize` builds optimized C++ (2-3x the
-    build time, ~1.7x faster simulation) for long GEMMs."""
+    `stall_every` N > 0 applies backpressure on `out` every N-th cycle, `gaps` (N_a, N_b) leave
+    the a / b stream without a beat every N-th cycle (the results must not change; the cycle count
+    then exceeds the stall-free model). `optimize` builds optimized C++ (2-3x the build time,
+    ~1.7x faster simulation) for long GEMMs."""
     cfg = array.config
     build_root, work = Path(build_root).absolute(), Path(work).absolute()  # plusargs name files for the simulator
     beats = hw.gemm_beats(cfg, a_codes, b_codes)
@@ -121,7 +123,8 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
     inputs = [("a", a_width, work / "a.hex", len(beats.a)), ("b", b_width, work / "b.hex", len(beats.b))]
     started = time.perf_counter()
     first, last, count, out_hex = play(array, inputs, cfg.cols * (cfg.acc_width + 3), beats.results, (m, k, n),
-                                       4 * model + 1000, build_root, work, waves, optimize, stall_every)  # fmt: skip
+                                       4 * model + 1000, build_root, work, waves, optimize, stall_every,
+                                       gaps)  # fmt: skip
     seconds = time.perf_counter() - started
     lanes = read_lanes(out_hex, cfg.cols, (("acc", cfg.acc_width, True), ("nan", 1, False), ("pos_inf", 1, False),
                                            ("neg_inf", 1, False)))  # fmt: skip

@@ -10,23 +10,22 @@ import numpy as np
 import hw
 import numerics
 
-from ._runner import run
+from ._mac_player import play_mac
+from ._mac_stream import MacStream, mac_stream
 
 
 def expected_mac(
-    a_codes: np.ndarray, b_codes: np.ndarray, segment: int, a_fmt: numerics.ElementFormat,
-    b_fmt: numerics.ElementFormat, accumulator: numerics.ExactAccumulator | numerics.FixedAccumulator, width: int,
+    stream: MacStream, a_fmt: numerics.ElementFormat, b_fmt: numerics.ElementFormat,
+    accumulator: numerics.ExactAccumulator | numerics.FixedAccumulator, width: int,
 ) -> tuple[list[int], list[tuple[bool, bool, bool]]]:  # fmt: skip
-    """Register value (units of its lsb) and (nan, +inf, -inf) after each cycle of a stream that
-    clears every `segment` cycles.
+    """Register value (units of its lsb) and (nan, +inf, -inf) after each cycle of `stream`.
 
-    Per-cycle values are running sums of numerics' exact per-product results; every segment's
-    final value must also equal numerics.dot over the segment with the same accumulator, so the
-    golden model is numerics itself (asserted here).
+    A cycle with `clear` starts a new sum with its product (none when `en` is low); one with
+    neither `en` nor `clear` holds. Per-cycle values are running sums of numerics' exact
+    per-product results; every segment's final value must also equal numerics.dot over its
+    enabled products with the same accumulator, so the golden model is numerics itself (asserted).
     """
-    n = len(a_codes)
-    assert n % segment == 0
-    products = numerics.dot(a_codes[:, None], b_codes[:, None], a_fmt, b_fmt)
+    products = numerics.dot(stream.a[:, None], stream.b[:, None], a_fmt, b_fmt)
     terms, special = products.integers(), products.special
     saturate = isinstance(accumulator, numerics.FixedAccumulator) and accumulator.overflow == "saturate"
     wrap = isinstance(accumulator, numerics.FixedAccumulator) and not saturate
@@ -36,24 +35,43 @@ def expected_mac(
     high, low = (1 << (width - 1)) - 1, -(1 << (width - 1))
     values, flags = [], []
     total, nan, pos, neg = 0, False, False, False
-    for i in range(n):
-        if i % segment == 0:
+    for i, (enabled, cleared) in enumerate(zip(stream.en.tolist(), stream.clear.tolist(), strict=True)):
+        if cleared:
             total, nan, pos, neg = 0, False, False, False
-        term = int(terms[i]) >> shift
-        total += term
-        if saturate:
-            total = min(max(total, low), high)
-        if wrap:
-            total = ((total - low) % (1 << width)) + low
-        s = float(special[i])
-        nan |= bool(np.isnan(s))
-        pos |= s == np.inf
-        neg |= s == -np.inf
+        if enabled:
+            total += int(terms[i]) >> shift
+            if saturate:
+                total = min(max(total, low), high)
+            if wrap:
+                total = ((total - low) % (1 << width)) + low
+            s = float(special[i])
+            nan |= bool(np.isnan(s))
+            pos |= s == np.inf
+            neg |= s == -np.inf
         values.append(total)
         flags.append(hardware_flags(nan, pos, neg))  # the sticky flags read the same way as the PE's
-    segment_totals = numerics.dot(a_codes.reshape(-1, segment), b_codes.reshape(-1, segment), a_fmt, b_fmt, accumulator)
-    assert [int(v) for v in segment_totals.integers()] == values[segment - 1 :: segment]
+    _check_segments(stream, a_fmt, b_fmt, accumulator, values)
     return values, flags
+
+
+def _check_segments(
+    stream: MacStream, a_fmt: numerics.ElementFormat, b_fmt: numerics.ElementFormat,
+    accumulator: numerics.ExactAccumulator | numerics.FixedAccumulator, values: list[int],
+) -> None:  # fmt: skip
+    """Each segment's last value equals numerics.dot over its enabled products, in order (the
+    disabled cycles and the padding carry code 0, the value 0 in every element format)."""
+    starts = np.flatnonzero(stream.clear)
+    segment = np.cumsum(stream.clear) - 1
+    enabled = stream.en == 1
+    before = np.cumsum(stream.en, dtype=np.int64) - stream.en  # enabled cycles before each cycle
+    position = before - before[starts][segment]
+    longest = int(position[enabled].max()) + 1 if enabled.any() else 1
+    a_rows, b_rows = np.zeros((starts.size, longest), np.int64), np.zeros((starts.size, longest), np.int64)
+    a_rows[segment[enabled], position[enabled]] = stream.a[enabled]
+    b_rows[segment[enabled], position[enabled]] = stream.b[enabled]
+    totals = numerics.dot(a_rows, b_rows, a_fmt, b_fmt, accumulator).integers()
+    last = np.r_[starts[1:] - 1, len(stream) - 1]
+    assert [int(v) for v in totals] == [values[i] for i in last], "the running sums disagree with numerics.dot"
 
 
 def hardware_flags(nan: int, pos: int, neg: int) -> tuple[bool, bool, bool]:
@@ -68,7 +86,8 @@ class MacReport:
 
     format_pair: str
     cycles: int
-    checked: int
+    checked: int  # cycles compared
+    macs: int  # enabled products among them
     mismatches: int
     first_mismatch: str | None
 
@@ -77,51 +96,32 @@ class MacReport:
         return self.mismatches == 0
 
 
-def check_mac(pe: hw.MacPE, a: np.ndarray, b: np.ndarray, build_root: Path, work: Path, segment: int = 16,
-              waves: bool = False) -> MacReport:  # fmt: skip
-    """Drive the operand codes through `pe` in Verilator (clearing every `segment` cycles) and
-    compare every cycle's accumulator and flags with numerics."""
-    n = a.size
-    if n % segment:
-        raise ValueError(f"the stream length {n} must be a multiple of the segment {segment}")
-    clear = (np.arange(n) % segment == 0).astype(np.uint8)
-    stimulus = {"a": a, "b": b, "en": np.ones(n, np.uint8), "clear": clear}
-    out = run(pe, "sim.tb_mac", stimulus, build_root, work, waves=waves, parameters={"latency": pe.latency})
+def check_mac(pe: hw.MacPE, stream: MacStream, build_root: Path, work: Path, waves: bool = False) -> MacReport:
+    """Drive `stream` through `pe` in Verilator and compare every cycle's accumulator, flags and
+    `valid` (the cycle's `en`, `latency` cycles later) with numerics."""
+    n = len(stream)
+    out = play_mac(pe, stream, pe.acc_width, True, pe.latency, build_root, work, waves)
     first = pe.latency - 1
     acc = [int(v) for v in out["acc"][first : first + n]]
     flags = [hardware_flags(*f) for f in out["flags"][first : first + n]]
-    values, expected_flags = expected_mac(a, b, segment, pe.a_format, pe.b_format, pe.accumulator, pe.acc_width)
-    bad = [i for i in range(n) if acc[i] != values[i] or flags[i] != expected_flags[i]]
-    if not out["valid"][first : first + n].all():
-        bad = bad or [int(np.flatnonzero(out["valid"][first : first + n] == 0)[0])]
+    valid = out["valid"][first : first + n]
+    values, expected_flags = expected_mac(stream, pe.a_format, pe.b_format, pe.accumulator, pe.acc_width)
+    bad = [i for i in range(n) if acc[i] != values[i] or flags[i] != expected_flags[i] or valid[i] != stream.en[i]]
     described = None
     if bad:
         i = bad[0]
+        a, b = stream.a[i : i + 1], stream.b[i : i + 1]
         described = (
-            f"cycle {i}: a={int(a[i]):#x} ({pe.a_format.decode(a[i : i + 1])[0]}), b={int(b[i]):#x} "
-            f"({pe.b_format.decode(b[i : i + 1])[0]}): acc {acc[i]} flags {flags[i]}, expected {values[i]} "
-            f"flags {expected_flags[i]} (units of 2**{pe.lsb_exponent})"
+            f"cycle {i} (en={stream.en[i]}, clear={stream.clear[i]}): a={int(a[0]):#x} ({pe.a_format.decode(a)[0]}), "
+            f"b={int(b[0]):#x} ({pe.b_format.decode(b)[0]}): acc {acc[i]} flags {flags[i]} valid {valid[i]}, "
+            f"expected {values[i]} flags {expected_flags[i]} valid {stream.en[i]} (units of 2**{pe.lsb_exponent})"
         )
-    return MacReport(f"{pe.a_format.name} x {pe.b_format.name}", n + pe.latency, n, len(bad), described)
+    return MacReport(f"{pe.a_format.name} x {pe.b_format.name}", n + pe.latency, n, stream.macs, len(bad), described)
 
 
-def operand_pairs(
-    pe: hw.MacPE, exhaustive: bool, random_pairs: int, seed: int = 0, segment: int = 16
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every (a, b) code pair, or `random_pairs` random ones; padded to a whole number of segments."""
-    if exhaustive:
-        a_codes, b_codes = np.meshgrid(
-            np.arange(1 << pe.a_format.bits), np.arange(1 << pe.b_format.bits), indexing="ij"
-        )
-        a, b = a_codes.reshape(-1), b_codes.reshape(-1)
-    else:
-        rng = np.random.default_rng(seed)
-        a, b = (
-            rng.integers(0, 1 << pe.a_format.bits, random_pairs),
-            rng.integers(0, 1 << pe.b_format.bits, random_pairs),
-        )
-    if isinstance(pe.accumulator, numerics.FixedAccumulator):  # a fixed-point register has no NaN or Inf
-        a = np.where(np.isfinite(pe.a_format.decode(a)), a, 0)
-        b = np.where(np.isfinite(pe.b_format.decode(b)), b, 0)
-    pad = (-a.size) % segment
-    return np.concatenate([a, a[:pad]]), np.concatenate([b, b[:pad]])
+def operand_stream(pe: hw.MacPE, exhaustive: bool, random_pairs: int, seed: int = 0) -> MacStream:
+    """Every (a, b) code pair of `pe`, or `random_pairs` random ones, as a corner-hitting stream
+    (sim/_mac_stream.py): shuffled, with disabled cycles, random clears, NaN/Inf codes at segment
+    starts, middles and ends, and k_terms-long segments of the extreme products."""
+    finite_only = isinstance(pe.accumulator, numerics.FixedAccumulator)  # a fixed-point register has no NaN or Inf
+    return mac_stream(pe.a_format, pe.b_format, pe.k_terms, finite_only, exhaustive, random_pairs, seed)

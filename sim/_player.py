@@ -23,10 +23,13 @@ def harness_verilog(inputs: list[tuple[str, int]], out_width: int, gemm_ports: b
     index = f"[{DEPTH_BITS - 1}:0]"
     memories, loads, connections, advances, valids = [], [], [], [], []
     for i, (name, width) in enumerate(inputs):
-        memories.append(f"  reg [{width - 1}:0] in{i}_mem [0:{depth - 1}];\n  reg [31:0] in{i}_n, in{i}_i;")
+        memories.append(f"  reg [{width - 1}:0] in{i}_mem [0:{depth - 1}];\n  reg [31:0] in{i}_n, in{i}_i, in{i}_gap;")
         loads.append(f'    if ($value$plusargs("IN{i}_HEX=%s", path)) $readmemh(path, in{i}_mem);\n'
-                     f'    if (!$value$plusargs("IN{i}_N=%d", in{i}_n)) in{i}_n = 0;')  # fmt: skip
-        valids.append(f"  wire in{i}_valid = in{i}_i < in{i}_n;\n  wire in{i}_ready;")
+                     f'    if (!$value$plusargs("IN{i}_N=%d", in{i}_n)) in{i}_n = 0;\n'
+                     f'    if (!$value$plusargs("IN{i}_GAP=%d", in{i}_gap)) in{i}_gap = 0;')  # fmt: skip
+        # IN{i}_GAP=N > 0: the stream offers no beat every N-th cycle (a producer with gaps)
+        valids.append(f"  wire in{i}_valid = in{i}_i < in{i}_n && (in{i}_gap == 0 || (cycle % in{i}_gap) != 0);\n"
+                      f"  wire in{i}_ready;")  # fmt: skip
         connections.append(f".{name}__payload(in{i}_mem[in{i}_i{index}]), .{name}__valid(in{i}_valid), "
                            f".{name}__ready(in{i}_ready)")  # fmt: skip
         advances.append(f"      if (in{i}_valid && in{i}_ready) in{i}_i <= in{i}_i + 1;")
@@ -78,10 +81,12 @@ endmodule
 
 def play(component: object, test_inputs: list[tuple[str, int, Path, int]], out_width: int, results: int,
          gemm: tuple[int, int, int] | None, max_cycles: int, build_root: Path, work: Path, waves: bool = False,
-         optimize: bool = False, stall_every: int = 0) -> tuple[int, int, int, Path]:  # fmt: skip
+         optimize: bool = False, stall_every: int = 0,
+         gaps: tuple[int, ...] = ()) -> tuple[int, int, int, Path]:  # fmt: skip
     """Run the player on `component`: inputs are (port, width, hex file, beats). Returns
     (first accepted beat cycle, last result cycle, result beats, result hex file). `stall_every`
-    N > 0 holds `out.ready` low every N-th cycle (backpressure)."""
+    N > 0 holds `out.ready` low every N-th cycle (backpressure); `gaps[i]` N > 0 holds input i's
+    `valid` low every N-th cycle."""
     from ._runner import run
 
     work = Path(work).absolute()  # $readmemh / $writememh paths are opened by the simulator, in its own directory
@@ -90,7 +95,7 @@ def play(component: object, test_inputs: list[tuple[str, int, Path, int]], out_w
     out_hex.unlink(missing_ok=True)
     plusargs = [f"+O_HEX={out_hex}", f"+O_N={results}", f"+STALL_EVERY={stall_every}"]
     for i, (_, _, path, beats) in enumerate(test_inputs):
-        plusargs += [f"+IN{i}_HEX={path}", f"+IN{i}_N={beats}"]
+        plusargs += [f"+IN{i}_HEX={path}", f"+IN{i}_N={beats}", f"+IN{i}_GAP={gaps[i] if i < len(gaps) else 0}"]
     if gemm is not None:
         plusargs += [f"+{p}={v}" for p, v in zip("MKN", gemm, strict=True)]
     out = run(component, "sim.tb_gemm", {}, build_root, work, waves=waves,  # type: ignore[arg-type]

@@ -106,7 +106,8 @@ def test_cosim_pe_runs_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture
     code, out, _ = run(capsys, "cosim", "pe", "--a", "int4", "--b", "fp4_e2m1", "--random", "512", "-o", str(tmp_path),
                        "--json")  # fmt: skip
     report = json.loads(out)
-    assert code == 0 and report["passed"] and report["checked_macs"] == 512 and report["mismatches"] == 0
+    # the 512 pairs, then two k_terms-long segments of the extreme products (k_max 1024 by default)
+    assert code == 0 and report["passed"] and report["checked_macs"] == 512 + 2 * 1024 and report["mismatches"] == 0
 
 
 def test_cosim_pe_dumps_a_waveform_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

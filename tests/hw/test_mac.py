@@ -5,29 +5,29 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
 import hw
 import numerics
 from numerics import FixedAccumulator
-from sim import expected_mac, hardware_flags
+from sim import MacStream, expected_mac, hardware_flags, mac_stream
 
 
-def run_mac(pe: hw.MacPE, a: np.ndarray, b: np.ndarray, segment: int) -> list[tuple[int, tuple[bool, bool, bool]]]:
+def run_mac(pe: hw.MacPE, stream: MacStream) -> list[tuple[int, tuple[bool, bool, bool]]]:
     rows: list[tuple[int, tuple[bool, bool, bool]]] = []
+    a, b = stream.a, stream.b
 
     async def bench(ctx) -> None:  # type: ignore[no-untyped-def]
         for i in range(len(a) + pe.latency):
             live = i < len(a)
             ctx.set(pe.a, int(a[i]) if live else 0)
             ctx.set(pe.b, int(b[i]) if live else 0)
-            ctx.set(pe.en, int(live))
-            ctx.set(pe.clear, int(live and i % segment == 0))
+            ctx.set(pe.en, int(stream.en[i]) if live else 0)
+            ctx.set(pe.clear, int(stream.clear[i]) if live else 0)
             await ctx.tick()
             if i >= pe.latency - 1 and len(rows) < len(a):
-                assert ctx.get(pe.valid) == 1
+                assert ctx.get(pe.valid) == stream.en[len(rows)]
                 rows.append(
                     (ctx.get(pe.acc), hardware_flags(ctx.get(pe.nan), ctx.get(pe.pos_inf), ctx.get(pe.neg_inf)))
                 )
@@ -58,15 +58,11 @@ CASES = [
 @pytest.mark.parametrize(("a_name", "b_name", "accumulator", "pipeline"), CASES)
 def test_mac_matches_numerics(a_name: str, b_name: str, accumulator: FixedAccumulator | None, pipeline: int) -> None:
     pe = hw.MacPE(a_name, b_name, accumulator, k_terms=64, pipeline=pipeline)
-    rng = np.random.default_rng(len(a_name) + pipeline)
     a_fmt, b_fmt = pe.a_format, pe.b_format
-    a = rng.integers(0, 1 << a_fmt.bits, 240)
-    b = rng.integers(0, 1 << b_fmt.bits, 240)
-    if accumulator is not None:  # a fixed-point register has no NaN or Inf: keep operands finite
-        a[~np.isfinite(a_fmt.decode(a))] = 0
-        b[~np.isfinite(b_fmt.decode(b))] = 0
-    values, flags = expected_mac(a, b, 8, a_fmt, b_fmt, pe.accumulator, pe.acc_width)
-    got = run_mac(pe, a, b, 8)
+    finite_only = accumulator is not None  # a fixed-point register has no NaN or Inf: keep operands finite
+    stream = mac_stream(a_fmt, b_fmt, pe.k_terms, finite_only, False, 240, seed=len(a_name) + pipeline)
+    values, flags = expected_mac(stream, a_fmt, b_fmt, pe.accumulator, pe.acc_width)
+    got = run_mac(pe, stream)
     mismatches = [i for i, (v, f) in enumerate(got) if (v, f) != (values[i], flags[i])]
     assert not mismatches, f"cycle {mismatches[0]}: got {got[mismatches[0]]}, expected {values[mismatches[0]]}"
 

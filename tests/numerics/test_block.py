@@ -221,3 +221,49 @@ def test_bad_parameters() -> None:
         numerics.get("bfp1_16")
     with pytest.raises(ValueError, match=r"^mxfp4: axis must be in \[-1, 0\], got 1$"):
         numerics.get("mxfp4").encode(np.ones(4), axis=1)
+
+
+def nvfp4_reference(x: np.ndarray, tensor: float) -> np.ndarray:
+    """NVFP4 values from the definition, given the tensor scale (blocks of 16 along the last axis)."""
+    e4m3, fp4 = numerics.get("fp8_e4m3"), numerics.get("fp4_e2m1")
+    blocks = x.reshape(*x.shape[:-1], -1, 16)
+    amax = np.abs(blocks).max(axis=-1, keepdims=True)
+    block_scale = e4m3.quantize(np.clip(amax / 6 / tensor, 2.0**-6, 448)) * tensor
+    return (fp4.quantize(blocks / block_scale) * block_scale).reshape(x.shape)
+
+
+def test_nvfp4_amax_beyond_the_fp32_tensor_scale_is_refused() -> None:
+    fmt = numerics.get("nvfp4")
+    limit = 448 * 6 * float(np.finfo(np.float32).max)
+    message = "nvfp4: amax 1e+300 is beyond the fp32 tensor scale: magnitudes must be <= 448 * 6 * fp32 max = "
+    with pytest.raises(ValueError, match=f"^{re.escape(message + repr(limit))}$"):
+        fmt.encode(np.full((2, 32), -1e300))
+    with pytest.raises(ValueError, match=re.escape(f"amax {float(np.nextafter(limit, np.inf))!r} is beyond")):
+        fmt.encode(np.array([np.nextafter(limit, np.inf)] + [1.0] * 15))
+    x = np.array([limit, -limit / 3, 1e39] + [0.0] * 13)  # the largest amax the fp32 tensor scale holds
+    encoded = fmt.encode(x)
+    assert float(numerics.get("fp32").decode(encoded.tensor_scale)) == float(np.finfo(np.float32).max)
+    np.testing.assert_array_equal(encoded.decode(), nvfp4_reference(x, float(np.finfo(np.float32).max)))
+    assert encoded.decode()[0] == limit
+
+
+@pytest.mark.parametrize("magnitude", [1e-44, 1e-40, 1e-39])
+def test_nvfp4_tiny_tensors_keep_their_values(magnitude: float) -> None:
+    """Below fp32's normal range the tensor scale rounds up onto fp32's subnormal grid (at least
+    2**-149), not to 0: the values survive, and no block scale needs more than 448."""
+    fmt = numerics.get("nvfp4")
+    x = np.random.default_rng(12).standard_normal((2, 32)) * magnitude
+    encoded = fmt.encode(x)
+    tensor = float(numerics.get("fp32").decode(encoded.tensor_scale))
+    ideal = np.abs(x).max() / 2688
+    assert tensor >= ideal and (tensor == 2.0**-149 or tensor - 2.0**-149 < ideal)  # the next subnormal up
+    decoded = encoded.decode()
+    np.testing.assert_array_equal(decoded, nvfp4_reference(x, tensor))
+    assert np.abs(decoded).max() >= np.abs(x).max() * 0.75 and np.count_nonzero(decoded) > 50
+
+
+def test_nvfp4_subnormal_tensor_scale_rounds_up_so_nothing_saturates() -> None:
+    amax = 2688 * 1.4 * 2.0**-149  # nearest even would give 2**-149 and an ideal block scale of 627 > 448
+    encoded = numerics.get("nvfp4").encode(np.array([amax, amax / 5] + [0.0] * 14))
+    assert float(numerics.get("fp32").decode(encoded.tensor_scale)) == 2.0**-148
+    assert encoded.decode()[0] == 6 * 320 * 2.0**-148  # E4M3(313.6) = 320; 1.4 * 2688 / 320 / 2 = 5.88 -> 6

@@ -143,3 +143,29 @@ def test_constructor_errors() -> None:
         IntFormat(33)
     with pytest.raises(ValueError, match=r"^narrow range applies to signed integers only$"):
         IntFormat(8, signed=False, narrow=True)
+
+
+@pytest.mark.parametrize(
+    ("shape", "kwargs", "scale_shape"),
+    [
+        ((0,), {}, (1,)),
+        ((0, 8), {}, (1, 1)),
+        ((3, 0), {}, (1, 1)),
+        ((3, 0), {"channel_axis": 0}, (3, 1)),
+        ((0, 8), {"channel_axis": 1}, (1, 8)),
+        ((0, 8), {"group_size": 4}, (0, 2, 1)),
+        ((0,), {"symmetric": False}, (1,)),
+        ((3, 0), {"symmetric": False, "channel_axis": 0}, (3, 1)),
+        ((0, 8), {"scale": 0.5}, ()),
+    ],
+)
+def test_quantize_int_empty_in_empty_out(shape: tuple[int, ...], kwargs: dict, scale_shape: tuple[int, ...]) -> None:
+    q = numerics.quantize_int(np.zeros(shape), "int4", **kwargs)
+    assert q.codes.shape == shape and q.dequantize().shape == shape
+    assert q.scale.shape == scale_shape and (q.scale == kwargs.get("scale", 1.0)).all()  # empty groups: scale 1
+
+
+@pytest.mark.parametrize(("shape", "group_size"), [((0,), None), ((0, 8), None), ((0, 8), 4), ((2, 0), None)])
+def test_quantize_ternary_empty_in_empty_out(shape: tuple[int, ...], group_size: int | None) -> None:
+    q = numerics.quantize_ternary(np.zeros(shape), group_size=group_size)
+    assert q.codes.shape == shape and q.dequantize().shape == shape

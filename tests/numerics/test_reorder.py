@@ -46,3 +46,9 @@ def test_permutation_sorts_by_magnitude_and_is_checked() -> None:
     assert numerics.outlier_permutation(np.array([[1.0, -9.0, 3.0, 9.0]])).tolist() == [1, 3, 2, 0]
     with pytest.raises(ValueError, match=r"^permutation must reorder the 4 reduction channels of a and b"):
         numerics.permute_operands(np.ones((2, 4)), np.ones((4, 3)), np.array([0, 1, 2, 2]))
+
+
+def test_outlier_permutation_of_an_empty_calibration_keeps_the_channel_order() -> None:
+    """No samples: every channel's absmax is 0, so the stable order is the identity (it used to fail
+    with numpy's 'zero-size array to reduction')."""
+    np.testing.assert_array_equal(numerics.outlier_permutation(np.zeros((0, 8))), np.arange(8))

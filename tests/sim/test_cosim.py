@@ -47,19 +47,19 @@ SIXTEEN_BIT = [("posit16_2", "posit16_2"), ("bf16", "bf16"), ("fp16", "fp16")]
 SEGMENT = 16
 
 
-def cosim_mac(pe: hw.MacPE, a: np.ndarray, b: np.ndarray, build_root: Path, work: Path) -> None:
-    report = sim.check_mac(pe, a, b, build_root, work, SEGMENT)
+def cosim_mac(pe: hw.MacPE, stream: sim.MacStream, build_root: Path, work: Path) -> None:
+    report = sim.check_mac(pe, stream, build_root, work)
     assert report.passed, f"{report.format_pair}: {report.mismatches} mismatches; first at {report.first_mismatch}"
-    assert report.checked == a.size
+    assert report.checked == len(stream)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("a_name", "b_name"), EXHAUSTIVE)
 def test_mac_over_every_operand_pair(a_name: str, b_name: str, build_root: Path, tmp_path: Path) -> None:
     pe = hw.MacPE(a_name, b_name, k_terms=SEGMENT, pipeline=1)
-    a, b = sim.operand_pairs(pe, exhaustive=True, random_pairs=0)
-    assert a.size >= (1 << pe.a_format.bits) * (1 << pe.b_format.bits)
-    cosim_mac(pe, a, b, build_root, tmp_path)
+    stream = sim.operand_stream(pe, exhaustive=True, random_pairs=0)
+    assert stream.macs >= (1 << pe.a_format.bits) * (1 << pe.b_format.bits)
+    cosim_mac(pe, stream, build_root, tmp_path)
 
 
 @pytest.mark.slow
@@ -68,8 +68,7 @@ def test_lut_booth_multiplier_over_every_operand_pair(a_name: str, b_name: str, 
                                                       tmp_path: Path) -> None:  # fmt: skip
     """The radix-4 Booth multiplier PEs beyond a DSP budget use, exhaustively."""
     pe = hw.MacPE(a_name, b_name, k_terms=SEGMENT, pipeline=1, use_dsp=False)
-    a, b = sim.operand_pairs(pe, exhaustive=True, random_pairs=0)
-    cosim_mac(pe, a, b, build_root, tmp_path)
+    cosim_mac(pe, sim.operand_stream(pe, exhaustive=True, random_pairs=0), build_root, tmp_path)
 
 
 @pytest.mark.parametrize(("a_name", "b_name"), SIXTEEN_BIT)
@@ -77,12 +76,10 @@ def test_sixteen_bit_macs_on_random_and_corner_pairs(
     a_name: str, b_name: str, build_root: Path, tmp_path: Path
 ) -> None:
     pe = hw.MacPE(a_name, b_name, k_terms=SEGMENT, pipeline=2)
-    rng = np.random.default_rng(0)
     corners = np.array([0, 1, 0x7FFF, 0x8000, 0x8001, 0xFFFF, 0x7C00, 0xFC00, 0x7F80, 0xFF80, 0x3C00, 0x3F80, 0x0400,
                         0x03FF, 0x7BFF, 0x0001])  # fmt: skip
-    a = np.concatenate([np.repeat(corners, corners.size), rng.integers(0, 1 << 16, 8000)])
-    b = np.concatenate([np.tile(corners, corners.size), rng.integers(0, 1 << 16, 8000)])
-    cosim_mac(pe, a, b, build_root, tmp_path)
+    corner_pairs = sim.MacStream.segmented(np.repeat(corners, corners.size), np.tile(corners, corners.size), SEGMENT)
+    cosim_mac(pe, sim.MacStream.concat([corner_pairs, sim.operand_stream(pe, False, 8000)]), build_root, tmp_path)
 
 
 @pytest.mark.parametrize("accumulator", [FixedAccumulator(20), FixedAccumulator(17, overflow="saturate")])
@@ -92,7 +89,7 @@ def test_fixed_accumulators_wrap_and_saturate_like_numerics(
     pe = hw.MacPE("int8", "int8", accumulator, pipeline=0)
     rng = np.random.default_rng(1)
     a = np.where(rng.random(4096) < 0.5, 0x80, rng.integers(0, 256, 4096))  # many -128 x -128 to overflow
-    cosim_mac(pe, a, a.copy(), build_root, tmp_path)
+    cosim_mac(pe, sim.MacStream.segmented(a, a.copy(), SEGMENT), build_root, tmp_path)
 
 
 @pytest.mark.parametrize(("a_name", "b_name", "pipeline"), [("fp8_e4m3", "fp8_e4m3", 1), ("posit8_2", "int8", 2),
@@ -130,9 +127,8 @@ def test_ovp4_pe_over_every_pair_of_pairs(build_root: Path, tmp_path: Path) -> N
     pair_codes = np.arange(256)
     a_pairs, b_pairs = (g.reshape(-1) for g in np.meshgrid(pair_codes, pair_codes, indexing="ij"))
     n = a_pairs.size
-    stimulus = {"a": a_pairs, "b": b_pairs, "en": np.ones(n, np.uint8),
-                "clear": (np.arange(n) % SEGMENT == 0).astype(np.uint8)}  # fmt: skip
-    out = sim.run(pe, "sim.tb_mac", stimulus, build_root, tmp_path, parameters={"latency": pe.latency})
+    stream = sim.MacStream.segmented(a_pairs, b_pairs, SEGMENT)
+    out = sim.play_mac(pe, stream, pe.acc_width, False, pe.latency, build_root, tmp_path)
     acc = [int(v) for v in out["acc"][pe.latency - 1 : pe.latency - 1 + n]]
     split = lambda p: np.stack([p & 0xF, p >> 4], axis=1)  # noqa: E731 - element 0 in the low nibble
     fmt = numerics.OVPFormat(4)

@@ -47,6 +47,17 @@ def _id(case: tuple) -> str:
     return f"{a}x{b}-{size}x{size}-{opts['dataflow']}" + (f"-{extras}" if extras else "")
 
 
+def extreme_operands(cfg: hw.ArrayConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of a GEMM R x k_max x C whose dot products are k_max copies of one extreme product:
+    rows of A alternate the a-codes of the largest and the most negative product, columns of B
+    their b-codes, so the accumulators and every partial sum (a k-fold's column, a block's sum)
+    reach both ends of their range."""
+    (a_max, b_max), (a_min, b_min) = sim.extreme_pairs(cfg.a_format, cfg.b_format)
+    a_codes = np.array([a_max, a_min])[np.arange(cfg.rows) % 2]
+    b_codes = np.array([b_max, b_min])[np.arange(cfg.cols) % 2]
+    return np.repeat(a_codes[:, None], cfg.k_max, axis=1), np.repeat(b_codes[None, :], cfg.k_max, axis=0)
+
+
 def _check(array: hw.SystolicArray, a: object, b: object, build_root: Path, work: Path) -> None:
     report = sim.cosim_gemm(array, a, b, build_root, work)
     assert report.passed, report.failure()
@@ -60,6 +71,7 @@ def test_gemms_are_bit_exact_and_cycle_exact(case: tuple, build_root: Path, tmp_
     cfg = array.config
     a_codes, b_codes = np.arange(1 << cfg.a_format.bits), np.arange(1 << cfg.b_format.bits)
     _check(array, a_codes[:, None], b_codes[None, :], build_root, tmp_path / "outer")
+    _check(array, *extreme_operands(cfg), build_root, tmp_path / "extremes")
     rng = np.random.default_rng(size)
     for i, (m, k, n) in enumerate(RAGGED):
         a = rng.integers(0, 1 << cfg.a_format.bits, (m, k))
@@ -104,6 +116,34 @@ def test_mx_gemms_apply_each_block_scale_once(fmt: str, size: int, options: dict
             enc_a.scales[0, 0], enc_a.scales[1, 1], enc_b.scales[0, 1] = 0, 254, 0
             enc_b.scales[2, 0] = 254
         _check(array, enc_a, enc_b, build_root, tmp_path / f"gemm{i}")
+    a_codes, b_codes = extreme_operands(array.config)  # every block at the largest scale 2**127
+    enc_a = block.encode(np.ones(a_codes.shape), axis=-1)
+    enc_b = block.encode(np.ones(b_codes.shape), axis=0)
+    enc_a.elements[...] = a_codes.reshape(enc_a.elements.shape)
+    enc_b.elements[...] = b_codes.T.reshape(enc_b.elements.shape)
+    enc_a.scales[...], enc_b.scales[...] = 254, 254
+    _check(array, enc_a, enc_b, build_root, tmp_path / "extremes")
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_mx_nan_scales_make_their_outputs_nan(dataflow: str, build_root: Path, tmp_path: Path) -> None:
+    """E8M0 code 0xFF is NaN, and so is every element of its block (OCP MX): every output that a
+    NaN-scale block of A or of B touches is NaN, even where the block's elements are all zero;
+    the others stay exact. (The two mxfp4 designs of MX_CASES: no extra build.)"""
+    options = {"dataflow": "os", "pipeline": 1} if dataflow == "os" else {"double_buffer": True, "pipeline": 1}
+    array = hw.SystolicArray("mxfp4", "mxfp4", rows=4, cols=4, k_max=256, m_max=64, **options)
+    block = numerics.get("mxfp4")
+    rng = np.random.default_rng(13)
+    enc_a = block.encode(rng.normal(size=(6, 96)), axis=-1)  # 3 blocks along K
+    enc_b = block.encode(rng.normal(size=(96, 5)), axis=0)
+    enc_a.scales[1, 0] = enc_a.scales[3, 2] = 0xFF  # first and last block of two rows
+    enc_a.elements[4, 1], enc_a.scales[4, 1] = 0, 0xFF  # a NaN block of zeros
+    enc_b.scales[2, 1] = 0xFF  # the middle block of one column
+    nan = np.isnan(enc_a.decode() @ enc_b.decode())
+    assert nan[[1, 3, 4]].all() and nan[:, 2].all() and nan.sum() == 3 * 5 + 6 - 3  # the oracle: decoded floats
+    _, flags = sim.expected_gemm(array.config, enc_a, enc_b)
+    np.testing.assert_array_equal(flags[..., 0], nan)
+    _check(array, enc_a, enc_b, build_root, tmp_path)
 
 
 @pytest.mark.slow
@@ -129,14 +169,18 @@ def test_ovp_pairs_decode_in_front_of_the_array(dataflow: str, build_root: Path,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("options", [{**OS, "pipeline": 1}, {**WS_DB, "pipeline": 2}], ids=["os", "ws-db"])
-def test_backpressure_on_out_freezes_the_array_without_changing_results(options: dict, build_root: Path,
-                                                                        tmp_path: Path) -> None:  # fmt: skip
+def test_stalls_and_gaps_freeze_the_array_without_changing_results(options: dict, build_root: Path,
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    """Backpressure on `out` and producers that pause (`valid` low now and then on a or b) cost
+    cycles but change no result: a double-buffered array whose weight load pauses while the
+    fold's activations already stream freezes until the weights come."""
     array = hw.SystolicArray("int4", "int4", rows=4, cols=4, k_max=256, m_max=256, **options)
     rng = np.random.default_rng(21)
-    for stall_every in (2, 3):
+    for stall_every, gaps in ((2, (0, 0)), (3, (0, 0)), (0, (0, 3)), (0, (4, 0)), (5, (3, 2))):
         a, b = rng.integers(0, 16, (9, 6)), rng.integers(0, 16, (6, 10))
-        report = sim.cosim_gemm(array, a, b, build_root, tmp_path / f"stall{stall_every}", stall_every=stall_every)
-        assert report.mismatches == 0, report.first_mismatch
+        work = tmp_path / f"stall{stall_every}-gaps{gaps[0]}{gaps[1]}"
+        report = sim.cosim_gemm(array, a, b, build_root, work, stall_every=stall_every, gaps=gaps)
+        assert report.mismatches == 0, f"stall every {stall_every}, gaps {gaps}: {report.first_mismatch}"
         assert report.cycles > report.model_cycles  # the stalls cost cycles; the model is stall-free
 
 

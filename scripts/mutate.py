@@ -1,0 +1,156 @@
+"""Mutation check: single-site bugs planted in hw/ must each make a co-simulation fail.
+
+    python scripts/mutate.py [--only NAME ...] [--jobs 2] [--list]
+
+Each mutant is one textual change to one generator source (it must occur exactly once), run
+against the narrowest co-simulation test that should catch it, in a copy of the repository with
+its own Verilator build cache (nothing here is touched). A mutant is killed when its tests fail;
+one that passes them (survived) or that the tests cannot run (error) fails the check: the suite
+has a blind spot there, or the mutant no longer applies. Exit status 0 only when all are killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COSIM = "tests/sim/test_cosim.py"
+SYSTOLIC = "tests/sim/test_systolic_cosim.py"
+ROUND = "tests/sim/test_round_cosim.py"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str  # a generator source, relative to the repository root
+    old: str  # occurs exactly once in it
+    new: str
+    tests: tuple[str, ...]  # pytest node ids that must fail
+    why: str
+
+
+MUTANTS = (
+    Mutant("mac-nan-not-sticky", "hw/_mac.py", "self.nan.eq(keep_nan | (en2 & nan2))", "self.nan.eq(en2 & nan2)",
+           (f"{COSIM}::test_mac_over_every_operand_pair[fp8_e4m3-fp8_e4m3]",),
+           "the NaN flag forgets a NaN product once the next product arrives"),
+    Mutant("mac-acc-one-bit-narrow", "hw/_mac.py", "self.acc_width = self.accumulator.required_width(a, b, k_terms)",
+           "self.acc_width = self.accumulator.required_width(a, b, k_terms) - 1",
+           (f"{COSIM}::test_mac_over_every_operand_pair[int8-int8]",),
+           "the exact accumulator is one bit short of k_terms extreme products"),
+    Mutant("mac-clear-needs-en", "hw/_mac.py", "with m.If(en2 | clear2):\n            m.d.sync += self.acc.eq(total)",
+           "with m.If(en2):\n            m.d.sync += self.acc.eq(total)",
+           (f"{COSIM}::test_mac_over_every_operand_pair[int8-int8]",),
+           "a clear on a disabled cycle is lost"),
+    Mutant("decoder-no-subnormals", "hw/_decode.py", "hidden = (field != 0) if fmt.subnormals else Const(1, 1)",
+           "hidden = Const(1, 1)", (f"{COSIM}::test_every_decoder_over_every_code",),
+           "minifloat subnormals decode with a hidden one"),
+    Mutant("booth-negation", "hw/_pe.py", "neg = high & ~(mid & low)", "neg = high & ~mid",
+           (f"{COSIM}::test_lut_booth_multiplier_over_every_operand_pair[int8-int8]",),
+           "a radix-4 Booth digit of -1 is taken as +1"),
+    Mutant("os-fold-gap-short", "hw/_array_os.py", "gap.eq(r + c - 3)", "gap.eq(r + c - 4)",
+           (f"{SYSTOLIC}::test_gemms_are_bit_exact_and_cycle_exact[int4xint4-4x4-os-pipeline1]",),
+           "the output-stationary fold controller starts the next fold a cycle early"),
+    Mutant("os-acc-one-bit-narrow", "hw/_array_os.py",
+           "self.accs = [[Signal(sum_layout(config.acc_width), name",
+           "self.accs = [[Signal(sum_layout(config.acc_width - 1), name",
+           (f"{SYSTOLIC}::test_gemms_are_bit_exact_and_cycle_exact[int8xint8-8x8-os-pipeline1]",),
+           "the output-stationary accumulators are one bit short of k_max extreme products"),
+    Mutant("ws-deskew-short", "hw/_array_ws.py", 'skew_line(m, f"deskew{j}", psums[r - 1][j], c - 1 - j)',
+           'skew_line(m, f"deskew{j}", psums[r - 1][j], max(c - 2 - j, 0))',
+           (f"{SYSTOLIC}::test_gemms_are_bit_exact_and_cycle_exact[int8xint8-4x4-ws]",),
+           "the weight-stationary de-skew of the column sums is one register short"),
+    Mutant("ws-partial-one-bit-narrow", "hw/_array_ws.py",
+           'Signal(sum_layout(cfg.partial_width(i + 1)), name=f"psum_{i}_{j}")',
+           'Signal(sum_layout(cfg.partial_width(i + 1) - 1), name=f"psum_{i}_{j}")',
+           (f"{SYSTOLIC}::test_gemms_are_bit_exact_and_cycle_exact[int8xint8-4x4-ws]",),
+           "a weight-stationary column partial sum is one bit short of R extreme products"),
+    Mutant("os-mx-a-nan-scale-ignored", "hw/_array_os.py", "nan_scale = (a_scale == 0xFF) | (b_scale == 0xFF)",
+           "nan_scale = b_scale == 0xFF", (f"{SYSTOLIC}::test_mx_nan_scales_make_their_outputs_nan[os]",),
+           "an E8M0 NaN scale (0xFF) on A does not make the output NaN (output-stationary)"),
+    Mutant("ws-mx-b-nan-scale-ignored", "hw/_array_ws.py", "nan_scale = (a_scale == 0xFF) | (b_scale == 0xFF)",
+           "nan_scale = a_scale == 0xFF",
+           (f"{SYSTOLIC}::test_mx_nan_scales_make_their_outputs_nan[ws]",),
+           "an E8M0 NaN scale (0xFF) on B does not make the output NaN (weight-stationary)"),
+    Mutant("os-mx-scale-off-by-one", "hw/_array_os.py", "m.d.comb += shift.eq(a_scale + b_scale)",
+           "m.d.comb += shift.eq(a_scale + b_scale + 1)",
+           (f"{SYSTOLIC}::test_mx_nan_scales_make_their_outputs_nan[os]",),
+           "the output-stationary block scale shift is one too large"),
+)  # fmt: skip
+
+
+def apply(mutant: Mutant, tree: Path) -> None:
+    """Plant `mutant` in the copy at `tree`; it must match its source exactly once."""
+    path = tree / mutant.path
+    text = path.read_text()
+    count = text.count(mutant.old)
+    if count != 1:
+        raise ValueError(f"{mutant.name}: {mutant.path} holds its site {count} times, expected once: {mutant.old!r}")
+    path.write_text(text.replace(mutant.old, mutant.new))
+
+
+def copy_repository(destination: Path) -> None:
+    """The files git tracks or would track (untracked, not ignored), as they are in the working tree."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def run(mutant: Mutant, scratch: Path) -> tuple[str, float, str]:
+    """(killed | survived | error, seconds, the last line pytest printed)."""
+    tree = scratch / mutant.name
+    copy_repository(tree)
+    apply(mutant, tree)
+    env = {**os.environ, "PYTHONPATH": str(tree), "BITFAB_CACHE": str(scratch / "cache")}
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-W", "error", "-p", "no:cacheprovider", "-p", "no:xdist",
+               *mutant.tests]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    last = lines[-1] if lines else done.stderr.strip().splitlines()[-1:] or ""
+    outcome = {0: "survived", 1: "killed"}.get(done.returncode, "error")
+    shutil.rmtree(tree, ignore_errors=True)
+    return outcome, seconds, str(last)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run these mutants only")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
+    unknown = set(args.only or ()) - {m.name for m in MUTANTS}
+    if unknown:
+        parser.error(f"unknown mutants {sorted(unknown)}; known: {', '.join(m.name for m in MUTANTS)}")
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:<28} {m.path:<18} {m.why}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="bitfab-mutants-") as scratch, ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(lambda m: run(m, Path(scratch)), chosen))
+    print(f"{'mutant':<28} {'outcome':<9} {'seconds':>7}  what it plants / how the tests ended")
+    for m, (outcome, seconds, last) in zip(chosen, results, strict=True):
+        print(f"{m.name:<28} {outcome:<9} {seconds:7.1f}  {m.why}\n{'':<47}{last}")
+    alive = [m.name for m, (outcome, _, _) in zip(chosen, results, strict=True) if outcome != "killed"]
+    print(f"{len(chosen) - len(alive)} of {len(chosen)} mutants killed" + (f"; not killed: {', '.join(alive)}"
+                                                                        if alive else ""))  # fmt: skip
+    return 1 if alive else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
