@@ -26,7 +26,7 @@ SPECIAL = (
     "The sticky flags read as a special value: NaN if nan, or if pos_inf and neg_inf are both set "
     "(+Inf + -Inf); else +Inf if pos_inf; else -Inf if neg_inf; else the value is finite. nan rises "
     "for a NaN product (a NaN operand, 0 x Inf){mx}; pos_inf/neg_inf for an infinite product of that "
-    "sign. acc always holds the sum of the finite products (special products add 0)."
+    "sign. acc always holds the sum of the finite products (special products{mx_zero} add 0)."
 )
 
 
@@ -127,12 +127,11 @@ def array_contract(cfg: hw.ArrayConfig, cycle_formula: str) -> dict[str, Any]:
         "out keeps out.valid and out.payload until out.ready; while out.valid && !out.ready the whole array "
         "freezes (no operand beat transfers), so backpressure changes only the cycle count."
     )
+    backpressure += " Either operand stream may pause at any time"
     if cfg.double_buffer:
-        backpressure += (" The a stream may pause at any time. The b stream must keep up: from start to its last beat, "
-                         "b.valid must be high on every cycle b.ready is (a double-buffered array streams a fold's "
-                         "activations while its weights load, so a late weight beat corrupts results).")  # fmt: skip
-    else:
-        backpressure += " Either operand stream may pause at any time."
+        backpressure += (" (a pause in b while the fold's activations already stream freezes the array until the "
+                         "weight beat comes, and out.valid stays low meanwhile)")  # fmt: skip
+    backpressure += "."
     completing = ("the fold's last a/b beat (result beat i: i cycles later still)" if cfg.dataflow == "os"
                   else "a-beat m of the n-tile's last k-fold")  # fmt: skip
     return {
@@ -151,7 +150,10 @@ def array_contract(cfg: hw.ArrayConfig, cycle_formula: str) -> dict[str, Any]:
             "layout": f"lane j in bits [{width + 3}*j + {width + 2} : {width + 3}*j] (lane 0 lowest); within a lane "
             f"acc in bits [{width - 1}:0], nan {width}, pos_inf {width + 1}, neg_inf {width + 2}",
             "value": _sum_value(width, cfg.lsb_exponent, cfg.accumulator, "k_max"),
-            "special": SPECIAL.format(mx=", or an E8M0 scale 0xFF in its block" if mx else ""),
+            "special": SPECIAL.format(
+                mx=", or an E8M0 scale 0xFF in its block" if mx else "",
+                mx_zero=", and every product of a 0xFF-scale block," if mx else "",
+            ),
             "order": _orders(cfg)["out"],
             "backpressure": backpressure,
         },
@@ -176,7 +178,7 @@ def pe_contract(pe: hw.MacPE) -> dict[str, Any]:
         f"t + {latency - 1} (sample them {latency} cycles after presenting the inputs); a new input every cycle.",
         "valid": f"high in the cycle where acc holds the update of an enabled input (en delayed by {latency} cycles).",
         "acc": _sum_value(width, pe.lsb_exponent, pe.accumulator, f"k_terms = {pe.k_terms}"),
-        "flags": "nan, pos_inf, neg_inf are sticky since the last clear. " + SPECIAL.format(mx=""),
+        "flags": "nan, pos_inf, neg_inf are sticky since the last clear. " + SPECIAL.format(mx="", mx_zero=""),
     }
 
 

@@ -35,8 +35,7 @@ _ARRAY_PLUSARGS = {
     "HEX_DIR": _HEX_DIR,
     "OUT_STALL": "+OUT_STALL=N: out.ready low every N-th cycle (backpressure; results must not change)",
     "A_GAP": "+A_GAP=N: an idle cycle on the a stream every N cycles (results must not change)",
-    "B_GAP": "+B_GAP=N: an idle cycle on the b stream every N cycles (not for double-buffered weight-stationary "
-    "arrays: their b stream must keep up)",
+    "B_GAP": "+B_GAP=N: an idle cycle on the b stream every N cycles (results must not change)",
 }
 
 
@@ -209,8 +208,7 @@ _SYSTOLIC = (
 // from numerics.matmul) are read from +HEX_DIR=<dir> (default: the directory the simulator runs in).
 // Prints "PASS: <n> results checked ..." or "FAIL: ..." (the first mismatch, then the count) and
 // ends with $finish, or $fatal on failure. +OUT_STALL=N holds out.ready low every N-th cycle and
-// +A_GAP=N / +B_GAP=N put an idle cycle on a / b every N cycles (not B_GAP on a double-buffered
-// weight-stationary array: its b stream must keep up): results must not change; cycles are checked
+// +A_GAP=N / +B_GAP=N put an idle cycle on a / b every N cycles: results must not change; cycles are checked
 // only without them (against the cycle model, counted from the first accepted operand beat to the
 // last result beat, both included).
 `timescale 1ns / 1ps

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The files of sim's plain-Verilog testbenches hold numerics' results in the layout the stream
 contract states (read back with the co-simulation's own reader); the testbenches themselves run
 under Verilator and Icarus in tests/bitfab/test_testbench_cli.py."""
