@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: lint
 	# Two workers (Verilator builds and cocotb runs are single-threaded; sim/_runner.py locks each build);
 	# worksteal: an idle worker takes queued cases from a busy one, so neither ends the run alone.
 	$(BIN)/python -m pytest -W error -n 2 --dist worksteal
+
+# Single-site bugs planted in hw/ must each make a co-simulation fail (scripts/mutate.py).
+mutate: $(STAMP)
+	$(BIN)/python scripts/mutate.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_numerics.py

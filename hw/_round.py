@@ -141,7 +141,8 @@ class OutputRounder(wiring.Component):
             clamped = Mux(value > high, high, Mux(value < low, low, value))
         else:
             clamped = value
-        m.d.comb += self.code.eq(clamped)  # the low bits: two's complement code (wraps if not saturating)
+        # The low bits: two's complement code (wraps if not saturating); an infinite sum saturates.
+        m.d.comb += self.code.eq(Mux(self.pos_inf, high, Mux(self.neg_inf, low, clamped)))
 
     def _round_minifloat(self, m: Module, negative: Signal, magnitude: Signal) -> None:
         fmt = self.format
@@ -185,10 +186,10 @@ class OutputRounder(wiring.Component):
                 signed_code = Mux(capped == 0, 0, signed_code)
             m.d.comb += result.eq(signed_code)
         infinite = self.pos_inf | self.neg_inf
-        if fmt.has_inf:
-            inf_code = Mux(self.neg_inf, sign_bit | inf_mag, inf_mag)
-        elif self.saturate:
+        if self.saturate:  # numerics saturates an infinite input too, where the format has Inf or not
             inf_code = Mux(self.neg_inf, sign_bit | max_mag, max_mag)
+        elif fmt.has_inf:
+            inf_code = Mux(self.neg_inf, sign_bit | inf_mag, inf_mag)
         else:
             inf_code = Const(nan_code if fmt.has_nan else max_mag, fmt.bits)
         nan_out = Const(nan_code if fmt.has_nan else 0, fmt.bits)
