@@ -62,7 +62,7 @@ def cycles(config: ArrayConfig, m: int, k: int, n: int) -> int:
 
 
 def scalesim_cycles(dataflow: str, m: int, k: int, n: int, rows: int, cols: int) -> int:
-    """SCALE-Sim 3.0.0's stall-free total cycles (HARDWARE.md; its -1 is SCALE-Sim issue #125)."""
+    """SCALE-Sim 3.0.0's stall-free total cycles (SCALE-Sim 3.0.0's closed forms; its -1 is SCALE-Sim issue #125)."""
     if dataflow == "os":
         return _ceil_div(m, rows) * _ceil_div(n, cols) * (k + rows + cols - 2) - 1
     if dataflow == "ws":

@@ -16,7 +16,7 @@ output layout.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -147,7 +147,7 @@ def _ovp_codes(fmt: numerics.OVPFormat, quant_input: Any, weight: np.ndarray, w_
                common: dict[str, Any]) -> LayerCodes:  # fmt: skip
     """OliVe encodings with Brevitas' scales: A (M, K) pairs along K, one scale per row; B (K, N)
     pairs along N (the weight's output channels), one scale."""
-    rows = numerics.OVPFormat(fmt.element_bits, fmt.both_outliers, channel_axis=0)
+    rows = replace(fmt, channel_axis=0)  # keeps every option of the format
     x = _flatten_rows(quant_input.value).double().numpy()
     input_scale = quant_input.scale.detach().numpy().astype(np.float32).reshape(-1, 1)
     a = rows.encode(x, axis=1, scale=input_scale.reshape(-1))

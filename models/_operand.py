@@ -258,7 +258,7 @@ def _bitfab_element(element: Any, values: torch.Tensor, scale: np.ndarray, axis:
     elif isinstance(element, numerics.OVPFormat):
         grid = np.rint(grid)  # the framework's integers (Brevitas' .int()): fp32 scales make value / scale inexact
         if axis == 1:
-            rows = numerics.OVPFormat(element.element_bits, element.both_outliers, channel_axis=0)
+            rows = replace(element, channel_axis=0)  # keeps every option of the format
             row_scales = np.broadcast_to(scale.astype(np.float32).reshape(-1), (values.shape[0],)).copy()
             codes = rows.encode(values.numpy(), axis=1, scale=row_scales)
         elif scale.ndim:

@@ -14,6 +14,7 @@ the fly, so nothing is calibrated), pairs along the features (the lanes of the A
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -43,7 +44,7 @@ class OVPTensorQuant(nn.Module):
     def encode(self, x: np.ndarray) -> numerics.OVPEncoded:
         """Activations (..., K): pairs along K, scale per row; weights (N, K): pairs along N."""
         if self.per_row:
-            rows = numerics.OVPFormat(self.format.element_bits, self.format.both_outliers, channel_axis=0)
+            rows = dataclasses.replace(self.format, channel_axis=0)  # keeps rounding and scale search
             return rows.encode(x.reshape(-1, x.shape[-1]), axis=1)
         return self.format.encode(x, axis=0)
 

@@ -6,6 +6,7 @@ import enum
 import functools
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -145,8 +146,8 @@ class Minifloat(ElementFormat):
             return self.man_bits >= 1
         return self.specials is not Specials.FINITE
 
-    @property
-    def max(self) -> float:
+    @functools.cached_property
+    def max(self) -> float:  # cached: every float32 encode asks for it
         return float(self.decode(np.array([self._max_mag]))[0])
 
     @property
@@ -199,11 +200,16 @@ class Minifloat(ElementFormat):
 
     def decode(self, codes):  # type: ignore[no-untyped-def]
         """Codes to their exact float64 values (NaN codes to NaN)."""
-        arr = self.check_codes(codes)
+        arr = np.asarray(codes)
+        if not (arr.dtype.kind == "u" and arr.dtype.itemsize * 8 <= self.bits):  # else in range by their type
+            arr = self.check_codes(arr)
         if self.bits <= 8 or self.exp_bits > 11 or self.bits > 32:
             return super().decode(arr)  # small tables beat arithmetic; fp64 goes the general way
         flat = np.ascontiguousarray(arr).reshape(-1)
         out = np.empty(flat.size, np.float64)
+        if self._is_truncated_float32:
+            _fast.truncated_f32_decode(flat, out, 23 - self.man_bits)
+            return out.reshape(arr.shape)
         p = self.params(True)
         _fast.minifloat_decode(
             flat, out, self.man_bits, self.exp_bits, self._pow2, p[_SPECIALS], p[_SUBN], p[_SIGNED], p[_SIGNSHIFT],
@@ -224,23 +230,44 @@ class Minifloat(ElementFormat):
             return self.man_bits <= 22 and self.emin >= -126 and self.max < 2.0**128
         return self.man_bits <= 50 and self.emin >= -1022 and self.bits <= 32
 
+    @functools.cached_property
+    def _f32_lanes(self) -> bool:
+        """Whether float32 inputs take the 32-bit kernel: the branch-free conditions, and with
+        subnormals a quantum 2**(emin - man_bits) in [2**-125, 2**104], so that the FPU's rounding
+        of the subnormal range uses a normal float32 and float32 subnormal inputs round to 0
+        (whatever the FPU's denormals-are-zero mode)."""
+        return self._fast_path(True) and (not self.subnormals or -125 <= self.emin - self.man_bits <= 104)
+
+    @functools.cached_property
+    def _f32_constants(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """The 32-bit kernel's arguments after (bits, out), without and with saturation."""
+        magic = np.float32(math.ldexp(1.0, self.emin - self.man_bits + 23) if self.subnormals else 1.0)
+        constants = []
+        for saturate in (False, True):
+            p = self.params(saturate)
+            constants.append((self.man_bits, self.emin, int(p[_OFFSET]), int(p[_MAXMAG]), int(p[_INFMAG]),
+                              int(p[_NANCODE]), int(p[_SIGNSHIFT]), saturate, self.specials is Specials.FNUZ,
+                              not self.subnormals, self.signed, magic))  # fmt: skip
+        return constants[0], constants[1]
+
     def _encode_kernel(self, bits, is_f32, out, saturate, mode, seed):  # type: ignore[no-untyped-def]
-        p = self.params(saturate)
         if is_f32 and mode == k.NEAREST_EVEN and self._is_truncated_float32:
-            _fast.truncated_f32_rne(bits, out, 23 - self.man_bits, p[_MAXMAG], p[_NANCODE], saturate)
-        elif mode == k.NEAREST_EVEN and is_f32 and bits.size >= _SPECIALIZE_FROM and self._fast_path(True):
-            _fast.specialized_minifloat_from_f32(
-                self.man_bits, self.emin, int(p[_OFFSET]), int(p[_MAXMAG]), int(p[_INFMAG]), int(p[_NANCODE]),
-                int(p[_SIGNSHIFT]), saturate, self.specials is Specials.FNUZ, not self.subnormals, self.signed,
-            )(bits, out)  # fmt: skip
+            _fast.truncated_f32_rne(bits, out, 23 - self.man_bits, self._max_mag, self._nan_code, saturate)
+        elif mode == k.NEAREST_EVEN and is_f32 and self._f32_lanes:
+            constants = self._f32_constants[saturate]
+            if bits.size >= _SPECIALIZE_FROM:
+                _fast.specialized_minifloat_from_f32(*constants)(bits, out)
+            else:
+                _fast.minifloat_from_f32_rne(bits, out, *constants)
         elif mode == k.NEAREST_EVEN and self._fast_path(is_f32):
+            p = self.params(saturate)
             frac_bits, in_bias = (23, 127) if is_f32 else (52, 1023)
             _fast.minifloat_from_float_rne(
                 bits, frac_bits, in_bias, out, self.man_bits, self.emin, p[_OFFSET], p[_MAXMAG], p[_INFMAG],
                 p[_NANCODE], p[_SIGNSHIFT], saturate, self.specials is Specials.FNUZ, not self.subnormals, self.signed,
             )  # fmt: skip
         else:
-            _encode(bits, is_f32, out, p, mode, seed)
+            _encode(bits, is_f32, out, self.params(saturate), mode, seed)
 
     def _round_kernel(self, cls, neg, sig, exp, top, sticky, out, saturate, mode):  # type: ignore[no-untyped-def]
         _round_many(cls, neg, sig, exp, top, sticky, out, self.params(saturate), mode)

@@ -35,14 +35,16 @@ def abfloat_grid(bits: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @_fast
-def _encode_pairs(x, scale, out, normal_max, threshold, grid, grid_codes, bits, keep_larger):  # type: ignore[no-untyped-def]  # fmt: skip
-    """Pair codes of x / scale[p] for (P, 2) pairs x."""
+def _encode_pairs(x, scale, out, normal_max, threshold, grid, grid_codes, bits, keep_larger, scan):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Pair codes of x / scale[p] for (P, 2) pairs x; `scan`: OliVe's grid scan (see OVPFormat.rounding)."""
     mask = (np.int64(1) << bits) - 1
     victim = np.int64(1) << (bits - 1)
     mids = (grid[1:] + grid[:-1]) / 2
     for p in nb.prange(x.shape[0]):
         a, b = np.float64(x[p, 0]) / scale[p], np.float64(x[p, 1]) / scale[p]
-        out_a, out_b = abs(a) > threshold, abs(b) > threshold
+        # the threshold is the tie between N and the least abfloat: the scan ends on the outlier
+        out_a = abs(a) >= threshold if scan else abs(a) > threshold
+        out_b = abs(b) >= threshold if scan else abs(b) > threshold
         if out_a and out_b:
             if keep_larger and abs(b) > abs(a):
                 out_a = False
@@ -64,7 +66,10 @@ def _encode_pairs(x, scale, out, normal_max, threshold, grid, grid_codes, bits, 
                     index = np.searchsorted(mids, magnitude, side="left")
                 codes[slot] = grid_codes[index] | (victim if v < 0 else 0)
             else:
-                n = min(max(np.rint(v), -normal_max), normal_max)
+                n = np.rint(v)
+                if scan and v - n == 0.5:  # a tie that rint sent down to even: the scan keeps the upper
+                    n += 1.0
+                n = min(max(n, -normal_max), normal_max)
                 codes[slot] = np.int64(n) & mask
         out[p, 0], out[p, 1] = codes[0], codes[1]
 
@@ -105,24 +110,37 @@ def _decode_pairs(codes, scale, out, bits):  # type: ignore[no-untyped-def]
 class OVPFormat(CompositeFormat):
     """OliVe pairs of `element_bits` (4 or 8) with a float32 scale per tensor or per channel.
 
-    `scale_mode`: "mse" searches the scale as OliVe does (candidates absmax / t, t from N to the
-    top abfloat, on up to 65,536 pairs per scale); "absmax" maps absmax to the top abfloat.
+    `rounding`: "olive" (the reference's nearest-value scan over the normals then the outliers,
+    both ascending, keeping the last minimum: ties go toward +inf, and |x / s| at the threshold
+    becomes an outlier) or "nearest_even" (normal ties to even, the threshold stays normal).
+    `scale_mode`: "mse" (least squared error among absmax / t, 48 t geometric from N to the top
+    abfloat, on up to 65,536 pairs per scale); "olive" (the reference's search: least squared
+    error among x_max * i / 100 / N, i in range(*search_percent, 2), x_max = max|mean +- 3 std|);
+    "absmax" maps absmax to the top abfloat.
     `both_outliers`: "keep_first" (OliVe's reference) or "keep_larger".
     """
 
     element_bits: int = 4
     both_outliers: Literal["keep_first", "keep_larger"] = "keep_first"
-    scale_mode: Literal["mse", "absmax"] = "mse"
+    scale_mode: Literal["mse", "olive", "absmax"] = "mse"
     channel_axis: int | None = None
     name: str = field(default="", compare=False)
+    rounding: Literal["olive", "nearest_even"] = "olive"
+    search_percent: tuple[int, int] = (75, 150)  # the reference's defaults; its scripts pass (75, 250)
 
     def __post_init__(self) -> None:
         if self.element_bits not in (4, 8):
             raise ValueError(f"element_bits must be 4 or 8, got {self.element_bits}")
         if self.both_outliers not in ("keep_first", "keep_larger"):
             raise ValueError(f"both_outliers must be 'keep_first' or 'keep_larger', got {self.both_outliers!r}")
-        if self.scale_mode not in ("mse", "absmax"):
-            raise ValueError(f"scale_mode must be 'mse' or 'absmax', got {self.scale_mode!r}")
+        if self.scale_mode not in ("mse", "olive", "absmax"):
+            raise ValueError(f"scale_mode must be 'mse', 'olive' or 'absmax', got {self.scale_mode!r}")
+        if self.rounding not in ("olive", "nearest_even"):
+            raise ValueError(f"rounding must be 'olive' or 'nearest_even', got {self.rounding!r}")
+        low_high = self.search_percent
+        if not (isinstance(low_high, tuple) and len(low_high) == 2 and all(type(v) is int for v in low_high)
+                and 0 < low_high[0] < low_high[1]):  # fmt: skip
+            raise ValueError(f"search_percent must be a pair of ints 0 < low < high, got {low_high!r}")
         if not self.name:
             object.__setattr__(self, "name", f"ovp{self.element_bits}")
 
@@ -140,12 +158,14 @@ class OVPFormat(CompositeFormat):
 
     @property
     def threshold(self) -> float:
-        """Above this |x / scale| an element is an outlier: midway between N and the least abfloat."""
+        """Midway between N and the least abfloat: beyond it (and at it, under rounding="olive") an
+        element is an outlier."""
         return (self.normal_max + float(self.grid[0][0])) / 2
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "bits": self.bits, "element": f"int{self.element_bits}+abfloat",
-                "block_size": 2, "scale": "fp32", "scale_rule": self.scale_mode}  # fmt: skip
+                "block_size": 2, "scale": "fp32", "scale_rule": self.scale_mode,
+                "rounding": self.rounding}  # fmt: skip
 
     def _pairs(self, x: np.ndarray, axis: int) -> tuple[np.ndarray, int]:
         from ._composite import blocks_view
@@ -158,7 +178,7 @@ class OVPFormat(CompositeFormat):
         per_pair = np.ascontiguousarray(np.broadcast_to(scale, pairs.shape[:-1]), dtype=np.float64).reshape(-1)
         out = np.empty(flat.shape, np.uint8)
         _encode_pairs(flat, per_pair, out, self.normal_max, self.threshold, grid, grid_codes, self.element_bits,
-                      self.both_outliers == "keep_larger")  # fmt: skip
+                      self.both_outliers == "keep_larger", self.rounding == "olive")  # fmt: skip
         return out.reshape(pairs.shape)
 
     def encode(self, x: Any, axis: int = -1, scale: Any = None) -> OVPEncoded:
@@ -186,10 +206,16 @@ class OVPFormat(CompositeFormat):
                 raise ValueError(f"{self.name}: scale must be finite and positive")
         else:
             absmax = np.abs(pairs).max(axis=reduce) if pairs.size else np.zeros(keep_shape)
+            limit = float(np.finfo(np.float32).max) * float(self.grid[0][-1])
+            if (absmax > limit).any():  # the fp32 scale of the largest value would be Inf
+                raise ValueError(f"{self.name}: absmax {float(np.max(absmax)):g} is beyond what an fp32 scale maps to "
+                                 f"the top value ({limit:g})")  # fmt: skip
             raw = np.where(absmax > 0, absmax, 1.0) / float(self.grid[0][-1])
             if self.scale_mode == "mse":
                 raw = self._search(pairs, np.where(absmax > 0, absmax, 1.0), reduce, keep_shape)
-        scale_codes = fp32.encode(raw)
+            elif self.scale_mode == "olive":
+                raw = self._olive_search(values, pairs, reduce, keep_shape)
+        scale_codes = fp32.encode(np.maximum(raw, 2.0**-149))  # never scale 0: fp32's smallest subnormal at least
         scale_values = self._expand(fp32.decode(scale_codes), pairs.ndim, reduce)
         codes = self._codes(pairs, scale_values)
         return OVPEncoded(self, codes, scale_codes, values.shape, axis % values.ndim, length, reduce)
@@ -213,14 +239,42 @@ class OVPFormat(CompositeFormat):
             flat = pairs.reshape(-1, 2)
             sample = flat[:: flat.shape[0] // limit + 1].reshape(1, -1, 2)
             reduce = (0, 1, 2)
-        best_err = np.full(keep, np.inf)
-        best = absmax / float(self.grid[0][-1])
-        for target in np.geomspace(self.normal_max, float(self.grid[0][-1]), 48):
-            candidate = absmax / target
-            expanded = self._expand(candidate, sample.ndim, reduce)
-            sig, exp = _lower(self._codes(sample, expanded), self.element_bits)
+        targets = np.geomspace(self.normal_max, float(self.grid[0][-1]), 48)
+        return self._least_error(sample, absmax / targets.reshape(-1, *(1,) * len(keep)), reduce)
+
+    def _olive_search(
+        self, values: np.ndarray, pairs: np.ndarray, reduce: tuple[int, ...], keep: tuple[int, ...]
+    ) -> np.ndarray:
+        """OliVe's search_mse (olive_quantization/antquant/quant_modules.py): per scale group,
+        x_max = max(|mean + 3 std|, |mean - 3 std|) (std with Bessel's correction, as torch's), then
+        the first fp32 scale x_max * i / 100 / N (alpha maps to N) with the least squared error over
+        the whole group. A group of one element takes std 0 (torch's unbiased std is NaN there)."""
+        from ._registry import get
+
+        fp32 = get("fp32")
+        if self.channel_axis is None:
+            groups = values.reshape(1, -1)
+        else:
+            groups = np.moveaxis(values, self.channel_axis, 0).reshape(values.shape[self.channel_axis], -1)
+        groups = groups.astype(np.float64)
+        count = groups.shape[1]
+        mean = groups.sum(axis=1) / max(count, 1)
+        std = np.sqrt(((groups - mean[:, None]) ** 2).sum(axis=1) / max(count - 1, 1))
+        x_max = np.maximum(np.abs(mean + 3 * std), np.abs(mean - 3 * std))
+        x_max = np.where(x_max > 0, x_max, 1.0).reshape(keep)
+        percents = np.arange(*self.search_percent, 2).reshape(-1, *(1,) * len(keep))
+        candidates = fp32.decode(fp32.encode(x_max * (percents * 0.01) / self.normal_max))
+        return self._least_error(pairs, candidates, reduce)
+
+    def _least_error(self, pairs: np.ndarray, candidates: np.ndarray, reduce: tuple[int, ...]) -> np.ndarray:
+        """Per scale group, the first of the candidate scales (T, *group shape) with the least squared error."""
+        best_err = np.full(candidates.shape[1:], np.inf)
+        best = candidates[0]
+        for candidate in candidates:
+            expanded = self._expand(candidate, pairs.ndim, reduce)
+            sig, exp = _lower(self._codes(pairs, expanded), self.element_bits)
             approx = np.ldexp(sig.astype(np.float64), exp.astype(np.int32)) * expanded[..., None]
-            err = ((approx - sample) ** 2).sum(axis=reduce)
+            err = ((approx - pairs) ** 2).sum(axis=reduce)
             better = err < best_err
             best_err = np.where(better, err, best_err)
             best = np.where(better, candidate, best)

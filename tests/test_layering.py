@@ -1,4 +1,4 @@
-"""Imports point down the layers of DESIGN.md only: numerics <- models, hw <- sim, synth <- bitfab."""
+"""Imports point down the layers only: numerics <- models, hw <- sim, synth <- bitfab."""
 
 import ast
 import pathlib

@@ -112,7 +112,7 @@ def test_double_buffering_is_faster_by_the_overlapped_loads() -> None:
 
 
 def test_scalesim_reference_values() -> None:
-    """Two values from HARDWARE.md's closed forms, by hand: 8x8 array, 64x64x64 GEMM."""
+    """Two values from SCALE-Sim's closed forms, by hand: 8x8 array, 64x64x64 GEMM."""
     assert hw.scalesim_cycles("os", 64, 64, 64, 8, 8) == 64 * (64 + 14) - 1
     assert hw.scalesim_cycles("ws", 64, 64, 64, 8, 8) == 64 * (64 + 16 + 6) - 1
     assert hw.scalesim_cycles("is", 64, 64, 64, 8, 8) == 64 * (64 + 16 + 6) - 1

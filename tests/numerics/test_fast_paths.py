@@ -65,9 +65,27 @@ def _policies(name: str) -> list[bool]:
     return [False, True]
 
 
+UNUSUAL = [
+    numerics.Minifloat(5, 2, signed=False),  # no sign bit
+    numerics.Minifloat(4, 3, subnormals=False, specials=numerics.Specials.FN),  # no zero: the lowest binade is normal
+    numerics.Minifloat(3, 2, bias=-2, specials=numerics.Specials.FINITE),  # quanta above 1
+    numerics.Minifloat(8, 3, signed=False),  # float32 subnormal inputs can round up: the 64-bit kernel
+    numerics.Minifloat(7, 15),  # a wide mantissa
+]
+
+
 @pytest.mark.parametrize(("name", "saturate"), [(n, s) for n in FAST for s in _policies(n)])
 def test_fast_paths_equal_the_general_kernel(name: str, saturate: bool) -> None:
-    fmt = numerics.get(name)
+    _fast_paths_equal_the_general_kernel(numerics.get(name), saturate)
+
+
+@pytest.mark.parametrize(("fmt", "saturate"), [(f, s) for f in UNUSUAL for s in (False, True)], ids=str)
+def test_fast_paths_equal_the_general_kernel_for_unusual_layouts(fmt: numerics.Minifloat, saturate: bool) -> None:
+    if saturate or fmt.has_inf or fmt.has_nan:
+        _fast_paths_equal_the_general_kernel(fmt, saturate)
+
+
+def _fast_paths_equal_the_general_kernel(fmt: numerics.ElementFormat, saturate: bool) -> None:
     for x in (float32_patterns(), float64_patterns()):
         if not fmt.has_nan:
             x = x[~np.isnan(x)]
@@ -102,6 +120,7 @@ def test_dequantize_equals_the_formula_in_every_layout() -> None:
 
 
 @pytest.mark.parametrize(("name", "saturate"), [("fp8_e4m3", False), ("fp8_e4m3", True), ("fp8_e5m2", False),
+                                                ("fp8_e5m2", True), ("fp16", False), ("fp8_e5m2fnuz", True),
                                                 ("fp8_e4m3fnuz", False), ("fp4_e2m1", True), ("bf16", False),
                                                 ("e8m0", False), ("e8m0", True), ("fp6_e2m3", True)])  # fmt: skip
 def test_specialized_kernel_for_large_float32_arrays_equals_the_general_kernel(name: str, saturate: bool) -> None:

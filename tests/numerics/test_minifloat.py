@@ -98,6 +98,36 @@ def test_decode_equals_ml_dtypes_for_every_code(name: str) -> None:
     assert same(fmt.decode(codes), oracle_decode(name, codes)).all()
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.int64, np.uint32])
+def test_bf16_decodes_every_code_as_ml_dtypes_in_any_integer_dtype(dtype: type) -> None:
+    """uint16 codes (what encode returns) skip the range check; wider ones are checked."""
+    fmt = numerics.get("bf16")
+    codes = np.arange(1 << 16).astype(dtype)
+    got = fmt.decode(codes)
+    assert got.dtype == np.float64 and same(got, oracle_decode("bf16", codes)).all()
+    nan = np.isnan(got)
+    assert nan.sum() == 2 * 127 and (got[nan].view(np.uint64) == np.float64(np.nan).view(np.uint64)).all()
+    with pytest.raises(ValueError, match=r"^bf16 codes must be in \[0, 65535\], got 65536$"):
+        fmt.decode(np.array([1, 1 << 16], dtype=dtype if np.dtype(dtype).itemsize > 2 else np.int32))
+
+
+@pytest.mark.parametrize("saturate", [False, True])
+def test_large_float32_arrays_encode_fp8_e5m2_as_ml_dtypes(saturate: bool) -> None:
+    """The kernel compiled for arrays of >= 2**20 float32 values: ties, subnormals, overflow
+    (to Inf, or to 57344 when saturating), NaN and Inf against ml_dtypes, in the same value."""
+    from numerics._minifloat import _SPECIALIZE_FROM
+
+    fmt = numerics.get("fp8_e5m2")
+    x = np.resize(adversarial_inputs(fmt, np.random.default_rng(6), np.float32), _SPECIALIZE_FROM)
+    with np.errstate(all="ignore"):
+        expected = x.astype(ml_dtypes.float8_e5m2).astype(np.float64)
+    if saturate:  # ml_dtypes has no saturating cast: clamp its finite results and its Inf
+        expected = np.where(np.isnan(expected), expected, np.clip(expected, -fmt.max, fmt.max))
+    got = fmt.decode(fmt.encode(x, saturate=saturate))
+    bad = ~same(got, expected)
+    assert not bad.any(), f"{x[bad][:5]} -> {got[bad][:5]}, ml_dtypes {expected[bad][:5]}"
+
+
 def test_fp32_decode_equals_numpy_on_random_and_special_codes() -> None:
     fmt = numerics.get("fp32")
     rng = np.random.default_rng(1)

