@@ -50,7 +50,7 @@ def _operand(cfg: hw.ArrayConfig, side: str) -> dict[str, Any]:
     fields = [_lanes("codes", lanes, code_format.bits)]
     ovp = cfg.a_ovp if side == "a" else cfg.b_ovp
     stream, zero_point = (cfg.a_stream, cfg.a_zero_point) if side == "a" else (cfg.b_stream, cfg.b_zero_point)
-    carries = f"one {code_format.name} code per lane"
+    carries = f"one {code_format.name} code per lane (the bit pattern numerics encodes; integers: two's complement)"
     if stream is not None:
         carries = (f"one {stream.name} code per lane; the array subtracts the zero point {zero_point} at its edge "
                    f"(the datapath multiplies code - {zero_point}, a {code_format.name})")  # fmt: skip

