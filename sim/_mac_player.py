@@ -4,7 +4,7 @@ Driving a PE from cocotb costs one Python await per cycle (~15k cycles/s), so an
 8-bit stream (65,536 pairs and more) took a minute or two per PE. The harness replays one
 {clear, en, b, a} word per cycle from a `$readmemh` memory and records {flags, valid, acc} after
 every clock edge, so the stream runs at Verilator speed; cocotb (sim.tb_gemm) only starts it.
-Cycle j of the record holds the outputs right after the j-th edge, as sim.tb_mac samples them.
+Cycle j of the record holds the outputs right after the j-th rising edge.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ endmodule
 def play_mac(pe: wiring.Component, stream: MacStream, acc_width: int, flags: bool, latency: int, build_root: Path,
              work: Path, waves: bool = False) -> dict[str, np.ndarray]:  # fmt: skip
     """Run `stream` through `pe`; per cycle (len(stream) + latency of them) acc, valid and, with
-    `flags`, nan/pos_inf/neg_inf, as sim.tb_mac records them."""
+    `flags`, nan/pos_inf/neg_inf (cycle j: right after the j-th rising edge)."""
     work = Path(work).absolute()  # the simulator opens the hex files from its own directory
     work.mkdir(parents=True, exist_ok=True)
     a_bits, b_bits = (Shape.cast(pe.signature.members[port].shape).width for port in ("a", "b"))

@@ -124,13 +124,13 @@ def test_a_verilator_failure_exits_1_with_its_log_lines(
         import hw
 
         hw.to_verilog(pe, "top")  # what a real run does before its simulation fails
-        raise sim.SimulationError("the simulation (sim.tb_mac) wrote no results", log)
+        raise sim.SimulationError("the simulation (sim.play_mac) wrote no results", log)
 
     monkeypatch.setattr(sim, "check_mac", fails)
     code, _, err = run(capsys, "cosim", "pe", "--a", "int4", "--b", "int4", "-o", str(tmp_path / "o"))
     assert code == 1 and "Traceback" not in err
     assert err.splitlines()[-2:] == [
-        f"bitfab: error: the simulation (sim.tb_mac) wrote no results; log: {log}",
+        f"bitfab: error: the simulation (sim.play_mac) wrote no results; log: {log}",
         "  %Warning: /x/a.hex:0: $readmem file not found",
     ]
 
