@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Literal
 
@@ -87,50 +87,124 @@ class QuireAccumulator:
         return self.width
 
 
+Order = Literal["sequential", "blocked", "pairwise"]
+_ORDERS = ("sequential", "blocked", "pairwise")
+_ADD_ROUNDINGS = ("nearest_even", "toward_zero")
+_ALIGNS = ("truncate", "nearest_even")
+
+
 @dataclass(frozen=True)
 class FloatAccumulator:
-    """A floating-point running sum in `format`, one rounding (nearest-even) per addition.
+    """A floating-point running sum in `format`, described by what the hardware does.
 
-    order="sequential": acc = round(acc + a[k]*b[k]) for k ascending, the product exact (a
-    fused multiply-add chain, as a MAC PE does). order="pairwise": each product rounded to
-    `format`, then summed as a balanced binary tree over k (adjacent pairs, odd one carried).
+    One addition, add(acc, t), of the accumulator value acc and an exact addend t:
+    - window=None (full alignment): the exact acc + t is rounded once to `format` (`rounding`).
+    - window=N: E is the exponent of the leading bit of the larger of |acc|, |t|; both are cut to
+      multiples of 2**(E - N + 1), the N bits from that leading bit down (`align`: "truncate"
+      drops the bits below toward zero, as a shifter does; "nearest_even" rounds them), then the
+      exact sum of the cut values is rounded once to `format`. This is the limited alignment of
+      tensor cores (about 14 bits for FP8 on H800, DeepSeek-V3 report, 2024).
+    - `rounding`: "nearest_even" or "toward_zero" (overflow: Inf, or the largest finite toward
+      zero, as IEEE 754; a format without Inf follows its own encode rules). NaN and Inf
+      propagate as IEEE: NaN in, NaN out; Inf + -Inf is NaN.
+
+    The order says what the addends are; the running sum starts at +0:
+    - "sequential": every product, exact, is added in k order (a fused multiply-add chain, as a
+      MAC PE or an output-stationary PE does).
+    - "blocked": the exact sum of each `block` consecutive products (MX: the scaled block dot,
+      `block` defaults to the format's block size; a weight-stationary column: `block` = rows)
+      is rounded to `format`, then added in k order.
+    - "pairwise": the products (or, with `block`, the rounded block sums) are rounded to
+      `format`, then summed as a balanced binary tree (adjacent pairs, odd one carried).
     """
 
     format: Minifloat
-    order: Literal["sequential", "pairwise"] = "sequential"
+    order: Order = "sequential"
+    block: int | None = None
+    window: int | None = None
+    align: Literal["truncate", "nearest_even"] = "truncate"
+    rounding: Literal["nearest_even", "toward_zero"] = "nearest_even"
 
     def __post_init__(self) -> None:
         if not isinstance(self.format, Minifloat):
             raise TypeError(f"FloatAccumulator format must be a Minifloat, got {type(self.format).__name__}")
         if self.format.man_bits > 50:
             raise ValueError(f"FloatAccumulator format must have <= 50 mantissa bits, got {self.format.man_bits}")
-        if self.order not in ("sequential", "pairwise"):
-            raise ValueError(f"order must be 'sequential' or 'pairwise', got {self.order!r}")
+        if not self.format.signed:
+            raise ValueError(f"FloatAccumulator format must be signed, got {self.format.name}")
+        if self.order not in _ORDERS:
+            raise ValueError(f"order must be one of {', '.join(_ORDERS)}, got {self.order!r}")
+        if self.block is not None and (isinstance(self.block, bool) or not isinstance(self.block, int)
+                                       or self.block < 1):  # fmt: skip
+            raise ValueError(f"block must be a positive number of products, got {self.block!r}")
+        if self.block is not None and self.order == "sequential":
+            raise ValueError("block applies to order='blocked' or 'pairwise'; 'sequential' adds every product")
+        precision = self.format.man_bits + 1
+        if self.window is not None and (isinstance(self.window, bool) or not isinstance(self.window, int)
+                                        or not 2 <= self.window <= precision):  # fmt: skip
+            raise ValueError(
+                f"window must be between 2 and the accumulator's {precision} significand bits "
+                f"({self.format.name}), got {self.window!r}"
+            )
+        if self.align not in _ALIGNS:
+            raise ValueError(f"align must be one of {', '.join(_ALIGNS)}, got {self.align!r}")
+        if self.rounding not in _ADD_ROUNDINGS:
+            raise ValueError(f"rounding must be one of {', '.join(_ADD_ROUNDINGS)}, got {self.rounding!r}")
 
     def required_width(self, a: ElementFormat, b: ElementFormat, k_terms: int) -> int:
         return self.format.bits
+
+    def with_order(self, order: Order, block: int | None = None) -> FloatAccumulator:
+        """The same arithmetic with the addends a dataflow forms (see the class docstring)."""
+        return replace(self, order=order, block=block)
 
 
 Accumulator = ExactAccumulator | FixedAccumulator | QuireAccumulator | FloatAccumulator
 
 
-ACCUMULATOR_SYNTAX = "exact, int{W} (wrapping) or int{W}_sat (saturating), W in 2..63 (e.g. int32)"
+ACCUMULATOR_SYNTAX = (
+    "exact, int{W} (wrapping) or int{W}_sat (saturating), W in 2..63 (e.g. int32), or a float accumulator "
+    "{F}[_w{N}[r]][_rz]: F a minifloat (fp32, bf16, fp16, fp8_e5m2, ...), _wN an alignment window of N bits "
+    "(truncated; _wNr rounded to nearest even), _rz adds rounded toward zero (e.g. fp32, fp32_w14, bf16_rz)"
+)
 
 
-def parse_accumulator(text: str) -> ExactAccumulator | FixedAccumulator:
+def parse_accumulator(text: str) -> ExactAccumulator | FixedAccumulator | FloatAccumulator:
     """The one text spelling of a hardware accumulator: `exact` (Kulisch), `int{W}` (a W-bit
-    register that wraps) or `int{W}_sat` (that saturates), both at the exact product lsb."""
+    register that wraps) or `int{W}_sat` (that saturates), both at the exact product lsb, or a
+    float accumulator `{F}[_w{N}[r]][_rz]` (sequential order: a dataflow sets its own, see
+    `FloatAccumulator.with_order`)."""
     if text == "exact":
         return ExactAccumulator()
     if (match := re.fullmatch(r"int(\d+)(_sat)?", text)) and 2 <= int(match[1]) <= 63:
         return FixedAccumulator(int(match[1]), overflow="saturate" if match[2] else "wrap")
+    if match := re.fullmatch(r"(.+?)(?:_w(\d+)(r?))?(_rz)?", text):
+        from ._registry import get
+
+        try:
+            fmt = get(match[1])
+        except (ValueError, KeyError):
+            fmt = None
+        if isinstance(fmt, Minifloat) and fmt.signed:
+            window = int(match[2]) if match[2] else None
+            try:
+                return FloatAccumulator(fmt, window=window, align="nearest_even" if match[3] else "truncate",
+                                        rounding="toward_zero" if match[4] else "nearest_even")  # fmt: skip
+            except ValueError as error:
+                raise ValueError(f"accumulator {text!r}: {error}") from None
     raise ValueError(f"accumulator must be {ACCUMULATOR_SYNTAX}, got {text!r}")
 
 
-def accumulator_name(accumulator: ExactAccumulator | FixedAccumulator) -> str:
-    """The inverse of `parse_accumulator` (accumulators at the exact product lsb only)."""
+def accumulator_name(accumulator: ExactAccumulator | FixedAccumulator | FloatAccumulator) -> str:
+    """The inverse of `parse_accumulator` (fixed accumulators at the exact product lsb only; a
+    float accumulator's name leaves out its order, which the dataflow sets)."""
     if isinstance(accumulator, ExactAccumulator):
         return "exact"
     if isinstance(accumulator, FixedAccumulator) and accumulator.lsb_exponent is None:
         return f"int{accumulator.width}" + ("_sat" if accumulator.overflow == "saturate" else "")
-    raise ValueError(f"{accumulator!r} has no text name (only exact and int{{W}}[_sat] at the product lsb do)")
+    if isinstance(accumulator, FloatAccumulator):
+        window = "" if accumulator.window is None else f"_w{accumulator.window}"
+        window += "r" if window and accumulator.align == "nearest_even" else ""
+        return accumulator.format.name + window + ("_rz" if accumulator.rounding == "toward_zero" else "")
+    raise ValueError(f"{accumulator!r} has no text name (only exact, int{{W}}[_sat] at the product lsb and "
+                     "float accumulators do)")  # fmt: skip

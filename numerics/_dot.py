@@ -21,7 +21,7 @@ from ._exact import ExactResult, limb_bits_for, limb_product, normalize, to_limb
 from ._format import ElementFormat
 from ._ovp import OVPFormat
 from ._registry import Format, get
-from ._rounding import Rounding
+from ._rounding import Rounding, as_rounding
 
 _MAX_OPERAND_SIGNIFICAND_BITS = 40
 
@@ -139,25 +139,49 @@ def _contraction(matrix: bool, blocked: bool = False) -> Any:
     return lambda x, y: (x * y).sum(axis=-1)
 
 
-def _blockwise_float(a: _Operand, b: _Operand, acc: FloatAccumulator, matrix: bool) -> ExactResult:
-    """Composite operands in a float accumulator: each block's exact scaled dot is rounded once
-    to the accumulator format, then the blocks are summed in the declared order."""
-    block_size = a.block_size or b.block_size
-    assert block_size is not None
-    ab, bb = a.blocked(block_size), b.blocked(block_size)
-    per_block = _exact(ab, bb, _contraction(matrix, blocked=True), block_size)
-    block_values = per_block.round_to(acc.format).reshape(per_block.shape)
-    terms = acc.format.decode(block_values)
-    rows = np.ascontiguousarray(terms.reshape(-1, terms.shape[-1]))
-    ones = np.ones((1, rows.shape[1]))
-    out = np.empty(rows.shape[0])
-    index = np.arange(rows.shape[0])
-    float_accumulate(rows, ones, index, np.zeros_like(index), acc.order == "pairwise", _float_params(acc), out)
-    return _from_float(out.reshape(terms.shape[:-1]), acc.format.lsb_exponent)
+def _float(a: _Operand, b: _Operand, acc: FloatAccumulator, matrix: bool) -> ExactResult:
+    """Float accumulation (see `FloatAccumulator`): the addends are the exact products, or the
+    exact sums of `block` products (MX: the scaled block dots) rounded to the format; they are
+    added in k order or as a pairwise tree."""
+    composite = a.block_size or b.block_size
+    block = acc.block or (None if acc.order == "sequential" else composite)
+    if acc.order == "blocked" and block is None:
+        raise ValueError(f"order='blocked' needs a block size for element formats ({a.name} x {b.name}): "
+                         "give FloatAccumulator(..., block=...)")  # fmt: skip
+    mode = int(as_rounding(acc.rounding))
+    saturate = not (acc.format.has_inf or acc.format.has_nan)
+    params = acc.format.params(saturate)
+    window, nearest_even_align = acc.window or 0, acc.align == "nearest_even"
+    if block is not None:
+        ab, bb = a.blocked(block), b.blocked(block)
+        per_block = _exact(ab, bb, _contraction(matrix, blocked=True), block)
+        codes = per_block.round_to(acc.format, rounding=acc.rounding, saturate=saturate).reshape(per_block.shape)
+        terms = acc.format.decode(codes)
+        rows = np.ascontiguousarray(terms.reshape(-1, terms.shape[-1]))
+        out = np.empty(rows.shape[0])
+        index = np.arange(rows.shape[0])
+        float_accumulate(rows, np.ones((1, rows.shape[1])), index, np.zeros_like(index), acc.order == "pairwise",
+                         params, mode, window, nearest_even_align, out)  # fmt: skip
+        return _from_float(out.reshape(terms.shape[:-1]), acc.format.lsb_exponent)
+    bits = _significand_bound(a) + _significand_bound(b)
+    if bits > 53:
+        raise ValueError(
+            f"FloatAccumulator needs products exact in float64: {a.name} x {b.name} has "
+            f"{bits} significand bits (> 53)" + ("; order='blocked' sums each block exactly first" if composite else "")
+        )
+    ia, ib, out_shape = _pairs(a.sig.shape[:-1], b.sig.shape[:-1], matrix)
+    out = np.empty(ia.size, np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        float_accumulate(_rows(a.values), _rows(b.values), ia, ib, acc.order == "pairwise", params, mode, window,
+                         nearest_even_align, out)  # fmt: skip
+    return _from_float(out.reshape(out_shape), acc.format.lsb_exponent)
 
 
-def _float_params(acc: FloatAccumulator) -> np.ndarray:
-    return acc.format.params(not (acc.format.has_inf or acc.format.has_nan))
+def _significand_bound(op: _Operand) -> int:
+    """Bits of the largest significand the operand can hold (composites: of the lowered data)."""
+    if isinstance(op.fmt, CompositeFormat):
+        return int(np.abs(op.sig).max()).bit_length() if op.sig.size else 1
+    return op.fmt.significand_bits  # type: ignore[union-attr]
 
 
 def _accumulate(a: _Operand, b_rows: _Operand, acc: Accumulator, matrix: bool) -> ExactResult:
@@ -176,8 +200,8 @@ def _accumulate(a: _Operand, b_rows: _Operand, acc: Accumulator, matrix: bool) -
             special = np.where(overflow, np.nan, result.special)
             result = ExactResult(result.limbs, result.limb_bits, result.lsb_exponent, special)
         return result
-    if isinstance(acc, FloatAccumulator) and (a.block_size or b_rows.block_size):
-        return _blockwise_float(a, b_rows, acc, matrix)
+    if isinstance(acc, FloatAccumulator):
+        return _float(a, b_rows, acc, matrix)
     composite = [op.name for op in (a, b_rows) if isinstance(op.fmt, CompositeFormat)]
     ia, ib, out_shape = _pairs(a.sig.shape[:-1], b_rows.sig.shape[:-1], matrix)
     if isinstance(acc, FixedAccumulator):
@@ -191,20 +215,6 @@ def _accumulate(a: _Operand, b_rows: _Operand, acc: Accumulator, matrix: bool) -
         fixed_accumulate(_rows(a.sig), _rows(a.exp), _rows(b_rows.sig), _rows(b_rows.exp), ia, ib, lsb, acc.width,
                          acc.overflow == "saturate", out)  # fmt: skip
         return ExactResult.from_int64(out.reshape(out_shape), lsb)
-    if isinstance(acc, FloatAccumulator):
-        if composite:
-            raise ValueError(f"FloatAccumulator takes element formats or block formats, got {composite[0]}")
-        bits = a.fmt.significand_bits + b_rows.fmt.significand_bits  # type: ignore[union-attr]
-        if bits > 53:
-            raise ValueError(
-                f"FloatAccumulator needs products exact in float64: {a.name} x {b_rows.name} has "
-                f"{bits} significand bits (> 53)"
-            )
-        out = np.empty(ia.size, np.float64)
-        float_accumulate(
-            _rows(a.values), _rows(b_rows.values), ia, ib, acc.order == "pairwise", _float_params(acc), out
-        )
-        return _from_float(out.reshape(out_shape), acc.format.lsb_exponent)
     raise TypeError(
         "accumulator must be one of ExactAccumulator, FixedAccumulator, QuireAccumulator, FloatAccumulator; "
         f"got {acc!r}"
@@ -235,9 +245,11 @@ def _finish(
 
 def _reduction_axis_check(data: Any, fmt: Format, axis: int, role: str, accumulator: Accumulator | None = None) -> None:
     # OliVe pairs share no scale: with an exact or fixed accumulator every element lowers on its
-    # own, so pairs may run along any axis (an array pairs its lanes). Float accumulation rounds
-    # block by block and needs the blocks along the reduction.
-    if isinstance(fmt, OVPFormat) and not isinstance(accumulator, FloatAccumulator):
+    # own, so pairs may run along any axis (an array pairs its lanes), as with a float accumulator
+    # adding products one by one; blocked orders round block by block and need the blocks along
+    # the reduction.
+    if isinstance(fmt, OVPFormat) and not (isinstance(accumulator, FloatAccumulator)
+                                           and accumulator.order != "sequential"):  # fmt: skip
         return
     if isinstance(fmt, CompositeFormat) and isinstance(data, Encoded):
         shape, enc_axis = getattr(data, "shape", None), getattr(data, "axis", None)

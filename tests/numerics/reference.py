@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -63,3 +64,27 @@ def round_to_grid(
 
 def as_fraction(values: np.ndarray) -> list[Fraction]:
     return [Fraction(float(v)) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
+
+
+def lead_exponent(x: Fraction) -> int:
+    e = abs(x).numerator.bit_length() - abs(x).denominator.bit_length()
+    return e if Fraction(2) ** e <= abs(x) else e - 1
+
+
+def round_fraction(x: Fraction, fmt: Any, toward_zero: bool) -> Fraction | float:
+    """x rounded to fmt with Python integers: nearest-even or toward zero; overflow as IEEE 754."""
+    if x == 0:
+        return Fraction(0)
+    magnitude = abs(x)
+    lead = lead_exponent(magnitude)
+    quantum = Fraction(2) ** (max(lead, fmt.emin) - fmt.man_bits)
+    steps, rest = divmod(magnitude, quantum)
+    if not toward_zero and (rest > quantum / 2 or (rest == quantum / 2 and steps % 2 == 1)):
+        steps += 1
+    value = steps * quantum
+    if value > Fraction(fmt.max):
+        if toward_zero:
+            value = Fraction(fmt.max)
+        else:
+            return float("inf") if x > 0 else float("-inf")
+    return value if x > 0 else -value

@@ -96,7 +96,7 @@ def test_pairs_may_run_along_any_axis_for_exact_matmul(axis_a: int, axis_b: int)
     want = [[sum(Fraction(float(da[i, k])) * Fraction(float(db[k, j])) for k in range(10)) for j in range(4)]
             for i in range(6)]  # fmt: skip
     assert got.tolist() == want
-    float_acc = numerics.FloatAccumulator(numerics.get("fp32"))
+    float_acc = numerics.FloatAccumulator(numerics.get("fp32"), "blocked")
     with pytest.raises(ValueError, match="blocks must run along the reduction axis"):
         numerics.matmul(fmt.encode(a, axis=0), fmt.encode(b, axis=0), fmt, fmt, float_acc)
 
