@@ -36,10 +36,13 @@ CYCLE_FORMULAS = {
 
 
 def _array_options(args: argparse.Namespace) -> dict[str, Any]:
-    accumulator = numerics.parse_accumulator(args.acc)
+    """The array's options; no --acc leaves the accumulator to the array: fp32 for MX operands
+    (OCP's datapath), exact for the others."""
+    accumulator = None if args.acc is None else numerics.parse_accumulator(args.acc)
     if isinstance(accumulator, numerics.FixedAccumulator) and accumulator.overflow == "saturate":
         raise ValueError(f"--acc {args.acc}: an array adds partial sums in dataflow order, so a saturating register "
-                         "would not match the model's k-order clamping; use exact or a wrapping int{W}")  # fmt: skip
+                         "would not match the model's k-order clamping; use exact, a wrapping int{W} or a float "
+                         "accumulator (e.g. fp32)")  # fmt: skip
     return {"accumulator": accumulator, "rows": args.rows, "cols": args.cols, "dataflow": args.dataflow,
             "double_buffer": double_buffer(args), "pipeline": args.pipeline, "dsp_budget": args.dsp_budget,
             "k_max": args.k_max, "m_max": args.m_max}  # fmt: skip
@@ -65,6 +68,7 @@ def array_manifest(array: hw.SystolicArray, module: str) -> dict[str, Any]:
         "a_format": cfg.a_format.name,
         "b_format": cfg.b_format.name,
         "accumulator": numerics.accumulator_name(cfg.accumulator),
+        **_float_order(cfg),
         "rows": cfg.rows,
         "cols": cfg.cols,
         "dataflow": cfg.dataflow,
@@ -74,11 +78,20 @@ def array_manifest(array: hw.SystolicArray, module: str) -> dict[str, Any]:
         "k_max": cfg.k_max,
         "m_max": cfg.m_max,
         "acc_width": cfg.acc_width,
-        "acc_lsb_exponent": cfg.lsb_exponent,
+        "acc_lsb_exponent": None if cfg.float_format is not None else cfg.lsb_exponent,  # float: acc is a code
         "cycle_formula": formula,
         "ports": ports(array),
         "contract": array_contract(cfg, formula),
     }
+
+
+def _float_order(cfg: hw.ArrayConfig) -> dict[str, Any]:
+    """A float accumulator's order as this dataflow realises it (numerics.FloatAccumulator's
+    `order` and `block`), which its name leaves out."""
+    accumulator = cfg.accumulator
+    if not isinstance(accumulator, numerics.FloatAccumulator):
+        return {}
+    return {"accumulator_order": accumulator.order, "accumulator_block": accumulator.block}
 
 
 def testbench_gemm(cfg: hw.ArrayConfig, gemm: tuple[int, int, int] | None) -> tuple[int, int, int]:
@@ -191,6 +204,7 @@ def add_array_commands(generate: argparse._SubParsersAction, cosim: argparse._Su
         add_array_options(p, rows_required=True)
         add_format_options(p, required=True)
         add_accumulator_options(p, "largest K (sets the exact accumulator width)")
+        p.set_defaults(acc=None)  # no --acc: fp32 for MX operands (OCP's datapath), exact for the others
         p.add_argument("--dsp-budget", type=nonnegative_int, default=None, metavar="N",
                        help="PEs beyond N use LUT multipliers (default: none, every PE may use a DSP)")  # fmt: skip
         p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -30,7 +30,70 @@ SPECIAL = (
 )
 
 
+FLOAT_SPECIAL = (
+    "nan, pos_inf and neg_inf are read off acc, not kept beside it: nan while acc is a NaN code, pos_inf / "
+    "neg_inf while it is +Inf / -Inf (never two at once). IEEE arithmetic keeps them until the next clear: a NaN "
+    "product (a NaN operand, 0 x Inf{mx}) or +Inf + -Inf makes acc NaN, which stays; an infinite product makes "
+    "acc {inf}."
+)
+
+
+def _float_flags(fmt: numerics.Minifloat, mx: bool) -> str:
+    if not (fmt.has_inf or fmt.has_nan):
+        return (f"nan, pos_inf and neg_inf are read off acc, and {fmt.name} has no NaN or Inf codes: they stay low "
+                "(see acc for what a NaN or an infinite product becomes)")  # fmt: skip
+    inf = "Inf of its sign, which stays unless the opposite Inf comes" if fmt.has_inf else "NaN (the format has no Inf)"
+    return FLOAT_SPECIAL.format(mx=", or an E8M0 scale 0xFF in its block" if mx else "", inf=inf)
+
+
+_SPECIALS = {
+    numerics.Specials.IEEE: "IEEE specials: exponent field all ones is +-Inf (mantissa 0) or NaN (mantissa not 0)",
+    numerics.Specials.FN: "no Inf; NaN is exponent and mantissa fields all ones (either sign)",
+    numerics.Specials.FNUZ: "no Inf and no -0; the code with only the sign bit set is the one NaN",
+    numerics.Specials.FINITE: "no Inf or NaN: every code is finite",
+}
+
+
+def _float_value(accumulator: numerics.FloatAccumulator) -> str:
+    """A float accumulator's acc: the code's layout, and what one addition does."""
+    fmt, name = accumulator.format, numerics.accumulator_name(accumulator)
+    bits, man = fmt.bits, fmt.man_bits
+    nan_code = fmt._nan_code & ((1 << bits) - 1)
+    layout = (f"acc is the unsigned {bits}-bit code of {fmt.name} (accumulator {name}), not a scaled integer: sign "
+              f"bit {bits - 1}, exponent field e in bits [{bits - 2}:{man}] with bias {fmt.bias}, mantissa m in bits "
+              f"[{man - 1}:0]; value (-1)**sign * 2**(e - {fmt.bias}) * (1 + m / 2**{man}) for e > 0, subnormals "
+              f"(-1)**sign * 2**{1 - fmt.bias} * m / 2**{man} for e = 0; {_SPECIALS[fmt.specials]}; largest finite "
+              f"{fmt.max!r}. A clear starts the sum at +0 (code 0).")  # fmt: skip
+    order = {
+        "sequential": "every enabled product is added in k order (a fused multiply-add chain)",
+        "blocked": f"the exact sum of each {accumulator.block} consecutive products (MX: a block's scaled dot "
+        f"product; weight-stationary: a fold's rows) is rounded once to {fmt.name}, then added in k order",
+        "pairwise": f"the products are rounded to {fmt.name} and summed as a balanced binary tree",
+    }[accumulator.order]
+    align = "the exact sum of acc and the addend (full alignment)"
+    if accumulator.window is not None:
+        cut = "cut toward zero" if accumulator.align == "truncate" else "rounded to nearest, ties to even"
+        align = (f"the exact sum of acc and the addend after both are cut to a window of {accumulator.window} bits "
+                 f"from the larger one's leading bit (the bits below {cut})")  # fmt: skip
+    rounding = "to nearest, ties to even" if accumulator.rounding == "nearest_even" else "toward zero"
+    if not (fmt.has_inf or fmt.has_nan):
+        overflow = "the largest finite of its sign"
+    elif accumulator.rounding == "toward_zero":
+        overflow = "the largest finite of its sign (toward zero, as IEEE 754)"
+    else:
+        overflow = "+-Inf" if fmt.has_inf else "NaN (the format has no Inf)"
+    nan = f"NaN results are code {nan_code:#x} (compare every NaN code alike)"
+    if not (fmt.has_inf or fmt.has_nan):
+        nan = (f"with no NaN or Inf codes, a NaN (a NaN product, +Inf + -Inf) becomes code {nan_code:#x} and an "
+               "infinite product the largest finite of its sign, as numerics encodes them")  # fmt: skip
+    zero = "a zero result is +0 (code 0, never -0: compare -0 as +0)"
+    return (f"{layout} Order: {order}. Each addition takes {align} and rounds it once {rounding}; a sum beyond "
+            f"the range becomes {overflow}; {nan}; {zero}.")  # fmt: skip
+
+
 def _sum_value(width: int, lsb: int, accumulator: Any, terms: str) -> str:
+    if isinstance(accumulator, numerics.FloatAccumulator):
+        return _float_value(accumulator)
     if isinstance(accumulator, numerics.ExactAccumulator):
         overflow = f"exact: it never overflows for up to {terms} products"
     else:
@@ -145,12 +208,14 @@ def array_contract(cfg: hw.ArrayConfig, cycle_formula: str) -> dict[str, Any]:
         "out": {
             "payload_bits": c * (width + 3),
             "lane_bits": width + 3,
-            "lane_fields": [{"name": "acc", "lsb": 0, "bits": width, "signed": True}]
+            "lane_fields": [{"name": "acc", "lsb": 0, "bits": width, "signed": cfg.float_format is None}]
             + [{"name": f, "lsb": width + i, "bits": 1, "signed": False} for i, f in enumerate(FLAGS)],
             "layout": f"lane j in bits [{width + 3}*j + {width + 2} : {width + 3}*j] (lane 0 lowest); within a lane "
             f"acc in bits [{width - 1}:0], nan {width}, pos_inf {width + 1}, neg_inf {width + 2}",
             "value": _sum_value(width, cfg.lsb_exponent, cfg.accumulator, "k_max"),
-            "special": SPECIAL.format(
+            "special": _float_flags(cfg.float_format, mx)
+            if cfg.float_format is not None
+            else SPECIAL.format(
                 mx=", or an E8M0 scale 0xFF in its block" if mx else "",
                 mx_zero=", and every product of a 0xFF-scale block," if mx else "",
             ),
@@ -178,7 +243,9 @@ def pe_contract(pe: hw.MacPE) -> dict[str, Any]:
         f"t + {latency - 1} (sample them {latency} cycles after presenting the inputs); a new input every cycle.",
         "valid": f"high in the cycle where acc holds the update of an enabled input (en delayed by {latency} cycles).",
         "acc": _sum_value(width, pe.lsb_exponent, pe.accumulator, f"k_terms = {pe.k_terms}"),
-        "flags": "nan, pos_inf, neg_inf are sticky since the last clear. " + SPECIAL.format(mx="", mx_zero=""),
+        "flags": _float_flags(pe.accumulator.format, mx=False)
+        if isinstance(pe.accumulator, numerics.FloatAccumulator)
+        else "nan, pos_inf, neg_inf are sticky since the last clear. " + SPECIAL.format(mx="", mx_zero=""),
     }
 
 

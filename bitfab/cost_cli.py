@@ -20,6 +20,7 @@ from .options import (
     add_array_options,
     add_cache_option,
     add_format_options,
+    array_accumulator,
     double_buffer,
     gemm,
 )
@@ -27,9 +28,12 @@ from .options import (
 
 def _spec(args: argparse.Namespace) -> synth.DesignSpec:
     if args.rows == args.cols == 1:
-        return synth.DesignSpec("pe", args.a, args.b, accumulator=args.acc, k=args.k_max, pipeline=args.pipeline)
+        return synth.DesignSpec(
+            "pe", args.a, args.b, accumulator=args.acc or "exact", k=args.k_max, pipeline=args.pipeline
+        )
     return synth.DesignSpec("array", args.a, args.b, args.rows, args.cols, args.dataflow,
-                            double_buffer=double_buffer(args), accumulator=args.acc, k=args.k_max,
+                            double_buffer=double_buffer(args), accumulator=array_accumulator(args.acc, args.a),
+                            k=args.k_max,
                             m_max=args.m_max, pipeline=args.pipeline)  # fmt: skip
 
 
@@ -112,6 +116,7 @@ def _design_arguments(p: argparse.ArgumentParser, targets: list[str]) -> None:
     add_format_options(p, required=False)
     add_array_options(p, rows_required=False, single_pe=True)
     add_accumulator_options(p, "largest K (sets the exact accumulator width)")
+    p.set_defaults(acc=None)  # no --acc: what the array takes (fp32 for MX operands, exact otherwise)
     p.add_argument("--target", default="ecp5", choices=targets, help="FPGA family")
     p.add_argument("--no-dsp", action="store_true", help="LUT multipliers only")
     p.add_argument("--json", action="store_true", help="machine-readable output")

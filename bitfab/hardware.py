@@ -88,7 +88,7 @@ def manifest(pe: hw.MacPE, module: str) -> dict[str, Any]:
         "b_format": pe.b_format.name,
         "accumulator": numerics.accumulator_name(pe.accumulator),
         "acc_width": pe.acc_width,
-        "acc_lsb_exponent": pe.lsb_exponent,
+        "acc_lsb_exponent": None if pe.is_float else pe.lsb_exponent,  # float: acc is a format code
         "k_terms": pe.k_terms,
         "pipeline": pe.pipeline,
         "latency_cycles": pe.latency,
@@ -101,8 +101,10 @@ def cmd_generate_pe(args: argparse.Namespace, console: Console) -> int:
     out = paths.output_directory(args.output)
     pe = build_pe(args)
     info = manifest(pe, "mac_pe")
-    summary = (f"{info['a_format']} x {info['b_format']} MAC PE: {info['acc_width']}-bit accumulator "
-               f"(lsb 2**{info['acc_lsb_exponent']}), latency {info['latency_cycles']} cycles")  # fmt: skip
+    register = f"{info['acc_width']}-bit accumulator (lsb 2**{info['acc_lsb_exponent']})"
+    if pe.is_float:
+        register = f"{info['accumulator']} float accumulator ({info['acc_width']}-bit codes, order sequential)"
+    summary = f"{info['a_format']} x {info['b_format']} MAC PE: {register}, latency {info['latency_cycles']} cycles"
     testbench = None
     if args.testbench:
         stream = sim.operand_stream(pe, exhaustive=False, random_pairs=args.random, seed=args.seed)

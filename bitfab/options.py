@@ -65,10 +65,12 @@ nonnegative_int = _integer_at_least(0, "an integer >= 0")
 
 
 def accumulator(text: str) -> str:
+    """An argparse type: a text numerics.parse_accumulator takes; its error (the syntax, or why a
+    float accumulator it recognised is invalid, e.g. a window wider than the format) as the reason."""
     try:
         numerics.parse_accumulator(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {numerics.ACCUMULATOR_SYNTAX}, got {text!r}") from None
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("accumulator ")) from None
     return text
 
 
@@ -96,9 +98,21 @@ def add_format_options(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--b", required=required, help="format of B, the weights", **defaults)
 
 
+def array_accumulator(acc: str | None, a_format: str) -> str:
+    """--acc as given, or what an array takes when none is: fp32 for MX operands (each block's exact
+    sum scaled and added in FP32, as the OCP MX spec defines the dot product), exact otherwise."""
+    if acc is not None:
+        return acc
+    return "fp32" if isinstance(numerics.get(a_format), numerics.BlockFormat) else "exact"
+
+
 def add_accumulator_options(p: argparse.ArgumentParser, k_help: str) -> None:
     p.add_argument("--acc", type=accumulator, default="exact", metavar="ACC",
-                   help="exact (Kulisch), int{W} (W-bit, wraps) or int{W}_sat (saturates; PEs only)")  # fmt: skip
+                   help="exact (Kulisch), int{W} (W-bit, wraps), int{W}_sat (saturates; PEs only), or a float "
+                        "accumulator {F}[_w{N}[r]][_rz]: F a signed minifloat (fp32, bf16, fp16, ...), _wN an "
+                        "alignment window of N bits (truncated; _wNr rounded), _rz adds toward zero "
+                        "(e.g. fp32, fp32_w14, bf16_rz); arrays default to fp32 for MX operands (OCP's datapath), "
+                        "everything else to exact")  # fmt: skip
     p.add_argument("--k-max", type=positive_int, default=K_MAX, metavar="K", help=k_help)
     p.add_argument("--pipeline", type=int, default=PIPELINE, choices=[0, 1, 2], help="registers inside each PE")
 

@@ -6,6 +6,7 @@ from ._bitserial import BitSerialArray, BitSerialConfig, grid_terms
 from ._bitserial_schedule import WeightPlan, bitserial_beats, bitserial_cycles, plan_weights
 from ._decode import Decoder, IntDecoder, MinifloatDecoder, PositDecoder, decoder_for
 from ._emit import LINT_WAIVERS, emit, to_verilog
+from ._float_acc import FloatTerm, code_term, float_add
 from ._mac import MacPE
 from ._ovp import OVPMacPE, OVPPairDecoder
 from ._round import OutputRounder
@@ -30,6 +31,7 @@ __all__ = [
     "BitSerialArray",
     "BitSerialConfig",
     "Decoder",
+    "FloatTerm",
     "GemmBeats",
     "IntDecoder",
     "MacPE",
@@ -43,10 +45,12 @@ __all__ = [
     "bitserial_beats",
     "bitserial_cycles",
     "check_gemm",
+    "code_term",
     "cycles",
     "datapath_codes",
     "decoder_for",
     "emit",
+    "float_add",
     "folds",
     "gemm_beats",
     "grid_terms",

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from amaranth import signed
+from amaranth import signed, unsigned
 from amaranth.lib import data
 
 import numerics
-from numerics import BlockFormat, ExactAccumulator, FixedAccumulator, IntFormat, OVPFormat
+from numerics import BlockFormat, ExactAccumulator, FixedAccumulator, FloatAccumulator, IntFormat, OVPFormat
 
 from ._array_parts import ovp_layout
 from ._decode import DecodedLayout, decoded_layout, element_format
+from ._float_acc import check_float_format
 
 Dataflow = Literal["ws", "os"]
 MX_SCALE_BIAS = 127
@@ -22,11 +23,20 @@ SIZE_BITS = 16  # M, K and N ports: GEMMs up to 65,535 in each dimension
 @dataclass(frozen=True)
 class ArrayConfig:
     """An R x C array for (a, b, accumulator). `k_max` bounds K (it sets the exact accumulator
-    width); `m_max` is the depth of the weight-stationary output accumulator (M <= m_max)."""
+    width); `m_max` is the depth of the weight-stationary output accumulator (M <= m_max).
+
+    A float accumulator is held with the order this dataflow realises (`numerics_accumulator`):
+    output-stationary PEs add every product in k order ("sequential"; MX: each block's exact
+    scaled sum, rounded, "blocked" by the block size); weight-stationary columns round the exact
+    sum of a fold's R rows and add it into the output buffer ("blocked", block = rows).
+
+    `build` without an accumulator takes, for MX operands, the OCP MX datapath: each block's dot
+    product exact in a narrow register, scaled by both E8M0 scales, added into fp32; for other
+    operands, exact (Kulisch) accumulation. `ExactAccumulator()` keeps MX exact (2 * 254 bits wider)."""
 
     a_format: numerics.ElementFormat
     b_format: numerics.ElementFormat
-    accumulator: ExactAccumulator | FixedAccumulator
+    accumulator: ExactAccumulator | FixedAccumulator | FloatAccumulator
     rows: int
     cols: int
     dataflow: Dataflow = "ws"
@@ -50,7 +60,7 @@ class ArrayConfig:
         cls,
         a_format: numerics.ElementFormat | str,
         b_format: numerics.ElementFormat | str,
-        accumulator: ExactAccumulator | FixedAccumulator | None = None,
+        accumulator: ExactAccumulator | FixedAccumulator | FloatAccumulator | None = None,
         rows: int = 4,
         cols: int = 4,
         dataflow: str = "ws",
@@ -62,10 +72,11 @@ class ArrayConfig:
         a_zero_point: int = 0,
         b_zero_point: int = 0,
     ) -> ArrayConfig:
-        accumulator = accumulator or ExactAccumulator()
         a_stream, a_format = _zero_pointed(a_format, a_zero_point, "a")
         b_stream, b_format = _zero_pointed(b_format, b_zero_point, "b")
         block = _mx_block(a_format, b_format, accumulator, dataflow, rows)
+        if accumulator is None:  # MX: OCP's datapath (exact block dots, scaled, added in fp32); else Kulisch
+            accumulator = ExactAccumulator() if block is None else FloatAccumulator(numerics.get("fp32"))
         if block is not None:
             a_format = b_format = block.element
         a_ovp, b_ovp = _ovp(a_format, rows, "rows"), _ovp(b_format, cols, "cols")
@@ -73,14 +84,14 @@ class ArrayConfig:
             a_format = _OVP_WIDTH_BOUND[a_ovp.element_bits]
         if b_ovp is not None:
             b_format = _OVP_WIDTH_BOUND[b_ovp.element_bits]
-        if not isinstance(accumulator, ExactAccumulator | FixedAccumulator):
-            raise ValueError(
-                f"accumulator must be ExactAccumulator or FixedAccumulator, got {type(accumulator).__name__}"
-            )
+        if not isinstance(accumulator, ExactAccumulator | FixedAccumulator | FloatAccumulator):
+            raise ValueError(f"accumulator must be ExactAccumulator, FixedAccumulator or FloatAccumulator, "
+                             f"got {type(accumulator).__name__}")  # fmt: skip
         if isinstance(accumulator, FixedAccumulator) and accumulator.overflow == "saturate":
             raise ValueError(
                 "a systolic array sums partial sums in dataflow order, so a saturating accumulator would not "
-                "match numerics' k-order clamping: use ExactAccumulator or FixedAccumulator(overflow='wrap')"
+                "match numerics' k-order clamping: use ExactAccumulator, FixedAccumulator(overflow='wrap') or "
+                f"FloatAccumulator; got {_spelled(accumulator)}"
             )
         for name, value in (("rows", rows), ("cols", cols)):
             if not 2 <= value <= 64:
@@ -97,6 +108,16 @@ class ArrayConfig:
             raise ValueError(f"k_max must be between 1 and {(1 << SIZE_BITS) - 1}, got {k_max}")
         if not 1 <= m_max <= 1 << 14:
             raise ValueError(f"m_max must be between 1 and {1 << 14}, got {m_max}")
+        if isinstance(accumulator, FloatAccumulator):
+            if a_ovp is not None or b_ovp is not None:
+                raise ValueError(f"OliVe arrays compute on the integer grid and apply the fp32 scale outside, once "
+                                 f"per result: a float accumulator would round before it; use ExactAccumulator "
+                                 f"('exact') or a wrapping FixedAccumulator ('int{{W}}'); got "
+                                 f"{_spelled(accumulator)}")  # fmt: skip
+            check_float_format(accumulator.format)
+            if block is None:
+                _check_reach(accumulator, element_format(a_format), element_format(b_format))
+            accumulator = realised_order(accumulator, dataflow, rows, block)
         config = cls(element_format(a_format), element_format(b_format), accumulator, rows, cols, dataflow,
                      double_buffer, pipeline, dsp_budget, k_max, m_max, block, a_ovp, b_ovp, a_stream,
                      b_stream, a_zero_point, b_zero_point)  # type: ignore[arg-type]  # fmt: skip
@@ -133,6 +154,17 @@ class ArrayConfig:
         return ovp_layout(self.b_ovp) if self.b_ovp else decoded_layout(self.b_format)
 
     @property
+    def float_format(self) -> numerics.Minifloat | None:
+        """The accumulator's format when it is a float accumulator (results are its codes), else None."""
+        return self.accumulator.format if isinstance(self.accumulator, FloatAccumulator) else None
+
+    @property
+    def numerics_accumulator(self) -> ExactAccumulator | FixedAccumulator | FloatAccumulator:
+        """What numerics must be given to predict the results: the accumulator itself; a float one
+        with the order this dataflow realises (see the class docstring)."""
+        return self.accumulator
+
+    @property
     def exact_lsb(self) -> int:
         return self.a_format.lsb_exponent + self.b_format.lsb_exponent
 
@@ -145,18 +177,23 @@ class ArrayConfig:
     @property
     def lsb_exponent(self) -> int:
         """The weight of the result's lsb: results are integers in units of 2**lsb_exponent. MX
-        results sit 2 * 127 below the element lsb: the block scales add 0..508 to the exponent."""
+        results sit 2 * 127 below the element lsb: the block scales add 0..508 to the exponent.
+        (Float accumulators: the results are format codes, and this is the exact partial sums' lsb.)"""
         if self.block is None:
             return self.product_lsb
         return self.product_lsb + 2 * self.block.element_exponent - 2 * MX_SCALE_BIAS
 
     @property
     def acc_width(self) -> int:
+        """Bits of a result's `acc`: the accumulator register (a float accumulator: its format's code)."""
         width = self.accumulator.required_width(self.a_format, self.b_format, self.k_max)
-        return width if self.block is None else width + 4 * MX_SCALE_BIAS
+        return width if self.block is None or self.float_format is not None else width + 4 * MX_SCALE_BIAS
 
     def partial_width(self, terms: int) -> int:
-        """Width of a partial sum of `terms` products (exact: just enough; fixed: the register)."""
+        """Width of a partial sum of `terms` products (exact: just enough; fixed: the register; a
+        float accumulator sums blocks and folds exactly before it rounds them)."""
+        if isinstance(self.accumulator, FloatAccumulator):
+            return numerics.exact_width(self.a_format, self.b_format, min(terms, self.k_max))
         return self.accumulator.required_width(self.a_format, self.b_format, min(terms, self.k_max))
 
     def uses_dsp(self, row: int, col: int) -> bool:
@@ -165,7 +202,9 @@ class ArrayConfig:
 
     @property
     def lane_layout(self) -> data.StructLayout:
-        return data.StructLayout({"acc": signed(self.acc_width), "nan": 1, "pos_inf": 1, "neg_inf": 1})
+        """A result lane; a float accumulator's `acc` is its format code (the flags read off it)."""
+        acc = signed(self.acc_width) if self.float_format is None else unsigned(self.acc_width)
+        return data.StructLayout({"acc": acc, "nan": 1, "pos_inf": 1, "neg_inf": 1})
 
     @property
     def latency(self) -> int:
@@ -185,7 +224,12 @@ class ArrayConfig:
         return (self.block or self.b_ovp or self.b_format).name
 
     def describe(self) -> str:
-        acc = "exact" if isinstance(self.accumulator, ExactAccumulator) else f"fixed{self.accumulator.width}"
+        accumulator = self.accumulator
+        if isinstance(accumulator, FloatAccumulator):
+            block = f" by {accumulator.block}" if accumulator.block else ""
+            acc = f"{numerics.accumulator_name(accumulator)} {accumulator.order}{block}"
+        else:
+            acc = "exact" if isinstance(accumulator, ExactAccumulator) else f"fixed{accumulator.width}"
         extras = " double-buffered" if self.double_buffer else ""
         extras += f" pipeline {self.pipeline}" if self.pipeline else ""
         return (f"{self.rows}x{self.cols} {self.dataflow.upper()} array, {self.a_name} x {self.b_name}, "
@@ -195,7 +239,7 @@ class ArrayConfig:
 def _mx_block(
     a_format: numerics.ElementFormat | str,
     b_format: numerics.ElementFormat | str,
-    accumulator: ExactAccumulator | FixedAccumulator,
+    accumulator: ExactAccumulator | FixedAccumulator | FloatAccumulator | None,
     dataflow: str,
     rows: int,
 ) -> BlockFormat | None:
@@ -211,9 +255,62 @@ def _mx_block(
         raise ValueError(f"array MX blocks must be a power of two long, got {a.block_size}")
     if dataflow == "ws" and a.block_size % rows:
         raise ValueError(f"rows must divide the MX block size {a.block_size} (a k-fold stays in one block), got {rows}")
-    if not isinstance(accumulator, ExactAccumulator):
-        raise ValueError("MX arrays accumulate exactly (ExactAccumulator): block scales shift sums by up to 2**508")
+    if isinstance(accumulator, FixedAccumulator):
+        raise ValueError(f"MX arrays accumulate exactly (ExactAccumulator, 'exact') or in a float format "
+                         f"(FloatAccumulator, e.g. 'fp32', the default): block scales shift sums by up to 2**508; "
+                         f"got {_spelled(accumulator)}")  # fmt: skip
     return a
+
+
+def _spelled(accumulator: object) -> str:
+    """An accumulator as `numerics.parse_accumulator` spells it, else its repr."""
+    try:
+        return numerics.accumulator_name(accumulator)  # type: ignore[arg-type]
+    except ValueError:
+        return repr(accumulator)
+
+
+def _check_reach(accumulator: FloatAccumulator, a: numerics.ElementFormat, b: numerics.ElementFormat) -> None:
+    """Refuse a float format that holds no nonzero element product at all (every result would be
+    0, an infinity or NaN). A narrower one that some products overflow or underflow is a design
+    choice numerics defines (fp16 accumulation of fp8_e4m3 products, as FP8 tensor cores offer),
+    and is built. MX operands are not checked: their block scales move the sums anywhere."""
+    fmt = accumulator.format
+    smallest = a.min_subnormal * b.min_subnormal
+    largest = max(a.max, -float(getattr(a, "min_int", 0))) * max(b.max, -float(getattr(b, "min_int", 0)))
+    if smallest > fmt.max or largest < fmt.min_subnormal:
+        raise ValueError(f"accumulator {_spelled(accumulator)} holds no nonzero {a.name} x {b.name} product: their "
+                         f"magnitudes lie in [{smallest:.4g}, {largest:.4g}], {fmt.name}'s nonzero finite values in "
+                         f"[{fmt.min_subnormal:.4g}, {fmt.max:.4g}]")  # fmt: skip
+
+
+_DATAFLOW_NAMES = {"os": "an output-stationary", "ws": "a weight-stationary"}
+
+
+def realised_order(
+    accumulator: FloatAccumulator, dataflow: str, rows: int, block: BlockFormat | None
+) -> FloatAccumulator:
+    """The float accumulator with the order the dataflow realises. A plain (sequential) one is
+    mapped to it; an explicit order must be that one (a blocked one's `block` may be left to the
+    MX block size where that is the dataflow's)."""
+    if dataflow == "ws":
+        order, size, how = "blocked", rows, f"rounds each column's exact sum of its {rows} rows, then adds it"
+    elif block is not None:
+        order, size = "blocked", block.block_size
+        how = f"rounds each {block.name} block's exact scaled sum ({size} products), then adds it"
+    else:
+        order, size, how = "sequential", None, "adds every exact product in k order"
+    realised = accumulator.with_order(order, size)  # type: ignore[arg-type]
+    given_block = accumulator.block or (block.block_size if block is not None else None)
+    if accumulator.order == "sequential" or (accumulator.order, given_block) == (order, size):
+        return realised
+    text = numerics.accumulator_name(accumulator)
+    spelled = f"order={order!r}" + (f", block={size}" if size else "")
+    given = f"order={accumulator.order!r}" + (f", block={accumulator.block}" if accumulator.block else "")
+    spelling = f"numerics.parse_accumulator({text!r})"
+    if size:
+        spelling += f", which it maps to that, or {spelling}.with_order({order!r}, {size})"
+    raise ValueError(f"{_DATAFLOW_NAMES[dataflow]} array {how} ({spelled}): give {spelling}; got {given}")
 
 
 def _zero_pointed(fmt: numerics.ElementFormat | str, zero_point: int, role: str) -> tuple[IntFormat | None, object]:

@@ -5,6 +5,11 @@ down; control (valid, first, last) rides with A. A fold's K beats enter on K con
 then the controller waits R + C - 2 cycles for the wave to reach PE(R-1, C-1) (SCALE-Sim's fold
 period). When that PE has added its last product, every accumulator is copied in one cycle into
 shadow registers that drain R rows through `out` while the next fold computes.
+
+With a float accumulator a PE's register holds a format code: each exact product is float-added
+into it (numerics' order "sequential"); MX: each block's exact sum, scaled by both block scales
+(an exponent offset) and rounded to the format, is float-added at the block's last element
+("blocked" by the block size).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from amaranth.lib import data
 from . import _array_parts as parts
 from ._array_config import SIZE_BITS, ArrayConfig
 from ._array_parts import add_term, assign_sum, cleared, edge_lanes, merge_sums, register, skew_line, sum_layout
-from ._pe import Term, product_term
+from ._float_acc import float_add
+from ._pe import Term, exact_product, product_term
 
 # block_first/block_last: an MX block of K starts/ends with this element (zero for element formats)
 _CONTROL = data.StructLayout({"valid": 1, "first": 1, "last": 1, "block_first": 1, "block_last": 1})
@@ -113,15 +119,22 @@ class OutputStationaryCore(Elaboratable):
                     if mx:
                         scales["b"][i][j] = register(m, f"sb_{i}_{j}", scales["b"][i - 1][j])
                 riders = (controls[i][j].as_value(), *((scales["a"][i][j], scales["b"][i][j]) if mx else ()))
-                term = product_term(m, a_regs[i][j], b_regs[i][j], cfg.a_layout, cfg.b_layout, cfg.product_lsb,
-                                    cfg.pipeline, riders, cfg.uses_dsp(i, j))  # fmt: skip
-                at_adder = data.View(_CONTROL, term.passengers[0])
                 acc = self.accs[i][j]
-                if mx:
-                    self._mx_accumulate(m, f"{i}_{j}", acc, term, at_adder)
-                else:
+                operands = (m, a_regs[i][j], b_regs[i][j], cfg.a_layout, cfg.b_layout)
+                if cfg.float_format is not None and not mx:  # a fused multiply-add chain
+                    product, passengers = exact_product(*operands, cfg.pipeline, riders, cfg.uses_dsp(i, j))
+                    at_adder = data.View(_CONTROL, passengers[0])
+                    total = float_add(m, f"pe_{i}_{j}", Mux(at_adder.first, 0, acc.acc), product, cfg.accumulator)
                     with m.If(at_adder.valid):
-                        m.d.sync += assign_sum(acc, add_term(cleared(acc, at_adder.first), term, at_adder.valid))
+                        m.d.sync += acc.acc.eq(total)
+                else:
+                    term = product_term(*operands, cfg.product_lsb, cfg.pipeline, riders, cfg.uses_dsp(i, j))
+                    at_adder = data.View(_CONTROL, term.passengers[0])
+                    if mx:
+                        self._mx_accumulate(m, f"{i}_{j}", acc, term, at_adder)
+                    else:
+                        with m.If(at_adder.valid):
+                            m.d.sync += assign_sum(acc, add_term(cleared(acc, at_adder.first), term, at_adder.valid))
                 if i == r - 1 and j == c - 1:
                     m.d.comb += self.last_fire.eq(at_adder.valid & at_adder.last)
                     m.d.sync += self.copy_due.eq(self.last_fire)
@@ -129,20 +142,31 @@ class OutputStationaryCore(Elaboratable):
 
     def _mx_accumulate(self, m: Module, name: str, acc: Any, term: Term, at_adder: Any) -> None:
         """Sum a block's products exactly in a narrow register; at the block's last element shift
-        that sum once by both E8M0 scales into the wide accumulator (a 0xFF scale is NaN and adds 0)."""
-        block_size = self.cfg.block.block_size  # type: ignore[union-attr]
-        block = Signal(sum_layout(self.cfg.partial_width(block_size)), name=f"block_{name}")
+        that sum once by both E8M0 scales into the wide accumulator (a 0xFF scale is NaN and adds 0).
+        A float accumulator takes the scaled sum rounded to its format (the scales move the exponent)."""
+        cfg = self.cfg
+        block_size = cfg.block.block_size  # type: ignore[union-attr]
+        block = Signal(sum_layout(cfg.partial_width(block_size)), name=f"block_{name}")
         total = add_term(cleared(block, at_adder.block_first), term, at_adder.valid)
         a_scale, b_scale = term.passengers[1], term.passengers[2]
         shift = Signal(9, name=f"scale_shift_{name}")
         m.d.comb += shift.eq(a_scale + b_scale)
         nan_scale = (a_scale == 0xFF) | (b_scale == 0xFF)  # its block adds nothing: acc sums finite products
-        scaled = SimpleNamespace(acc=Mux(nan_scale, 0, total[0]) << shift, nan=total[1] | nan_scale,
-                                 pos_inf=total[2], neg_inf=total[3])  # fmt: skip
         fresh = Signal(name=f"fresh_{name}")  # the fold's first block is still open: acc starts from 0
+        fmt = cfg.float_format
+        if fmt is None:
+            scaled = SimpleNamespace(acc=Mux(nan_scale, 0, total[0]) << shift, nan=total[1] | nan_scale,
+                                     pos_inf=total[2], neg_inf=total[3])  # fmt: skip
+            finished = assign_sum(acc, merge_sums(cleared(acc, at_adder.first | fresh), scaled))
+        else:
+            exact = Signal.like(block, name=f"block_sum_{name}")
+            m.d.comb += assign_sum(exact, total)
+            scaled_sum = parts.sum_term(m, f"block_{name}", exact, shift, cfg.lsb_exponent, nan_scale)
+            base = Mux(at_adder.first | fresh, 0, acc.acc)  # a new sum starts at +0
+            finished = [acc.acc.eq(parts.add_rounded(m, f"pe_{name}", base, scaled_sum, cfg.accumulator))]  # type: ignore[arg-type]
         with m.If(at_adder.valid):
             with m.If(at_adder.block_last):
-                m.d.sync += assign_sum(acc, merge_sums(cleared(acc, at_adder.first | fresh), scaled))
+                m.d.sync += finished
                 m.d.sync += fresh.eq(0)
             with m.Else():
                 m.d.sync += assign_sum(block, total)
@@ -184,5 +208,10 @@ class _ShadowDrain(Elaboratable):
         m.d.sync += in_flight.eq(in_flight + core.fold_done - copy)
         m.d.comb += top.out.valid.eq(remaining != 0)
         m.d.comb += top.busy.eq(core.controller_busy | (in_flight != 0) | (remaining != 0))
-        m.d.comb += [top.out.payload[j].eq(shadows[0][j]) for j in range(c)]
+        if cfg.float_format is None:
+            m.d.comb += [top.out.payload[j].eq(shadows[0][j]) for j in range(c)]
+        else:  # a float accumulator's register holds its code (the flag fields stay 0)
+            for j in range(c):
+                code = shadows[0][j].acc.as_unsigned()
+                m.d.comb += parts.code_lane(m, f"out{j}", top.out.payload[j], code, cfg.float_format)
         return m

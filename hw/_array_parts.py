@@ -9,9 +9,11 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.hdl import Value
 from amaranth.lib import data
 
-from numerics import OVPFormat
+from numerics import FloatAccumulator, OVPFormat
 
 from ._decode import DecodedLayout, decoded_layout, decoder_for
+from ._float_acc import FloatTerm, code_term, float_add
+from ._float_convert import code_flags, float_round
 from ._ovp import OVPPairDecoder
 from ._pe import Term, decoded_struct
 
@@ -114,3 +116,30 @@ def assign_sum(target: Any, fields: list[Any]) -> list[Any]:
 def merge_sums(a: Any, b: Any) -> list[Any]:
     """Fields of the sum of two running sums."""
     return [a.acc + b.acc, a.nan | b.nan, a.pos_inf | b.pos_inf, a.neg_inf | b.neg_inf]
+
+
+def sum_term(m: Module, name: str, total: Any, exp: Value, exp_base: int, nan: Value | int = 0) -> FloatTerm:
+    """An exact running sum (acc and sticky flags, as `sum_layout`) as a float addend worth
+    acc * 2**(exp + exp_base); `nan` adds a reason for NaN (an MX NaN scale). Its flags read as
+    `MacPE`'s do: NaN, or both infinities, is NaN."""
+    is_nan, is_inf = Signal(name=f"{name}_nan"), Signal(name=f"{name}_inf")
+    m.d.comb += [
+        is_nan.eq(total.nan | (total.pos_inf & total.neg_inf) | nan),
+        is_inf.eq((total.pos_inf | total.neg_inf) & ~is_nan),
+    ]
+    return FloatTerm(total.acc, exp, exp_base, is_nan, is_inf, Mux(is_inf, total.neg_inf, total.acc < 0))
+
+
+def code_lane(m: Module, name: str, lane: Any, code: Value, fmt: Any) -> list[Any]:
+    """Statements setting a result lane from a float accumulator's code: `acc` is the code, the
+    flags are read off its value."""
+    nan, pos_inf, neg_inf = code_flags(m, name, code, fmt)
+    return [lane.acc.eq(code), lane.nan.eq(nan), lane.pos_inf.eq(pos_inf), lane.neg_inf.eq(neg_inf)]
+
+
+def add_rounded(m: Module, name: str, base: Value, term: FloatTerm, accumulator: FloatAccumulator) -> Value:
+    """The code of base + term, term (a block's or a fold's exact sum) first rounded to the
+    accumulator's format: numerics' order "blocked". Combinational; `name` must be unique in `m`."""
+    fmt = accumulator.format
+    rounded = float_round(m, f"{name}_sum", term, fmt, accumulator.rounding)
+    return float_add(m, name, base, code_term(m, f"{name}_sum", rounded, fmt), accumulator)

@@ -4,7 +4,10 @@ Weights load as R beats down the columns, written with the same skew as the acti
 PE(i, j) is written just after the previous fold's last activation passed it. Activations
 A[m, k-tile] enter row i skewed by i and flow right; partial sums flow down and leave the bottom
 of column j de-skewed. A per-column output accumulator (depth m_max) adds the k-folds of an
-n-tile; the last k-fold streams the results out.
+n-tile; the last k-fold streams the results out. With a float accumulator the buffer holds
+format codes: each column's exact fold sum is rounded to the format (MX: scaled by both block
+scales first, which only moves its exponent) and float-added into it (numerics' order "blocked",
+block = R).
 
 Serialized (default, SCALE-Sim's model): load R rows, stream M rows, wait R + C - 2 cycles for
 the wave to leave. Double-buffered: two weight registers per PE (Gemmini), the next fold loads
@@ -16,7 +19,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from amaranth import Elaboratable, Module, Mux, Signal
+from amaranth import Elaboratable, Module, Mux, Signal, unsigned
 from amaranth.hdl import Value
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
@@ -166,6 +169,8 @@ class WeightStationaryCore(Elaboratable):
         if mx:
             scales = [skew_line(m, f"deskew_scale{j}", b_scale_banks[j], c - 1 - j) for j in range(c)]
             bottom = [self._block_scaled(m, j, bottom[j], bottom_ctl.scale, scales[j]) for j in range(c)]
+        elif cfg.float_format is not None:
+            bottom = [parts.sum_term(m, f"fold{j}", bottom[j], Value.cast(0), cfg.lsb_exponent) for j in range(c)]
         self._accumulate(m, bottom, bottom_ctl, m_size, starved)
         outstanding = Signal(SIZE_BITS + 2)  # activation beats of final k-folds whose result has not left
         leaving = top.out.valid & top.out.ready
@@ -183,10 +188,14 @@ class WeightStationaryCore(Elaboratable):
         return stored[0] if banks == 1 else Mux(bank, stored[1], stored[0])
 
     def _block_scaled(self, m: Module, j: int, partial: Any, a_scale: Any, b_scale: Any) -> Any:
-        """The column's exact block partial sum shifted by both E8M0 scales (a NaN scale is NaN and adds 0)."""
-        scaled = Signal(sum_layout(self.cfg.acc_width), name=f"scaled_{j}")
+        """The column's exact block partial sum shifted by both E8M0 scales (a NaN scale is NaN and
+        adds 0); for a float accumulator, that value as a float addend (the scales move its exponent)."""
         shift = Signal(9, name=f"scale_shift_{j}")
         nan_scale = (a_scale == 0xFF) | (b_scale == 0xFF)  # its block adds nothing: acc sums finite products
+        if self.cfg.float_format is not None:
+            m.d.comb += shift.eq(a_scale + b_scale)
+            return parts.sum_term(m, f"fold{j}", partial, shift, self.cfg.lsb_exponent, nan_scale)
+        scaled = Signal(sum_layout(self.cfg.acc_width), name=f"scaled_{j}")
         m.d.comb += [
             shift.eq(a_scale + b_scale),
             scaled.acc.eq(Mux(nan_scale, 0, partial.acc) << shift),
@@ -200,22 +209,32 @@ class WeightStationaryCore(Elaboratable):
         """Add the k-folds of each output row; emit on the n-tile's last k-fold. A result beat is
         not offered while the array is frozen for weights (it would be taken twice)."""
         cfg, top = self.cfg, self.top
-        memory = Memory(shape=data.ArrayLayout(cfg.lane_layout, cfg.cols), depth=cfg.m_max, init=[])
+        fmt = cfg.float_format  # a float lane stores its code; the flags are read off it at the output
+        word = cfg.lane_layout if fmt is None else unsigned(fmt.bits)
+        memory = Memory(shape=data.ArrayLayout(word, cfg.cols), depth=cfg.m_max, init=[])
         m.submodules.accumulators = memory
         read, write = memory.read_port(domain="comb"), memory.write_port()
         row = Signal(range(cfg.m_max))
-        total = Signal(data.ArrayLayout(cfg.lane_layout, cfg.cols))
+        total = Signal(data.ArrayLayout(word, cfg.cols))
         for j in range(cfg.cols):
-            m.d.comb += assign_sum(total[j], merge_sums(cleared(read.data[j], ctl.first_k), bottom[j]))
+            if fmt is None:
+                m.d.comb += assign_sum(total[j], merge_sums(cleared(read.data[j], ctl.first_k), bottom[j]))
+                continue
+            stored = Mux(ctl.first_k, 0, read.data[j])  # a new sum starts at +0
+            m.d.comb += total[j].eq(parts.add_rounded(m, f"acc{j}", stored, bottom[j], cfg.accumulator))  # type: ignore[arg-type]
         m.d.comb += [read.addr.eq(row), write.addr.eq(row), write.data.eq(total)]
         m.d.comb += write.en.eq(Mux(ctl.valid & ~ctl.last_k & self.advance, -1, 0))
+        lanes = total
+        if fmt is not None:
+            lanes = Signal(data.ArrayLayout(cfg.lane_layout, cfg.cols))
+            m.d.comb += [parts.code_lane(m, f"out{j}", lanes[j], total[j], fmt) for j in range(cfg.cols)]
         out_valid = Signal()
         m.d.sync += out_valid.eq(ctl.valid & ctl.last_k)
         m.d.comb += top.out.valid.eq(out_valid & ~starved)
         with m.If(ctl.valid):
             m.d.sync += row.eq(Mux(row == m_size - 1, 0, row + 1))
             with m.If(ctl.last_k):
-                m.d.sync += top.out.payload.eq(total)
+                m.d.sync += top.out.payload.eq(lanes)
         m.d.comb += self.advance.eq(~(out_valid & ~top.out.ready) & ~starved)
 
     def drain(self) -> Elaboratable:

@@ -3,7 +3,8 @@
 `MacPE`, the systolic arrays and the MX/OVP variants all call `product_term`, so a product means
 the same bits everywhere: significand product, exponent sum, arithmetic-shift alignment (bits
 below the accumulator lsb are floored, as `numerics.FixedAccumulator` specifies) and IEEE
-classification of NaN/Inf. Signals given as `passengers` are delayed along with the pipeline.
+classification of NaN/Inf. Float accumulators take the same product un-aligned (`exact_product`).
+Signals given as `passengers` are delayed along with the pipeline.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from amaranth.hdl import Value
 from amaranth.lib import data
 
 from ._decode import DecodedLayout
+from ._float_acc import FloatTerm
+
+Signals = tuple[Signal, ...]
 
 
 def decoded_struct(layout: DecodedLayout) -> data.StructLayout:
@@ -68,6 +72,19 @@ def booth_multiply(m: Module, x: Value, y: Value, name: str = "booth") -> Value:
     return level[0]
 
 
+def exact_product(m: Module, a: Any, b: Any, a_layout: DecodedLayout, b_layout: DecodedLayout, pipeline: int,
+                  passengers: tuple[Value, ...] = (), use_dsp: bool = True) -> tuple[FloatTerm, Signals]:  # fmt: skip
+    """The un-aligned exact product of decoded operands `a`, `b` as a FloatTerm (significand
+    product, exponent sum, NaN/Inf/sign), for a float accumulator, and the passengers beside it.
+
+    The same stages as `product_term`: pipeline 0: combinational; 1: register the product and
+    exponent; 2: register them once more (where `product_term` registers the aligned term).
+    """
+    (product, exponent), nan, inf, neg, riders = _product(m, a, b, (a_layout, b_layout), None, pipeline, passengers,
+                                                          use_dsp)  # fmt: skip
+    return FloatTerm(product, exponent, a_layout.exp_base + b_layout.exp_base, nan, inf, neg), riders
+
+
 def product_term(
     m: Module,
     a: Any,
@@ -83,6 +100,17 @@ def product_term(
 
     pipeline 0: combinational; 1: register the product and exponent; 2: also the aligned term.
     """
+    (aligned,), nan, inf, neg, riders = _product(m, a, b, (a_layout, b_layout), lsb_exponent, pipeline, passengers,
+                                                 use_dsp)  # fmt: skip
+    return Term(aligned, nan, inf, neg, riders)
+
+
+def _product(m: Module, a: Any, b: Any, layouts: tuple[DecodedLayout, DecodedLayout], lsb_exponent: int | None,
+             pipeline: int, passengers: tuple[Value, ...],
+             use_dsp: bool) -> tuple[Signals, Signal, Signal, Signal, Signals]:  # fmt: skip
+    """Both stages: ((aligned,) or, with lsb_exponent None, (product, exponent)), nan, inf, neg and
+    the passengers after the second stage."""
+    a_layout, b_layout = layouts
     product = Signal(signed(a_layout.sig_width + b_layout.sig_width + 2))
     exp_width = max(a_layout.exp_width, b_layout.exp_width) + 1
     exponent = Signal(exp_width)
@@ -101,19 +129,20 @@ def product_term(
     stage += [r.eq(p) for r, p in zip(riders1, passengers, strict=True)]
     _emit_stage(m, stage, registered=pipeline >= 1)
 
-    drop = lsb_exponent - (a_layout.exp_base + b_layout.exp_base)
-    aligned = Signal(signed(product.shape().width + (1 << exp_width)))
+    stage2: list[Any]
+    if lsb_exponent is None:  # un-aligned: the product and exponent themselves
+        values: Signals = (Signal.like(product, name="product2"), Signal.like(exponent, name="exponent2"))
+        stage2 = [values[0].eq(product), values[1].eq(exponent)]
+    else:
+        drop = lsb_exponent - (a_layout.exp_base + b_layout.exp_base)
+        aligned = Signal(signed(product.shape().width + (1 << exp_width)))
+        values, stage2 = (aligned,), [aligned.eq((product << exponent) >> drop)]
     nan2, inf2, neg2 = Signal(), Signal(), Signal()
     riders2 = tuple(Signal.like(p, name=f"rider2_{i}") for i, p in enumerate(passengers))
-    stage2: list[Any] = [
-        aligned.eq((product << exponent) >> drop),
-        nan2.eq(prod_nan),
-        inf2.eq(prod_inf & ~prod_nan),
-        neg2.eq(prod_neg),
-    ]
+    stage2 += [nan2.eq(prod_nan), inf2.eq(prod_inf & ~prod_nan), neg2.eq(prod_neg)]
     stage2 += [r.eq(p) for r, p in zip(riders2, riders1, strict=True)]
     _emit_stage(m, stage2, registered=pipeline >= 2)
-    return Term(aligned, nan2, inf2, neg2, riders2)
+    return values, nan2, inf2, neg2, riders2
 
 
 def _emit_stage(m: Module, statements: list[Any], registered: bool) -> None:

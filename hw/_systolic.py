@@ -3,7 +3,8 @@ controller that tiles an M x K @ K x N problem into folds.
 
 Operands stream in as element codes (`a`: R lanes, `b`: C lanes) in the beat order of
 `hw.gemm_beats`; results stream out as C lanes of (acc, nan, pos_inf, neg_inf), acc in units of
-2**lsb_exponent, exactly `numerics.matmul(A, B, a, b, accumulator)`. Decoders sit at the array
+2**lsb_exponent (a float accumulator: its format's code), exactly `numerics.matmul(A, B, a, b,
+config.numerics_accumulator)`. Decoders sit at the array
 edge (R + C of them, not one per PE); operand skew and result de-skew are inside. `busy` is high
 from `start` until the last result beat has left. A stalled `out` stream freezes the array.
 """
@@ -18,7 +19,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 import numerics
-from numerics import ExactAccumulator, FixedAccumulator
+from numerics import ExactAccumulator, FixedAccumulator, FloatAccumulator
 
 from ._array_config import SIZE_BITS, ArrayConfig
 from ._array_os import OutputStationaryCore
@@ -33,10 +34,11 @@ class SystolicArray(wiring.Component):
         self,
         a_format: numerics.ElementFormat | str,
         b_format: numerics.ElementFormat | str,
-        accumulator: ExactAccumulator | FixedAccumulator | None = None,
+        accumulator: ExactAccumulator | FixedAccumulator | FloatAccumulator | None = None,
         **options: Any,
     ) -> None:
-        """`options` are those of `ArrayConfig.build`: rows, cols, dataflow, double_buffer,
+        """`accumulator` None: fp32 for MX operands (OCP's datapath), exact otherwise (see
+        `ArrayConfig`). `options` are those of `ArrayConfig.build`: rows, cols, dataflow, double_buffer,
         pipeline, dsp_budget, k_max, m_max, a_zero_point, b_zero_point (integer codes whose zero
         point the array edge subtracts: the datapath multiplies code - zero point, one bit wider)."""
         try:

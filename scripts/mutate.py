@@ -26,6 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 COSIM = "tests/sim/test_cosim.py"
 SYSTOLIC = "tests/sim/test_systolic_cosim.py"
 ROUND = "tests/sim/test_round_cosim.py"
+FLOAT_MAC = "tests/sim/test_float_mac_cosim.py"
+FLOAT_FAST = (
+    f"{FLOAT_MAC}::test_targeted_specials_and_zeros",
+    f"{FLOAT_MAC}::test_fp16_accumulator_over_every_e5m2_pair",
+)
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,25 @@ MUTANTS = (
            "m.d.comb += shift.eq(a_scale + b_scale + 1)",
            (f"{SYSTOLIC}::test_mx_nan_scales_make_their_outputs_nan[os]",),
            "the output-stationary block scale shift is one too large"),
+    Mutant("float-sticky-dropped", "hw/_float_acc.py", "Cat(shifted[far] | (shifted[:far] != 0), shifted[far + 1 :])",
+           "Cat(shifted[far], shifted[far + 1 :])", FLOAT_FAST,
+           "the float adder drops the bits shifted out below its guard bits instead of ORing them into sticky"),
+    Mutant("float-ties-to-odd", "hw/_float_acc.py", "((remainder == half) & kept[0])",
+           "((remainder == half) & ~kept[0])", FLOAT_FAST, "the float adder rounds ties to odd, not to even"),
+    Mutant("float-inf-minus-inf-is-inf", "hw/_float_acc.py",
+           "nan.eq(acc.nan | term.nan | (acc.inf & term.inf & (acc.neg != term.neg)))",
+           "nan.eq(acc.nan | term.nan)", FLOAT_FAST, "Inf + -Inf in the float accumulator gives Inf, not NaN"),
+    Mutant("float-overflow-saturates", "hw/_float_acc.py",
+           "too_large = Mux(negative, sign_bit | fmt._max_mag, fmt._max_mag) if saturate or toward_zero else",
+           "too_large = Mux(negative, sign_bit | fmt._max_mag, fmt._max_mag) if True else", FLOAT_FAST,
+           "a float sum beyond the range stops at the largest finite instead of becoming Inf"),
+    Mutant("float-negative-zero", "hw/_float_acc.py", "inf_neg=inf_neg, signed_zero=False)",
+           "inf_neg=inf_neg, signed_zero=True)", FLOAT_FAST,
+           "a negative float sum that rounds to zero stays -0, where numerics reads +0"),
+    Mutant("float-window-ties-away", "hw/_float_acc.py", "kept = kept + (guard & (rest | kept[0]))",
+           "kept = kept + guard",
+           (f"{FLOAT_MAC}::test_float_accumulators_over_every_operand_pair[int8-fp16_w8r-p1]",),
+           "a rounded alignment window breaks ties away from zero, not to even"),
 )  # fmt: skip
 
 

@@ -30,11 +30,15 @@ class GemmReport:
     pe_count: int
     result: np.ndarray | None = None  # (M, N) hardware results, integers in units of 2**lsb_exponent
     lsb_exponent: int = 0
+    float_format: numerics.Minifloat | None = None  # a float accumulator's: `result` holds its codes
 
     def values(self) -> np.ndarray:
-        """The hardware results as float64 (each exact integer rounded once, then scaled exactly)."""
+        """The hardware results as float64 (each exact integer rounded once, then scaled exactly;
+        a float accumulator's codes decoded)."""
         if self.result is None:
             raise ValueError("this report carries no results")
+        if self.float_format is not None:
+            return self.float_format.decode(np.asarray(self.result, dtype=np.uint64))
         return np.ldexp(np.asarray(self.result, dtype=np.float64), self.lsb_exponent)
 
     @property
@@ -62,15 +66,28 @@ class GemmReport:
 
 def expected_gemm(config: hw.ArrayConfig, a_codes: np.ndarray, b_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(M, N) accumulator integers in units of 2**config.lsb_exponent, and (M, N, 3) flags.
-    (Element operands: codes; MX arrays: the two MX encodings.)"""
+    (Element operands: codes; MX arrays: the two MX encodings.) A float accumulator gives its
+    format's codes (`canonical_codes`), from numerics with the order the dataflow realises."""
     # OliVe operands keep their own format: the scale granularity (tensor, channel, row) is theirs
     a_fmt = config.block or (a_codes.format if config.a_ovp else config.a_format)  # type: ignore[attr-defined]
     b_fmt = config.block or (b_codes.format if config.b_ovp else config.b_format)  # type: ignore[attr-defined]
     a_codes, b_codes = hw.datapath_codes(config, a_codes, b_codes)  # zero points: code - zero point, as the edge does
-    result = numerics.matmul(_grid(a_codes), _grid(b_codes), a_fmt, b_fmt, config.accumulator)
+    result = numerics.matmul(_grid(a_codes), _grid(b_codes), a_fmt, b_fmt, config.numerics_accumulator)
     special = np.asarray(result.special, dtype=np.float64)
     flags = np.stack([np.isnan(special), special == np.inf, special == -np.inf], axis=-1)
+    if config.float_format is not None:
+        return canonical_codes(config.float_format, result.round_to(config.float_format)), flags
     return in_units(result, config.lsb_exponent), flags
+
+
+def canonical_codes(fmt: numerics.Minifloat, codes: np.ndarray) -> np.ndarray:
+    """Codes with -0 as +0 and every NaN as the format's NaN code, for comparing float results
+    (numerics' values carry neither the sign of a zero nor a NaN payload)."""
+    codes = np.asarray(codes, dtype=np.uint64).copy()
+    values = fmt.decode(codes)
+    codes[values == 0] = 0
+    codes[np.isnan(values)] = fmt.encode(np.array([np.nan]))[0]
+    return codes
 
 
 def in_units(result: numerics.ExactResult, lsb_exponent: int) -> np.ndarray:
@@ -126,9 +143,12 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
                                        4 * model + 1000, build_root, work, waves, optimize, stall_every,
                                        gaps)  # fmt: skip
     seconds = time.perf_counter() - started
-    lanes = read_lanes(out_hex, cfg.cols, (("acc", cfg.acc_width, True), ("nan", 1, False), ("pos_inf", 1, False),
-                                           ("neg_inf", 1, False)))  # fmt: skip
+    fmt = cfg.float_format
+    lanes = read_lanes(out_hex, cfg.cols, (("acc", cfg.acc_width, fmt is None), ("nan", 1, False),
+                                           ("pos_inf", 1, False), ("neg_inf", 1, False)))  # fmt: skip
     got = hw.result_matrix(cfg, lanes["acc"], m, n)
+    if fmt is not None:
+        got = canonical_codes(fmt, got.astype(np.uint64))
     got_flags = np.stack([hw.result_matrix(cfg, lanes[f], m, n) for f in ("nan", "pos_inf", "neg_inf")], axis=-1)
     want, want_flags = expected_gemm(cfg, a_codes, b_codes)
     got_flags = np.array([hardware_flags(*f) for f in got_flags.reshape(-1, 3)], dtype=bool).reshape(m, n, 3)
@@ -138,12 +158,21 @@ def cosim_gemm(array: hw.SystolicArray, a_codes: np.ndarray, b_codes: np.ndarray
         described = f"{count} result beats, expected {beats.results}"
     elif len(bad):
         i, j = (int(x) for x in bad[0])
-        described = (f"C[{i}, {j}] = {got[i, j]} flags {tuple(got_flags[i, j])}, expected {want[i, j]} flags "
-                     f"{tuple(want_flags[i, j])} (units of 2**{cfg.lsb_exponent}); A[{i}, :16] = "
+        described = (f"C[{i}, {j}] = {_shown(cfg, got[i, j])} flags {tuple(got_flags[i, j])}, expected "
+                     f"{_shown(cfg, want[i, j])} flags {tuple(want_flags[i, j])}; A[{i}, :16] = "
                      f"{a_el[i, :16].tolist()}, B[:16, {j}] = {b_el[:16, j].tolist()}")  # fmt: skip
     mismatches = len(bad) if count == beats.results else m * n
     return GemmReport(cfg.describe(), (m, k, n), last - first + 1, model, mismatches, described, seconds,
-                      cfg.rows * cfg.cols, got, cfg.lsb_exponent)  # fmt: skip
+                      cfg.rows * cfg.cols, got, cfg.lsb_exponent, fmt)  # fmt: skip
+
+
+def _shown(cfg: hw.ArrayConfig, value: Any) -> str:
+    """A result for a message: a float code with its value, or an integer with its units."""
+    fmt = cfg.float_format
+    if fmt is None:
+        return f"{value} (units of 2**{cfg.lsb_exponent})"
+    number = float(fmt.decode(np.array([value], dtype=np.uint64))[0])
+    return f"{number!r} ({fmt.name} code {int(value):#x})"
 
 
 def cosim_bitserial(array: hw.BitSerialArray, a_codes: np.ndarray, weights: Any, w_format: str, build_root: Path,

@@ -168,10 +168,36 @@ def mac_testbench(pe: hw.MacPE, stream: MacStream, design: str = "mac_pe", note:
     accumulator = numerics.accumulator_name(pe.accumulator)
     header = (f"{pe.a_format.name} x {pe.b_format.name} MAC PE, {accumulator} accumulator ({width} bits); "
               f"{len(stream)} cycles, {stream.macs} products{note}")  # fmt: skip
-    verilog = _MAC.format(top=top, design=design, header=header, params=_localparams(params))
+    verilog = _MAC.format(top=top, design=design, header=header, params=_localparams(params),
+                          **_acc_comparison(pe.accumulator, width))  # fmt: skip
     return Testbench(top=top, design=design, verilog=verilog, beats={f"{top}_stimulus.hex": fields},
                      expected={f"{top}_expected.hex": _hex(words, width + 4)}, checks=len(stream),
                      checks_unit="cycles", plusargs={"HEX_DIR": _HEX_DIR})  # fmt: skip
+
+
+def _acc_comparison(accumulator: object, width: int) -> dict[str, str]:
+    """How the MAC testbench compares and prints acc: a register as an integer in units of its
+    lsb; a float accumulator's code as a value, every NaN alike and -0 as +0 (the contract's
+    equality, so a design with another NaN payload or a -0 still passes), printed in hex."""
+    if not isinstance(accumulator, numerics.FloatAccumulator):
+        return {"canonical": "code", "why": "the register itself", "acc_format": "%0d", "unit": "units of 2**%0d",
+                "unit_args": ", ACC_LSB"}  # fmt: skip
+    fmt = accumulator.format
+    man, sign = fmt.man_bits, 1 << (width - 1)
+    nan_code = fmt._nan_code & ((1 << width) - 1)
+    name = numerics.accumulator_name(accumulator)
+    nan = {
+        numerics.Specials.IEEE: f"&code[{width - 2}:{man}] && |code[{man - 1}:0]" if man else None,
+        numerics.Specials.FN: f"&code[{width - 2}:0]",
+        numerics.Specials.FNUZ: f"code == {width}'h{sign:x}",
+    }.get(fmt.specials)
+    canonical = f"code == {width}'h{sign:x} ? {width}'h0 : code"  # -0 is +0
+    if fmt.specials is numerics.Specials.FNUZ:  # the sign bit alone is its one NaN, and there is no -0
+        canonical = "code"
+    elif nan is not None:
+        canonical = f"{nan} ? {width}'h{nan_code:x} : {canonical}"
+    why = f"{fmt.name} codes compare as values: every NaN alike, -0 as +0"
+    return {"canonical": canonical, "why": why, "acc_format": "%h", "unit": f"{name} codes", "unit_args": ""}
 
 
 _COMMON = """\
@@ -363,6 +389,12 @@ module {top};
   reg [ACC_BITS+3:0] got, want;
   reg signed [ACC_BITS-1:0] got_acc, want_acc;  // printed alone: no flag bits in the number
 
+  // acc as compared: {why}
+  function [ACC_BITS-1:0] canonical;
+    input [ACC_BITS-1:0] code;
+    canonical = {canonical};
+  endfunction
+
   {design} dut (
     .clk(clk), .rst(rst), .a(a), .b(b), .en(en), .clear(clear),
     .acc(acc), .valid(valid), .nan(nan), .pos_inf(pos_inf), .neg_inf(neg_inf)
@@ -385,17 +417,17 @@ module {top};
         got = {{valid, neg_inf, pos_inf, nan, acc}};
         want = expected[cycle - LATENCY];
         checked = checked + 1;
-        if (got[ACC_BITS-1:0] !== want[ACC_BITS-1:0] || special(got[ACC_BITS +: 3]) !== want[ACC_BITS +: 3]
-            || got[ACC_BITS+3] !== want[ACC_BITS+3]) begin
+        if (canonical(got[ACC_BITS-1:0]) !== canonical(want[ACC_BITS-1:0])
+            || special(got[ACC_BITS +: 3]) !== want[ACC_BITS +: 3] || got[ACC_BITS+3] !== want[ACC_BITS+3]) begin
           if (mismatches == 0) begin
             $write("FAIL: cycle %0d (a=%h b=%h en=%0d clear=%0d) ", cycle - LATENCY,
                    stimulus[cycle - LATENCY][A_BITS-1:0], stimulus[cycle - LATENCY][A_BITS +: B_BITS],
                    stimulus[cycle - LATENCY][A_BITS+B_BITS], stimulus[cycle - LATENCY][A_BITS+B_BITS+1]);
             got_acc = got[ACC_BITS-1:0];
             want_acc = want[ACC_BITS-1:0];
-            $display("got acc %0d %0s valid %0d, expected %0d %0s valid %0d (units of 2**%0d)",
+            $display("got acc {acc_format} %0s valid %0d, expected {acc_format} %0s valid %0d ({unit})",
                      got_acc, special_name(special(got[ACC_BITS +: 3])), got[ACC_BITS+3],
-                     want_acc, special_name(want[ACC_BITS +: 3]), want[ACC_BITS+3], ACC_LSB);
+                     want_acc, special_name(want[ACC_BITS +: 3]), want[ACC_BITS+3]{unit_args});
           end
           mismatches = mismatches + 1;
         end

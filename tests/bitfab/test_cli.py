@@ -120,14 +120,74 @@ def test_cosim_pe_dumps_a_waveform_on_request(tmp_path: Path, capsys: pytest.Cap
 
 def test_bad_accumulator_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "generate", "pe", "--a", "int8", "--b", "int8", "--acc", "float", "-o", str(tmp_path))
-    assert (
-        code == 2
-        and "argument --acc: must be exact, int{W} (wrapping) or int{W}_sat (saturating), W in 2..63 "
-        "(e.g. int32), got 'float'"
-        in err
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        "bitfab: error: argument --acc: must be exact, int{W} (wrapping) or int{W}_sat (saturating), W in 2..63 "
+        "(e.g. int32), or a float accumulator {F}[_w{N}[r]][_rz]: F a minifloat (fp32, bf16, fp16, fp8_e5m2, ...), "
+        "_wN an alignment window of N bits (truncated; _wNr rounded to nearest even), _rz adds rounded toward zero "
+        "(e.g. fp32, fp32_w14, bf16_rz), got 'float' (see `bitfab generate pe --help`)"
     )
     code, _, err = run(capsys, "generate", "pe", "--a", "mxfp4", "--b", "int8", "-o", str(tmp_path))
     assert code == 2 and "no decoder for mxfp4" in err
+
+
+def test_bad_float_accumulators_say_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "generate", "pe", "--a", "fp8_e4m3", "--b", "fp8_e4m3", "--acc", "bf16_w9", "-o",
+                       str(tmp_path))  # fmt: skip
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        "bitfab: error: argument --acc: 'bf16_w9': window must be between 2 and the accumulator's 8 significand bits "
+        "(bf16), got 9 (see `bitfab generate pe --help`)"
+    )
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run from a fresh working directory, so -o is relative as a person types it."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_generate_pe_with_a_float_accumulator(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "generate", "pe", "--a", "fp8_e4m3", "--b", "fp8_e4m3", "--acc", "fp32", "-o", "gen")
+    assert code == 0, err
+    assert out.splitlines()[0] == ("fp8_e4m3 x fp8_e4m3 MAC PE: fp32 float accumulator (32-bit codes, order "
+                                   "sequential), latency 2 cycles")  # fmt: skip
+    assert sorted(p.name for p in (in_tmp / "gen").iterdir()) == ["mac_pe.json", "mac_pe.v"]
+    info = json.loads((in_tmp / "gen" / "mac_pe.json").read_text())
+    assert (info["accumulator"], info["acc_width"], info["acc_lsb_exponent"]) == ("fp32", 32, None)
+    assert {p["name"]: p for p in info["ports"]}["acc"] == {"name": "acc", "direction": "out", "width": 32,
+                                                            "signed": False}  # fmt: skip
+    acc, flags = info["contract"]["acc"], info["contract"]["flags"]
+    layout = ("acc is the unsigned 32-bit code of fp32 (accumulator fp32), not a scaled integer: sign bit 31, "
+              "exponent field e in bits [30:23] with bias 127, mantissa m in bits [22:0];")  # fmt: skip
+    assert acc.startswith(layout)
+    for part in ("IEEE specials", "A clear starts the sum at +0 (code 0).", "added in k order", "(full alignment)",
+                 "rounds it once to nearest, ties to even", "becomes +-Inf", "NaN results are code 0x7fc00000",
+                 "never -0"):  # fmt: skip
+        assert part in acc, part
+    assert flags.startswith("nan, pos_inf and neg_inf are read off acc")
+
+
+def test_float_pe_contract_names_window_rounding_and_overflow(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "generate", "pe", "--a", "int8", "--b", "int8", "--acc", "fp16_w8r_rz", "-o", "gen",
+                         "--json")  # fmt: skip
+    assert code == 0, err
+    acc = json.loads(out)["contract"]["acc"]
+    assert "code of fp16 (accumulator fp16_w8r_rz)" in acc and "bias 15" in acc and "largest finite 65504.0" in acc
+    assert "cut to a window of 8 bits from the larger one's leading bit (the bits below rounded to nearest" in acc
+    assert "rounds it once toward zero; a sum beyond the range becomes the largest finite of its sign" in acc
+
+
+def test_cosim_pe_with_a_float_accumulator(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same design as tests/sim/test_float_mac_cosim.py's fast case (one Verilator build)."""
+    code, out, err = run(capsys, "cosim", "pe", "--a", "fp8_e5m2", "--b", "fp8_e5m2", "--acc", "fp16", "--k-max",
+                         "16", "--random", "512", "-o", "out", "--json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["passed"] and report["mismatches"] == 0 and report["accumulator"] == "fp16"
+    assert report["acc_width"] == 16 and report["checked_macs"] >= 512
+    assert json.loads((in_tmp / "out" / "report.json").read_text())["passed"]
 
 
 def test_generate_systolic_writes_verilog_and_a_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import hw
+import numerics
 import sim
 from bitfab.arrays import array_manifest
 from bitfab.cli import main
@@ -130,6 +131,44 @@ def test_mac_pe_testbench_passes_and_fails_on_a_subtracting_accumulator(tmp_path
         (rf"(\$signed\({re.escape(clear_mux.group(1))} \)) \+ ", r"\1 - "),
         r"^FAIL: cycle \d+ \(a=\w+ b=\w+ en=1 clear=\d\) got acc -?\d+ \S+ valid 1, expected -?\d+ \S+ valid 1 "
         r"\(units of 2\*\*-32\)$",
+        rf"^FAIL: \d+ of {cycles} cycles mismatch$",
+    )  # fmt: skip
+
+
+FLOAT_PE = ["pe", "--a", "fp8_e5m2", "--b", "fp8_e5m2", "--acc", "fp16", "--k-max", "16", "--random", "256"]
+
+
+def test_float_mac_pe_testbench_expects_numerics_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A float accumulator's expected register is numerics' fp16 code (unsigned), and the
+    testbench compares codes as values: every NaN as the one NaN, -0 as +0."""
+    gen = generate(tmp_path, monkeypatch, *FLOAT_PE)
+    info = json.loads((gen / "mac_pe.json").read_text())
+    fields = (("acc", 16, False), ("nan", 1, False), ("pos_inf", 1, False), ("neg_inf", 1, False), ("valid", 1, False))
+    got = read_lanes(gen / "tb_mac_pe_expected.hex", 1, fields)
+    pe = hw.MacPE("fp8_e5m2", "fp8_e5m2", numerics.parse_accumulator("fp16"), k_terms=16)
+    stream = sim.operand_stream(pe, exhaustive=False, random_pairs=256, seed=0)
+    codes, flags = sim.expected_mac(stream, pe.a_format, pe.b_format, pe.accumulator, pe.acc_width)
+    assert got["acc"][:, 0].tolist() == codes and info["testbench"]["cycles_checked"] == len(stream)
+    assert any(f[0] for f in flags) and any(f[1] for f in flags) and any(f[2] for f in flags)
+    verilog = (gen / "tb_mac_pe.v").read_text()
+    assert "canonical = &code[14:10] && |code[9:0] ? 16'h7e00 : code == 16'h8000 ? 16'h0 : code;" in verilog
+    assert "(fp16 codes)" in verilog
+
+
+@pytest.mark.slow
+def test_float_mac_pe_testbench_passes_takes_any_nan_and_fails_on_a_wrong_nan(tmp_path: Path) -> None:
+    gen = generate(tmp_path, None, *FLOAT_PE)
+    cycles = json.loads((gen / "mac_pe.json").read_text())["testbench"]["cycles_checked"]
+    nan_mux = r"^(  assign \S*result = \S*nan \? 16'h)7e00( : )"
+    other_nan = mutant(gen, "mac_pe", nan_mux, r"\g<1>7e01\g<2>")  # another NaN payload: still NaN
+    done = simulate(other_nan, "mac_pe.json")
+    assert done.returncode == 0 and f"PASS: {cycles} cycles checked" in done.stdout, done.stdout + done.stderr
+    shutil.rmtree(other_nan)
+    passes_then_its_mutant_fails(
+        gen, "mac_pe", f"PASS: {cycles} cycles checked",
+        (nan_mux, r"\g<1>7c00\g<2>"),  # NaN results come out as +Inf
+        r"^FAIL: cycle \d+ \(a=\w+ b=\w+ en=1 clear=\d\) got acc 7c00 \+Inf valid 1, expected 7e00 NaN valid 1 "
+        r"\(fp16 codes\)$",
         rf"^FAIL: \d+ of {cycles} cycles mismatch$",
     )  # fmt: skip
 

@@ -52,14 +52,18 @@ CASES = [
     ("int8", "int8", FixedAccumulator(12), 1),
     ("int8", "int8", FixedAccumulator(15, overflow="saturate"), 2),
     ("fp8_e4m3", "fp8_e4m3", FixedAccumulator(20, lsb_exponent=-6, overflow="saturate"), 1),
+    ("fp8_e5m2", "fp8_e5m2", numerics.parse_accumulator("fp16"), 0),
+    ("fp8_e4m3", "int8", numerics.parse_accumulator("bf16_w6r_rz"), 2),
+    ("fp4_e2m1", "fp6_e3m2", numerics.parse_accumulator("fp8_e4m3"), 1),
 ]
 
 
 @pytest.mark.parametrize(("a_name", "b_name", "accumulator", "pipeline"), CASES)
-def test_mac_matches_numerics(a_name: str, b_name: str, accumulator: FixedAccumulator | None, pipeline: int) -> None:
+def test_mac_matches_numerics(a_name: str, b_name: str, accumulator: numerics.Accumulator | None,
+                              pipeline: int) -> None:  # fmt: skip
     pe = hw.MacPE(a_name, b_name, accumulator, k_terms=64, pipeline=pipeline)
     a_fmt, b_fmt = pe.a_format, pe.b_format
-    finite_only = accumulator is not None  # a fixed-point register has no NaN or Inf: keep operands finite
+    finite_only = isinstance(accumulator, FixedAccumulator)  # a fixed-point register has no NaN or Inf
     stream = mac_stream(a_fmt, b_fmt, pe.k_terms, finite_only, False, 240, seed=len(a_name) + pipeline)
     values, flags = expected_mac(stream, a_fmt, b_fmt, pe.accumulator, pe.acc_width)
     got = run_mac(pe, stream)
@@ -78,8 +82,13 @@ def test_exact_width_is_numerics_width() -> None:
     [
         ({"pipeline": 3}, "pipeline must be 0, 1 or 2, got 3"),
         ({"k_terms": 0}, "k_terms must be >= 1, got 0"),
-        ({"accumulator": numerics.FloatAccumulator(numerics.get("fp16"))},  # type: ignore[arg-type]
-         "accumulator must be ExactAccumulator or FixedAccumulator, got FloatAccumulator"),
+        ({"accumulator": numerics.QuireAccumulator(numerics.get("posit8_2"))},  # type: ignore[arg-type]
+         "accumulator must be ExactAccumulator, FixedAccumulator or FloatAccumulator, got QuireAccumulator"),
+        ({"accumulator": numerics.FloatAccumulator(numerics.get("fp16"), order="pairwise")},
+         "a MAC PE adds every product to its float accumulator: order must be 'sequential', got 'pairwise'"),
+        ({"accumulator": numerics.FloatAccumulator(numerics.Minifloat(5, 2, subnormals=False))},
+         "a hardware float accumulator needs a signed minifloat with subnormals (it must hold +0), "
+         "got fp8_e5m2_nosub"),
         ({"accumulator": FixedAccumulator(16, lsb_exponent=-20)},
          "lsb_exponent must be >= the exact product lsb -18, got -20"),
     ],

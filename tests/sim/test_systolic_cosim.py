@@ -19,7 +19,7 @@ import pytest
 import hw
 import numerics
 import sim
-from numerics import FixedAccumulator
+from numerics import ExactAccumulator, FixedAccumulator
 
 RAGGED = [(5, 7, 6), (9, 3, 10), (1, 13, 1), (16, 16, 16)]
 
@@ -105,7 +105,7 @@ def test_mx_gemms_apply_each_block_scale_once(fmt: str, size: int, options: dict
     """Element codes plus E8M0 block scales stream in; results equal numerics' exact MX matmul,
     including the extreme scales 2**-127 and 2**127. Weight-stationary: a column sums a fold of
     one block, scaled once at the bottom; output-stationary: a PE sums a block, then scales it."""
-    array = hw.SystolicArray(fmt, fmt, rows=size, cols=size, k_max=256, m_max=64, **options)
+    array = hw.SystolicArray(fmt, fmt, ExactAccumulator(), rows=size, cols=size, k_max=256, m_max=64, **options)
     block = numerics.get(fmt)
     rng = np.random.default_rng(11)
     for i, (m, k, n) in enumerate([(5, 70, 6), (9, 100, 3), (16, 64, 16)]):
@@ -131,7 +131,7 @@ def test_mx_nan_scales_make_their_outputs_nan(dataflow: str, build_root: Path, t
     NaN-scale block of A or of B touches is NaN, even where the block's elements are all zero;
     the others stay exact. (The two mxfp4 designs of MX_CASES: no extra build.)"""
     options = {"dataflow": "os", "pipeline": 1} if dataflow == "os" else {"double_buffer": True, "pipeline": 1}
-    array = hw.SystolicArray("mxfp4", "mxfp4", rows=4, cols=4, k_max=256, m_max=64, **options)
+    array = hw.SystolicArray("mxfp4", "mxfp4", ExactAccumulator(), rows=4, cols=4, k_max=256, m_max=64, **options)
     block = numerics.get("mxfp4")
     rng = np.random.default_rng(13)
     enc_a = block.encode(rng.normal(size=(6, 96)), axis=-1)  # 3 blocks along K
