@@ -1,5 +1,5 @@
 """Bring your own model: any Brevitas model's (or QONNX file's) layers on generated hardware, with
-four verdicts that are reported separately and must all hold for PASS.
+verdicts that are reported separately and must all hold for PASS ((e) with a narrow accumulator).
 
 (a) hardware = golden: the array's results equal numerics.matmul on the extracted codes, bit
     for bit, and the measured cycles equal the cycle model;
@@ -14,7 +14,13 @@ four verdicts that are reported separately and must all hold for PASS.
     float32, and the result is rounded once more when scaled: |hw - ref| <= gamma(K + 4) *
     (sum_k |a_k b_k| + |bias|), gamma(n) = n u / (1 - n u), u = 2**-24;
 (d) hardware in the loop: the model run with this layer's output replaced by the hardware's
-    predicts (argmax over the last axis) exactly what the framework predicts, on every input.
+    predicts (argmax over the last axis) exactly what the framework predicts, on every input;
+(e) with a W-bit accumulator (`--acc int{W}`, wraps): no partial sum of any result leaves the
+    register's range, in the order the array adds the products, on every input (a result that
+    wrap-around brought back into range still fails: the register overflowed). The largest
+    |partial sum| is reported against the register's range, with the range the weights allow
+    for any input (what A2Q training bounds); with an exact accumulator these say how many bits
+    the layer needs. See bitfab/accumulator_verdict.py.
 """
 
 from __future__ import annotations
@@ -31,14 +37,16 @@ import models
 import numerics
 import sim
 
+from .accumulator_verdict import accumulator_verdict, layer_partial_sums
 from .endtoend import M_CHUNK, Hardware, U, bitserial_fits, simulate
+from .partial_sums import PartialSums, register_range
 
 Progress = Callable[[int, int], None]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LayerVerdict:
-    """One layer of a user's model on hardware: the four verdicts and what they measured."""
+    """One layer of a user's model on hardware: the verdicts and what they measured."""
 
     layer: str
     kind: str
@@ -61,6 +69,10 @@ class LayerVerdict:
     seconds: float = 0.0
     formats: tuple[str, str] = ("", "")  # numerics names of the input and weight codes
     zero_points: tuple[int, int] = (0, 0)  # subtracted at the array edge
+    accumulator: str = "exact"  # numerics.accumulator_name of the array's accumulator
+    partial_sums: PartialSums | None = None  # None: not measured (bit-serial, MX, sums beyond int64)
+    accumulator_holds: bool = True  # (e)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -69,6 +81,7 @@ class LayerVerdict:
     def summary(self) -> dict[str, Any]:
         names = {"cycles": "cycles_layer_all_inputs_measured", "model_cycles": "cycles_layer_all_inputs_model"}
         out = {names.get(k, k): v for k, v in self.__dict__.items()}
+        out["partial_sums"] = self.partial_sums.summary() if self.partial_sums is not None else None
         out["passed"] = self.passed
         return out
 
@@ -118,13 +131,15 @@ def array_for(product: models.Product, hardware: Hardware, m_rows: int) -> Any:
     double_buffer = hardware.dataflow == "ws" and hardware.double_buffer
     # buffer depths rounded up to powers of two: layers of similar size share one generated design (and build)
     k_max, m_max = _power_of_two_at_least(max(k, n, 64)), _power_of_two_at_least(max(m_rows, hardware.rows, 64))
-    try:
-        return hw.SystolicArray(a, b, rows=hardware.rows, cols=hardware.cols, dataflow=hardware.dataflow,
-                                double_buffer=double_buffer, pipeline=1, k_max=k_max, m_max=m_max,
-                                a_zero_point=product.a.zero_point, b_zero_point=product.b.zero_point)  # fmt: skip
+    options = {"rows": hardware.rows, "cols": hardware.cols, "dataflow": hardware.dataflow,
+               "double_buffer": double_buffer, "pipeline": 1, "k_max": k_max, "m_max": m_max,
+               "a_zero_point": product.a.zero_point, "b_zero_point": product.b.zero_point}  # fmt: skip
+    try:  # checked before the component is built: a refused design is not an unused one
+        hw.ArrayConfig.build(a, b, hardware.accumulator, **options)  # type: ignore[arg-type]
     except ValueError as error:
         raise ValueError(f"layer {product.name!r} ({product.a.description} x {product.b.description}): "
                          f"no array: {error}") from None  # fmt: skip
+    return hw.SystolicArray(a, b, hardware.accumulator, **options)
 
 
 def _power_of_two_at_least(n: int) -> int:
@@ -162,8 +177,11 @@ def exact_product(a: np.ndarray, b: np.ndarray, lsb_exponent: int) -> np.ndarray
     return product // divisor
 
 
-def extraction_failures(product: models.Product, golden: np.ndarray | None, lsb_exponent: int) -> list[str]:
-    """Verdict (b): what does not reproduce the framework's own operands and product."""
+def extraction_failures(product: models.Product, golden: np.ndarray | None, lsb_exponent: int,
+                        accumulator: Any = None) -> list[str]:  # fmt: skip
+    """Verdict (b): what does not reproduce the framework's own operands and product. `golden` is
+    in `accumulator` (a wrapping register: the framework's exact product is wrapped the same way;
+    whether the register held the sums is verdict (e), not a matter of extraction)."""
     failures = []
     for role, operand in (("input", product.a), ("weight", product.b)):
         decoded = operand.decoded()
@@ -183,6 +201,9 @@ def extraction_failures(product: models.Product, golden: np.ndarray | None, lsb_
             failures.append("the integer bias codes times scale_in*scale_w do not give the framework's bias")
     if golden is not None:
         framework = exact_product(product.a.grid, product.b.grid, lsb_exponent)
+        if framework is not None and (register := register_range(accumulator)) is not None:
+            span = register[1] - register[0] + 1
+            framework = (framework - register[0]) % span + register[0]
         if framework is None or not np.array_equal(framework, golden):
             failures.append("the exact product of the framework's own integer operands differs from the golden "
                             "product of the extracted codes")  # fmt: skip
@@ -220,12 +241,15 @@ def run_layer(source: Any, layer: str, inputs: np.ndarray, labels: np.ndarray | 
     rows_per_input = probe.gemm[0]
     per_chunk = max(1, m_chunk // rows_per_input)
     array = array_for(probe, hardware, probe.gemm[0] if slices else min(len(inputs), per_chunk) * rows_per_input)
+    accumulator = array.config.accumulator if isinstance(array, hw.SystolicArray) else numerics.ExactAccumulator()
     if optimize is None:
         _, k, n = probe.gemm
         optimize = len(inputs) * rows_per_input * k * n / (hardware.rows * hardware.cols) > 1e6
     failures: list[str] = []
     outputs, reports, deviation, bound_ok = [], [], 0.0, True
     faithful = True
+    sums: PartialSums | None = None
+    measured, unmeasured_wrapped = isinstance(array, hw.SystolicArray), 0
     starts = range(len(slices)) if slices else range(0, len(inputs), per_chunk)
     for index, start in enumerate(starts):
         product = slices[index] if slices else source.capture(layer, inputs[start : start + per_chunk])
@@ -233,11 +257,17 @@ def run_layer(source: Any, layer: str, inputs: np.ndarray, labels: np.ndarray | 
                           optimize)  # fmt: skip
         reports.append(report)
         golden = _golden(array, product, report)
-        problems = extraction_failures(product, golden, report.lsb_exponent)
+        problems = extraction_failures(product, golden, report.lsb_exponent, accumulator)
         if problems and faithful:
             failures.append(f"(b) extraction of {product.name}: " + problems[0] + " - the layer's quantizer is read "
                             "wrongly or is not representable; report it with the quantizer's class")  # fmt: skip
         faithful &= not problems
+        chunk_sums = layer_partial_sums(product, array.config) if measured else None
+        measured &= chunk_sums is not None
+        if chunk_sums is None and register_range(accumulator) is not None and golden is not None:
+            framework = exact_product(product.a.grid, product.b.grid, report.lsb_exponent)
+            unmeasured_wrapped += 0 if framework is None else int((framework != golden).sum())
+        sums = chunk_sums if sums is None or chunk_sums is None else sums.merged(chunk_sums)
         if report.mismatches or report.cycles != report.model_cycles:
             break
         values = layer_output(report, product)
@@ -245,14 +275,17 @@ def run_layer(source: Any, layer: str, inputs: np.ndarray, labels: np.ndarray | 
         within = error <= deviation_bound(product)
         if not within.all() and bound_ok:
             i, j = (int(x) for x in np.argwhere(~within)[0])
-            failures.append(f"(c) output of {product.name}: [{i}, {j}] is {values[i, j]!r} on hardware, "
-                            f"{product.reference[i, j]!r} in the framework, beyond the float32 rounding bound: the "
-                            "bias or the scales are not what the framework applies")  # fmt: skip
+            cause = ("results wrapped around the accumulator, see (e)" if chunk_sums and chunk_sums.results_wrapped
+                     else "the bias or the scales are not what the framework applies")  # fmt: skip
+            failures.append(f"(c) output of {product.name}: [{i}, {j}] is {float(values[i, j])!r} on hardware, "
+                            f"{float(product.reference[i, j])!r} in the framework, beyond the float32 rounding bound: "
+                            f"{cause}")  # fmt: skip
         bound_ok &= bool(within.all())
         deviation = max(deviation, float(error.max()))
         outputs.append(product.fold(values.astype(np.float32)))
         if progress is not None:
             progress(index + 1, len(starts))
+    sums = sums if measured else None
     exact = all(r.mismatches == 0 for r in reports) and len(reports) == len(starts)
     cycles_ok = exact and all(r.cycles == r.model_cycles for r in reports)
     if not exact:
@@ -262,6 +295,10 @@ def run_layer(source: Any, layer: str, inputs: np.ndarray, labels: np.ndarray | 
     elif not cycles_ok:
         bad = next(r for r in reports if r.cycles != r.model_cycles)
         failures.insert(0, f"(a) hardware: measured {bad.cycles} cycles, the cycle model says {bad.model_cycles}")
+    overflow, warnings = accumulator_verdict(sums, accumulator, unmeasured_wrapped)
+    if overflow is not None:  # before (c) and (d), which it explains
+        failures.insert(next((i for i, f in enumerate(failures) if not f.startswith(("(a)", "(b)"))),
+                             len(failures)), overflow)  # fmt: skip
     reference_out = source.forward(inputs)
     theirs = reference_out.reshape(len(inputs), -1).argmax(axis=1)
     same = False
@@ -276,13 +313,18 @@ def run_layer(source: Any, layer: str, inputs: np.ndarray, labels: np.ndarray | 
     accuracy = (lambda p: float((p == labels).mean())) if labels is not None else None
     m = sum(r.shape[0] for r in reports)  # attention: over all (sample, head) slices
     _, k, n = reports[0].shape
-    return LayerVerdict(layer, probe.kind, (m, k, n), probe.a.description, probe.b.description,
-                        probe.bias_description, reports[0].design, exact, sum(r.cycles for r in reports),
-                        sum(r.model_cycles for r in reports), faithful, deviation, bound_ok and cycles_ok, same,
-                        accuracy(theirs) if accuracy else None,
-                        accuracy(ours) if accuracy and ours is not None else None, len(inputs), failures,
-                        sum(r.seconds for r in reports), (models.format_name(probe.a.format),
-                        models.format_name(probe.b.format)), (probe.a.zero_point, probe.b.zero_point))  # fmt: skip
+    return LayerVerdict(layer=layer, kind=probe.kind, gemm=(m, k, n), input_format=probe.a.description,
+                        weight_format=probe.b.description, bias=probe.bias_description, hardware=reports[0].design,
+                        hardware_exact=exact, cycles=sum(r.cycles for r in reports),
+                        model_cycles=sum(r.model_cycles for r in reports), extraction_faithful=faithful,
+                        max_deviation=deviation, within_bound=bound_ok and cycles_ok, predictions_equal=same,
+                        framework_accuracy=accuracy(theirs) if accuracy else None,
+                        hil_accuracy=accuracy(ours) if accuracy and ours is not None else None, inputs=len(inputs),
+                        failures=failures, seconds=sum(r.seconds for r in reports),
+                        formats=(models.format_name(probe.a.format), models.format_name(probe.b.format)),
+                        zero_points=(probe.a.zero_point, probe.b.zero_point),
+                        accumulator=numerics.accumulator_name(accumulator), partial_sums=sums,
+                        accumulator_holds=overflow is None, warnings=warnings)  # fmt: skip
 
 
 def _golden(array: Any, product: models.Product, report: sim.GemmReport) -> np.ndarray | None:

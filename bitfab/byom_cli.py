@@ -19,6 +19,7 @@ import numerics
 from . import output, paths
 from .byom import LayerVerdict, TorchSource, array_for, run_layer, source_for
 from .endtoend import Hardware
+from .options import add_cache_option
 
 
 def load_inputs(path: Path | None, what: str = "--inputs") -> np.ndarray:
@@ -44,9 +45,13 @@ def load_labels(path: Path | None, count: int) -> np.ndarray | None:
     return labels
 
 
-def user_source(spec: str, fmt: str | None = None, calibration: np.ndarray | None = None) -> Any:
+def user_source(spec: str, fmt: str | None = None, calibration: np.ndarray | None = None,
+                cache: Path | None = None) -> Any:  # fmt: skip
     """The model of a spec as a source of layers. A float PyTorch model (no quantized layer) with
-    `fmt` is quantized by bitfab to that format first (models.quantize, calibrated on `calibration`)."""
+    `fmt` is quantized by bitfab to that format first (models.quantize, calibrated on `calibration`).
+    A bundled A2Q model (`a2q16`, `a2q_ref`) is trained, or loaded from `cache`/models."""
+    if models.is_a2q(spec):
+        return TorchSource(models.a2q_model(spec, cache=None if cache is None else cache / "models"), spec)
     model = models.load(spec)
     name = Path(spec.rpartition(":")[0] or spec).stem
     if isinstance(model, nn.Module) and not models.quant_modules(model) and fmt is not None:
@@ -70,6 +75,9 @@ def cmd_layers(args: argparse.Namespace, console: Console) -> int:
         source = source_for(model, args.model)
         if example is None:
             example = models.digits().test_images[:1]
+    elif models.is_a2q(args.model):
+        source = user_source(args.model, cache=paths.cache_directory(args.cache_dir))
+        example = models.digits().test_images[:1] if example is None else example
     else:
         source = user_source(args.model)
     if example is None and not isinstance(source, TorchSource):
@@ -158,15 +166,27 @@ def _calibration(args: argparse.Namespace, inputs: np.ndarray) -> np.ndarray:
     return inputs if path is None else load_inputs(path, "--calibration").astype(np.float32)
 
 
+def _inputs_and_labels(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
+    """--inputs / --labels (the first --images); a bundled A2Q model defaults to the digits test set."""
+    if args.inputs is None and models.is_a2q(args.model):
+        models.a2q_bits(args.model)  # a bad name fails before the data loads
+        split = models.digits()
+        if args.labels is not None:
+            raise ValueError("--labels goes with --inputs; without them a bundled A2Q model runs on the digits test "
+                             "images and their labels")  # fmt: skip
+        return split.test_images[: args.images], split.test_labels[: args.images]
+    given = load_inputs(args.inputs)
+    labels = load_labels(args.labels, len(given))
+    return given.astype(np.float32)[: args.images], None if labels is None else labels[: args.images]
+
+
 def cmd_cosim_user_model(args: argparse.Namespace, console: Console, hardware: Hardware) -> int:
     _known_format(args.format)
-    given = load_inputs(args.inputs)
-    inputs = given.astype(np.float32)[: args.images]
-    labels = load_labels(args.labels, len(given))
-    labels = None if labels is None else labels[: args.images]
+    inputs, labels = _inputs_and_labels(args)
     reporter = args.reporter
+    cache = paths.cache_directory(args.cache_dir)
     with reporter.stage(f"loading {args.model}"):
-        source = user_source(args.model, args.format, _calibration(args, inputs))
+        source = user_source(args.model, args.format, _calibration(args, inputs), cache)
     layer = args.layer or "all"
     names, refused = _layers_to_run(source, layer, inputs[:1])
     for name in list(names):  # every layer against the format and the hardware before anything runs
@@ -179,9 +199,9 @@ def cmd_cosim_user_model(args: argparse.Namespace, console: Console, hardware: H
         names.remove(name)
         refused.append(models.LayerInfo(name, "-", None, "-", "-", "-", f"on the {hardware.describe()}: {reason}"))
     if not names:
-        raise ValueError("no layer of the model runs on the " + hardware.describe() + ": "
-                         + "; ".join(str(info.reason) for info in refused))  # fmt: skip
-    cache = paths.cache_directory(args.cache_dir)
+        prefix = f"on the {hardware.describe()}: "
+        raise ValueError(f"no layer of the model runs {prefix}"
+                         + "; ".join(str(info.reason).removeprefix(prefix) for info in refused))  # fmt: skip
     out = paths.output_directory(args.output)  # after the checks: a refused run writes nothing
     verdicts: list[LayerVerdict] = []
     for index, name in enumerate(names):
@@ -191,8 +211,12 @@ def cmd_cosim_user_model(args: argparse.Namespace, console: Console, hardware: H
                                       progress=lambda d, t, w=what: reporter.count(f"{w}: chunks", d, t)))  # fmt: skip
     passed = all(v.passed for v in verdicts)
     every_layer = passed and not refused
-    report = {"model": args.model, "hardware": hardware.describe(), "inputs": len(inputs), "passed": passed,
-              "all_layers_verified": every_layer, "layers": [v.summary() for v in verdicts],
+    report = {"model": args.model, "hardware": hardware.describe(), "accumulator": hardware.accumulator_name,
+              "inputs": len(inputs), "passed": passed, "all_layers_verified": every_layer,
+              "results_with_overflowing_partial_sum": sum(v.partial_sums.results_overflowing for v in verdicts
+                                                          if v.partial_sums is not None),
+              "warnings": [f"{v.layer}: {w}" for v in verdicts for w in v.warnings],
+              "layers": [v.summary() for v in verdicts],
               "refused": [{"layer": i.name, "kind": i.kind, "reason": i.reason} for i in refused]}  # fmt: skip
     output.write_json(out / "report.json", report, args.provenance)
     status = 0 if passed and (every_layer or not args.strict) else 1
@@ -208,23 +232,64 @@ def _mark(ok: bool | None) -> str:
     return "-" if ok is None else ("[green]yes[/green]" if ok else "[red]NO[/red]")
 
 
+def _sums_cell(v: LayerVerdict) -> str:
+    """Column (e): the largest |partial sum| against the register (exact: the bits it needs)."""
+    sums = v.partial_sums
+    if sums is None:
+        return "-" if v.accumulator == "exact" else _mark(v.accumulator_holds)
+    if sums.register is None:
+        return f"{sums.max_abs:,} ({sums.bits} bits)"
+    mark = "[yellow]WARN[/yellow]" if v.warnings and v.accumulator_holds else _mark(v.accumulator_holds)
+    return f"{sums.max_abs:,} of {sums.register[1]:,} {mark}"
+
+
+def _sums_line(v: LayerVerdict) -> str | None:
+    """The partial sums of a layer in one line: measured, allowed by the weights, and the register."""
+    sums = v.partial_sums
+    if sums is None:
+        return None
+    text = (f"{v.layer} (sums in product lsbs): largest |partial sum| {sums.max_abs:,} ({sums.bits} bits; "
+            f"{sums.order}), largest sum of |products| {sums.abs_product_sum:,}")  # fmt: skip
+    if sums.any_input is not None:
+        text += f"; any input: {sums.any_input[0]:,}..{sums.any_input[1]:,} ({sums.any_input_bits} bits)"
+    if sums.register is None:
+        any_input = f", int{sums.any_input_bits} those of any input" if sums.any_input_bits else ""
+        return text + f"; int{sums.bits} holds every partial sum of these inputs{any_input}"
+    low, high = sums.register
+    if sums.overflowed:
+        overflowing, wrapped = sums.results_overflowing, sums.results_wrapped
+        verdict = f"OVERFLOWED in {overflowing:,} of {sums.results:,} results, {wrapped:,} wrapped"
+    else:
+        verdict = "held every partial sum"
+        any_fits = sums.any_input is not None and low <= sums.any_input[0] and sums.any_input[1] <= high
+        verdict += " (and holds any input's)" if any_fits else ""
+    return text + f"; the {v.accumulator} register ({low:,}..{high:,}) {verdict}"
+
+
 def _print(console: Console, model: str, hardware: Hardware, verdicts: list[LayerVerdict],
            refused: list[models.LayerInfo], count: int) -> None:  # fmt: skip
+    fixed = hardware.accumulator_name != "exact"
     table = output.table(f"{model} on the {hardware.describe()}, {count} inputs: (a) hardware = numerics, "
                          "(b) extraction = the model's operands, (c) output within the float32 bound, "
-                         "(d) same predictions with the hardware in the loop",
+                         "(d) same predictions with the hardware in the loop, (e) "
+                         + ("the accumulator holds every result: largest |partial sum| of the register's maximum"
+                            if fixed else "largest |partial sum| (the bits it needs)"),
                          ["layer", "GEMM (MxKxN)", "input x weight", "bias", "(a)", "cycles (= model)", "(b)",
-                          "(c) max |dev|", "(d)", "verdict"], text_columns=4)  # fmt: skip
+                          "(c) max |dev|", "(d)", "(e) max |psum|", "verdict"], text_columns=4)  # fmt: skip
     for v in verdicts:
         cycles = f"{v.cycles}" + ("" if v.cycles == v.model_cycles else f" (model {v.model_cycles})")
         table.add_row(v.layer, "x".join(map(str, v.gemm)), f"{v.input_format} x {v.weight_format}", v.bias,
                       _mark(v.hardware_exact), cycles, _mark(v.extraction_faithful),
                       f"{v.max_deviation:.3g} {'ok' if v.within_bound else 'OVER'}", _mark(v.predictions_equal),
-                      "[green]PASS[/green]" if v.passed else "[red]FAIL[/red]")  # fmt: skip
+                      _sums_cell(v), "[green]PASS[/green]" if v.passed else "[red]FAIL[/red]")  # fmt: skip
     console.print(table)
     for v in verdicts:
+        if (line := _sums_line(v)) is not None:
+            console.print(line, markup=False, highlight=False)
         for failure in v.failures:
             console.print(f"[red]FAIL[/red] {v.layer}: {failure}")
+        for warning in v.warnings:
+            console.print(f"[yellow]WARNING[/yellow] {v.layer}: {warning}")
         if v.framework_accuracy is not None:
             hil = "-" if v.hil_accuracy is None else f"{v.hil_accuracy:.2%}"
             console.print(f"{v.layer}: accuracy on these {v.inputs} inputs: model {v.framework_accuracy:.2%}, "
@@ -234,7 +299,10 @@ def _print(console: Console, model: str, hardware: Hardware, verdicts: list[Laye
     verdict = "PASS" if all(v.passed for v in verdicts) else "FAIL"
     colour = "green" if verdict == "PASS" else "red"
     passing = sum(v.passed for v in verdicts)
-    console.print(f"[{colour}]{verdict}[/{colour}]: {passing} of {len(verdicts)} layers pass all four verdicts"
+    which = f"five verdicts ((e): the {hardware.accumulator_name} accumulator)" if fixed else "four verdicts"
+    warned = sum(bool(v.warnings) and v.passed for v in verdicts)
+    console.print(f"[{colour}]{verdict}[/{colour}]: {passing} of {len(verdicts)} layers pass all {which}"
+                  + (f"; {warned} of them with accumulator WARNINGS (above)" if warned else "")
                   + (f"; {len(refused)} of the model's {len(verdicts) + len(refused)} layers NOT verified (not "
                      "mappable, listed above; --strict makes that a failure)" if refused else ""))  # fmt: skip
 
@@ -291,5 +359,6 @@ def add_layers_command(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--model", required=True, metavar="SPEC", help=models.SPEC_HELP)
     p.add_argument("--inputs", metavar="X.npy", help="example inputs (the first is used): GEMM shapes, input formats")
     p.add_argument("--format", help="for a bundled model: the format to quantize it to")
+    add_cache_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_layers)

@@ -44,15 +44,26 @@ class Hardware:
     cols: int
     dataflow: str = "ws"  # systolic only
     double_buffer: bool = True  # WS only
+    # systolic only: exact (Kulisch), or a W-bit register that wraps
+    accumulator: numerics.ExactAccumulator | numerics.FixedAccumulator = field(
+        default_factory=numerics.ExactAccumulator
+    )
 
     def describe(self) -> str:
         if self.kind == "bitserial":
             return f"bit-serial {self.cols} PEs x {self.rows} lanes"
         buffering = " double-buffered" if self.dataflow == "ws" and self.double_buffer else ""
-        return f"{self.rows}x{self.cols} {self.dataflow.upper()}{buffering} systolic array"
+        register = ""
+        if isinstance(self.accumulator, numerics.FixedAccumulator):
+            register = f" with a {self.accumulator.width}-bit accumulator ({self.accumulator_name}, wraps)"
+        return f"{self.rows}x{self.cols} {self.dataflow.upper()}{buffering} systolic array{register}"
+
+    @property
+    def accumulator_name(self) -> str:
+        return numerics.accumulator_name(self.accumulator)
 
 
-def parse_hardware(array: str, dataflow: str = "ws", bitserial: bool = False) -> Hardware:
+def parse_hardware(array: str, dataflow: str = "ws", bitserial: bool = False, accumulator: str = "exact") -> Hardware:
     if not (match := re.fullmatch(r"(\d+)x(\d+)", array)):
         raise ValueError(f"--array must be RxC (e.g. 8x8), got {array!r}")
     kind = "bitserial" if bitserial else "systolic"
@@ -61,7 +72,24 @@ def parse_hardware(array: str, dataflow: str = "ws", bitserial: bool = False) ->
     if not (low <= rows <= 64 and low <= cols <= 64):
         what = "lanes x PEs" if bitserial else "rows x cols"
         raise ValueError(f"--array {array}: {what} must each be between {low} and 64")
-    return Hardware(kind, rows, cols, dataflow)
+    return Hardware(kind, rows, cols, dataflow, accumulator=_model_accumulator(accumulator, bitserial))
+
+
+def _model_accumulator(text: str, bitserial: bool) -> numerics.ExactAccumulator | numerics.FixedAccumulator:
+    """--acc of `cosim model`: exact, or a W-bit register that wraps (checked against each layer later)."""
+    accumulator = numerics.parse_accumulator(text)
+    if isinstance(accumulator, numerics.ExactAccumulator):
+        return accumulator
+    if bitserial:
+        raise ValueError(f"--acc {text}: the bit-serial unit accumulates exactly; a narrow accumulator runs on a "
+                         "systolic array (drop --bitserial)")  # fmt: skip
+    if not isinstance(accumulator, numerics.FixedAccumulator):
+        raise ValueError(f"--acc {text}: model layers run with exact or int{{W}} (wrapping) accumulators; float "
+                         "accumulators are not checked against a model's output yet")  # fmt: skip
+    if accumulator.overflow == "saturate":
+        raise ValueError(f"--acc {text}: a systolic array adds partial sums in dataflow order, so a saturating "
+                         f"register has no order-free result; use int{accumulator.width} (wraps)")  # fmt: skip
+    return accumulator
 
 
 @dataclass
@@ -126,9 +154,10 @@ def _array(fmt: str, codes: models.LayerCodes, hardware: Hardware, m_rows: int) 
         group = hardware.rows * -(-k // hardware.rows)
         return hw.BitSerialArray(scheme.activation, lanes=hardware.rows, cols=hardware.cols, group=group)
     double_buffer = hardware.dataflow == "ws" and hardware.double_buffer
-    return hw.SystolicArray(scheme.activation, scheme.weight, rows=hardware.rows, cols=hardware.cols,
-                            dataflow=hardware.dataflow, double_buffer=double_buffer, pipeline=1, k_max=max(k, n),
-                            m_max=max(m_rows, hardware.rows))  # fmt: skip
+    # the model's own accumulator (exact unless --acc says otherwise), MX included: the run is judged against Brevitas
+    return hw.SystolicArray(scheme.activation, scheme.weight, hardware.accumulator, rows=hardware.rows,
+                            cols=hardware.cols, dataflow=hardware.dataflow, double_buffer=double_buffer, pipeline=1,
+                            k_max=max(k, n), m_max=max(m_rows, hardware.rows))  # fmt: skip
 
 
 def dequantized(codes: models.LayerCodes) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ import models
 from . import output, paths
 from .byom_cli import cmd_cosim_user_model
 from .endtoend import check_mapping, parse_hardware, run_layer
-from .options import add_cache_option, positive_int
+from .options import accumulator, add_cache_option, positive_int
 
 
 def _layer_name(model: object, layer: str) -> str:
@@ -32,9 +32,13 @@ def _layer_name(model: object, layer: str) -> str:
 
 def cmd_cosim_model(args: argparse.Namespace, console: Console) -> int:
     fmt = args.format
-    hardware = parse_hardware(args.array, args.dataflow, args.bitserial)
+    hardware = parse_hardware(args.array, args.dataflow, args.bitserial, args.acc)
     if args.model not in models.MODELS:
         return cmd_cosim_user_model(args, console, hardware)
+    if hardware.accumulator_name != "exact":
+        raise ValueError(f"--acc {args.acc}: the bundled {args.model} runs with an exact accumulator; a narrow one "
+                         "runs with the bring-your-own-model checks, e.g. --model a2q16 (Brevitas A2Q weights for a "
+                         "16-bit accumulator) or your own model file")  # fmt: skip
     if fmt is None:
         raise ValueError(f"a bundled model needs --format (one of {', '.join(sorted(models.SCHEMES))})")
     if args.inputs is not None or args.labels is not None:
@@ -95,6 +99,9 @@ def add_model_command(cosim: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--dataflow", default="ws", choices=["ws", "os"], help="weight- or output-stationary (ws is "
                    "double-buffered)")  # fmt: skip
     p.add_argument("--bitserial", action="store_true", help="run on the bit-serial unit (weight-only formats)")
+    p.add_argument("--acc", type=accumulator, default="exact", metavar="ACC", help="the systolic array's "
+                   "accumulator: exact (Kulisch), or int{W}: a W-bit register that wraps (a user's or A2Q model: "
+                   "verdict (e) checks that it holds every sum, and the largest partial sum is reported)")  # fmt: skip
     p.add_argument("--images", type=positive_int, default=360, help="inputs to run: the first N (bundled: 360 = all "
                    "test images)")  # fmt: skip
     p.add_argument("-o", "--output", default="cosim_model_out", metavar="OUTDIR", help="the run's logs and report.json")

@@ -1,5 +1,6 @@
 """Brevitas models and quantizers equal to numerics formats (numerics is the only bitfab import)."""
 
+from ._a2q import A2Q_HELP, A2QMLP, a2q_bits, a2q_model, is_a2q
 from ._data import Split, digits
 from ._discover import (
     LayerInfo,
@@ -12,7 +13,9 @@ from ._discover import (
     layers,
     quant_modules,
 )
-from ._extract import LayerCodes, bundled_layers, extract, layer_kind
+from ._extract import LayerCodes, bundled_layers, extract, layer_codes, layer_kind
+from ._inference import accuracy_with, logits_with, product_values
+from ._narrow import forward_accumulating
 from ._nets import MODELS, build
 from ._operand import Operand, Unmappable, format_name
 from ._quantize import quantize
@@ -21,6 +24,8 @@ from ._spec import SPEC_HELP, load
 from ._train import Trained, accuracy, float_model, quantized_model, train
 
 __all__ = [
+    "A2QMLP",
+    "A2Q_HELP",
     "MODELS",
     "SCHEMES",
     "SPEC_HELP",
@@ -33,7 +38,10 @@ __all__ = [
     "Split",
     "Trained",
     "Unmappable",
+    "a2q_bits",
+    "a2q_model",
     "accuracy",
+    "accuracy_with",
     "build",
     "bundled_layers",
     "capture",
@@ -44,10 +52,15 @@ __all__ = [
     "float_model",
     "format_name",
     "forward",
+    "forward_accumulating",
     "forward_with",
+    "is_a2q",
+    "layer_codes",
     "layer_kind",
     "layers",
     "load",
+    "logits_with",
+    "product_values",
     "quant_modules",
     "quantize",
     "quantized_model",

@@ -82,6 +82,15 @@ def extract(model: nn.Module, layer: str, images: np.ndarray, fmt: str) -> Layer
         finally:
             hook.remove()
         x, output = captured[0]
+        return layer_codes(quant_layer, layer, kind, fmt, x, output)
+
+
+def layer_codes(quant_layer: nn.Module, layer: str, kind: str, fmt: str, x: torch.Tensor,
+                output: torch.Tensor) -> LayerCodes:  # fmt: skip
+    """The codes of one call of `quant_layer` (the Brevitas layer inside a bundled `Biased`) on
+    input `x`, which gave `output`."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         quant_input, quant_weight = quant_layer.input_quant(x), quant_layer.quant_weight()
     s = scheme(fmt)
     if kind == "conv":

@@ -14,7 +14,8 @@ from torch import nn
 
 from ._discover import ModelError, first_line
 
-SPEC_HELP = "a bundled name (mlp, cnn, transformer), path/to/file.py:factory (a function returning the model), " \
+SPEC_HELP = "a bundled name (mlp, cnn, transformer with --format; a2q{P}: the digits MLP with A2Q weights for a " \
+    "P-bit accumulator, a2q_ref: with plain INT8 weights), path/to/file.py:factory (a function returning the model), " \
     "or a QONNX file model.onnx"  # fmt: skip
 
 

@@ -15,16 +15,6 @@ import models
 SHARED_WEIGHTS = Path(os.environ["BITFAB_CACHE"]) / "models"
 
 
-@pytest.fixture(scope="module")
-def split() -> models.Split:
-    return models.digits()
-
-
-@pytest.fixture(scope="module")
-def mlp(split: models.Split) -> nn.Module:
-    return models.float_model("mlp", split, cache=SHARED_WEIGHTS)
-
-
 def test_digits_split_is_fixed_and_stratified(split: models.Split) -> None:
     assert split.train_images.shape == (1437, 1, 8, 8) and split.test_images.shape == (360, 1, 8, 8)
     assert split.train_images.min() >= 0.0 and split.train_images.max() <= 1.0
