@@ -23,7 +23,7 @@ import synth
 from bitfab import output as output_json
 from bitfab import paths
 from bitfab.endtoend import Hardware, run_layer
-from bitfab.explore import design, evaluate, inference_cost, write_outputs
+from bitfab.explore import default_accumulator, design, evaluate, inference_cost, write_outputs
 from bitfab.progress import Reporter
 from synth.cost import predict
 
@@ -161,13 +161,15 @@ def _place_and_route(spec: synth.DesignSpec, cache: Path) -> dict[str, Any]:
 def _energy(model: Any, fmt: str, spec: synth.DesignSpec) -> dict[str, Any]:
     cycles, total = inference_cost(model, fmt, spec)
     return {"node_nm": 45, "pj_per_inference": total.total_pj, "pj_per_mac": total.pj_per_mac, "macs": total.macs,
-            "compute_pj": total.compute_pj, "memory_pj": total.memory_pj, "cycles_per_inference": cycles}  # fmt: skip
+            "compute_pj": total.compute_pj, "memory_pj": total.memory_pj, "breakdown": total.breakdown(),
+            "cycles_per_inference": cycles}  # fmt: skip
 
 
 def _compare(output: Path, cache: Path, size: int, formats: list[str], provenance: dict[str, Any],
              reporter: Reporter) -> list[dict[str, Any]]:  # fmt: skip
-    points = [{"model": "mlp", "format": f, "array": f"{size}x{size}", "dataflow": "ws", "target": "ecp5",
-               "synth": False, "node_nm": 45, "cache": str(cache)} for f in formats]  # fmt: skip
+    points = [{"model": "mlp", "format": f, "array": f"{size}x{size}", "accumulator": default_accumulator("mlp", f),
+               "dataflow": "ws", "target": "ecp5", "synth": False, "node_nm": 45, "cache": str(cache)}
+              for f in formats]  # fmt: skip
     with synth.executor_for(None, 2) as executor:
         rows = synth.sweep(points, evaluate, executor, output / "points",
                            lambda done, total: reporter.count("formats", done, total))  # fmt: skip

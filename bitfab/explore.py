@@ -1,7 +1,9 @@
 """`bitfab explore`: accuracy against cost over formats x array shapes, on a process pool or Dask.
 
-Each point is (model, format, array, dataflow, target): the Brevitas model's PTQ test accuracy,
-cycles per inference (one image, every quantized layer on the array, `hw.cycles`), resources from
+Each point is (model, format, array, accumulator, dataflow, target): the Brevitas model's PTQ
+test accuracy with every quantized product computed by numerics with the array's accumulator (in
+the order the dataflow realises: `models.accuracy_with`; `exact` is the Kulisch register), cycles
+per inference (one image, every quantized layer on the array, `hw.cycles`), resources from
 the calibrated cost model (and from real yosys + nextpnr with `--synth`), energy per inference
 (synth.energy at the chosen node), and, with `--synth`, the post-route Fmax on ECP5.
 """
@@ -19,21 +21,27 @@ from rich.console import Console
 
 import hw
 import models
+import numerics
 import synth
 from synth.cost import predict
 from synth.energy import Energy, gemm_energy
 
 from . import output, paths
-from .options import K_MAX, M_MAX, add_cache_option, positive_int
+from .options import K_MAX, M_MAX, add_cache_option, array_accumulator, positive_int
 
 # lut_equivalents: LUT4 + 2 x CCU2C on ECP5 (a carry cell holds two LUT4s), LUTs on Xilinx 7: the cost axis
-COLUMNS = ("model", "format", "array", "accuracy", "cycles_per_inference", "lut_equivalents", "luts", "carry", "ffs",
-           "energy_pj", "pj_per_mac", "synth_luts", "synth_lut_equivalents", "fmax_mhz")  # fmt: skip
+DEFAULT_ACCUMULATOR = "default"
+DEFAULT_FORMATS = "int4,int8,fp8_e4m3,fp4_e2m1,mxfp4,ovp4"
+COLUMNS = ("model", "format", "array", "accumulator", "accuracy", "cycles_per_inference", "lut_equivalents", "luts",
+           "carry", "ffs", "energy_pj", "pj_per_mac", "partial_sums_share", "synth_luts", "synth_lut_equivalents",
+           "fmax_mhz")  # fmt: skip
 
 
 def layer_shapes(model: Any, fmt: str) -> list[tuple[int, int, int]]:
     """(M, K, N) of every quantized layer for one test image."""
     image = models.digits().test_images[:1]
+    if isinstance(model, models.A2QMLP):
+        return [models.capture(model, layer, image).gemm for layer in models.layers(model)]
     shapes = []
     for layer in models.bundled_layers(model):
         codes = models.extract(model, layer, image, fmt)
@@ -42,20 +50,39 @@ def layer_shapes(model: Any, fmt: str) -> list[tuple[int, int, int]]:
     return shapes
 
 
-def design(fmt: str, rows: int, cols: int, dataflow: str, k: int = K_MAX, m_max: int = M_MAX) -> synth.DesignSpec:
-    """The array for a model format, with the CLI's array defaults (WS double-buffered, pipeline 1)."""
+def operands(model: str, fmt: str) -> tuple[str, str]:
+    """(activation, weight) formats of a model in `fmt`; an A2Q model has its own (uint8 x int8)."""
+    if models.is_a2q(model):
+        models.a2q_bits(model)
+        if fmt != "int8":
+            raise ValueError(f"{model} has INT8 weights and uint8 activations of its own: --formats must be int8, "
+                             f"got {fmt!r}")  # fmt: skip
+        return "uint8", "int8"
     scheme = models.scheme(fmt)
-    return synth.DesignSpec("array", scheme.activation, scheme.weight, rows, cols, dataflow,
-                            double_buffer=dataflow == "ws", k=k, m_max=m_max)  # fmt: skip
+    return scheme.activation, scheme.weight
+
+
+def default_accumulator(model: str, fmt: str) -> str:
+    """The accumulator an array gets when none is named: the OCP-style FP32 datapath for MX
+    operands (each block's exact sum, scaled, added in FP32), the exact register otherwise."""
+    return array_accumulator(None, operands(model, fmt)[0])
+
+
+def design(fmt: str, rows: int, cols: int, dataflow: str, k: int = K_MAX, m_max: int = M_MAX,
+           accumulator: str = "exact", model: str = "mlp") -> synth.DesignSpec:  # fmt: skip
+    """The array for a model format, with the CLI's array defaults (WS double-buffered, pipeline 1)."""
+    a, b = operands(model, fmt)
+    return synth.DesignSpec("array", a, b, rows, cols, dataflow,
+                            double_buffer=dataflow == "ws", accumulator=accumulator, k=k, m_max=m_max)  # fmt: skip
 
 
 def inference_cost(model: Any, fmt: str, spec: synth.DesignSpec, node_nm: int = 45) -> tuple[int, Energy]:
     """Cycles and energy of one inference (one image through every quantized layer) on the array."""
     cycles, energy = 0, None
     for m, k, n in layer_shapes(model, fmt):
-        cfg = hw.ArrayConfig.build(spec.a, spec.b, rows=spec.rows, cols=spec.cols, dataflow=spec.dataflow,
-                                   double_buffer=spec.double_buffer, pipeline=1, k_max=max(k, n),
-                                   m_max=max(m, spec.rows))  # fmt: skip
+        cfg = hw.ArrayConfig.build(spec.a, spec.b, numerics.parse_accumulator(spec.accumulator), rows=spec.rows,
+                                   cols=spec.cols, dataflow=spec.dataflow, double_buffer=spec.double_buffer,
+                                   pipeline=1, k_max=max(k, n), m_max=max(m, spec.rows))  # fmt: skip
         cycles += hw.cycles(cfg, m, k, n)
         layer = gemm_energy(cfg, m, k, n, node_nm)
         energy = layer if energy is None else energy + layer
@@ -68,15 +95,23 @@ def evaluate(point: dict[str, Any]) -> dict[str, Any]:
     """One design point (runs in a worker process or on a Dask worker)."""
     split = models.digits()
     cache = Path(point["cache"])
-    base = models.float_model(point["model"], split, cache=cache / "models")
-    model = models.quantized_model(point["model"], point["format"], base, split)
-    accuracy = models.accuracy(model, split.test_images, split.test_labels)
     rows, cols = (int(v) for v in point["array"].split("x"))
-    spec = design(point["format"], rows, cols, point["dataflow"])
+    spec = design(point["format"], rows, cols, point["dataflow"], accumulator=point["accumulator"],
+                  model=point["model"])  # fmt: skip
+    accumulator = spec.config().numerics_accumulator  # the order this dataflow adds in
+    if models.is_a2q(point["model"]):  # any Brevitas model: every quantized product by numerics
+        model = models.a2q_model(point["model"], split, cache=cache / "models")
+        logits = models.forward_accumulating(model, split.test_images, accumulator)
+        accuracy = float((logits.argmax(axis=1) == split.test_labels).mean())
+    else:
+        base = models.float_model(point["model"], split, cache=cache / "models")
+        model = models.quantized_model(point["model"], point["format"], base, split)
+        accuracy = models.accuracy_with(model, point["format"], split.test_images, split.test_labels, accumulator)
     cycles, energy = inference_cost(model, point["format"], spec, point["node_nm"])
     resources = predict(spec, point["target"], dsp=False)
     result = {"accuracy": accuracy, "cycles_per_inference": cycles, "energy_pj": energy.total_pj,
-              "pj_per_mac": energy.pj_per_mac, "synth_luts": None, "synth_lut_equivalents": None, "fmax_mhz": None,
+              "pj_per_mac": energy.pj_per_mac, "partial_sums_share": energy.breakdown()["partial_sums"],
+              "synth_luts": None, "synth_lut_equivalents": None, "fmax_mhz": None,
               **{key: round(v) for key, v in resources.items()}}  # fmt: skip
     if point["synth"]:
         result.update(_synthesize(spec, point["target"], cache / "synth"))
@@ -94,6 +129,19 @@ def _synthesize(spec: synth.DesignSpec, target: str, cache: Path) -> dict[str, A
     return out
 
 
+def _model_name(text: str) -> str:
+    if text in models.MODELS:
+        return text
+    if models.is_a2q(text):
+        try:
+            models.a2q_bits(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return text
+    raise argparse.ArgumentTypeError(f"must be a bundled model ({', '.join(models.MODELS)}) or {models.A2Q_HELP}, "
+                                     f"got {text!r}")  # fmt: skip
+
+
 def _list(text: str, what: str) -> list[str]:
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
@@ -102,31 +150,47 @@ def _list(text: str, what: str) -> list[str]:
 
 
 def cmd_explore(args: argparse.Namespace, console: Console) -> int:
+    if args.formats is None:
+        args.formats = "int8" if models.is_a2q(args.model) else DEFAULT_FORMATS
     formats = _list(args.formats, "formats")
     for fmt in formats:
-        models.scheme(fmt)
+        operands(args.model, fmt)
     arrays = _list(args.arrays, "arrays")
+    accumulators = _list(args.accumulators, "accumulators") if args.accumulators else [DEFAULT_ACCUMULATOR]
+    for accumulator in accumulators:
+        if accumulator != DEFAULT_ACCUMULATOR:
+            numerics.parse_accumulator(accumulator)
     for array in arrays:
         if not re.fullmatch(r"\d+x\d+", array):
             raise ValueError(f"--arrays takes RxC shapes like 4x4,8x8, got {array!r}")
         rows, cols = (int(v) for v in array.split("x"))
         for fmt in formats:
-            try:  # every point's array is valid before any work
-                design(fmt, rows, cols, args.dataflow).config()
-            except ValueError as error:
-                raise ValueError(f"--arrays {array} with {fmt}: {error}") from None
+            for given in accumulators:
+                accumulator = default_accumulator(args.model, fmt) if given == DEFAULT_ACCUMULATOR else given
+                try:  # every point's array is valid before any work
+                    design(fmt, rows, cols, args.dataflow, accumulator=accumulator, model=args.model).config()
+                except ValueError as error:
+                    with_acc = "" if given == DEFAULT_ACCUMULATOR else f" and --accumulators {accumulator}"
+                    raise ValueError(f"--arrays {array} with {fmt}{with_acc}: {error}") from None
     if args.scheduler is not None and not args.scheduler.startswith(("tcp://", "tls://", "inproc://")):
         raise ValueError(f"--scheduler must be a Dask scheduler address like tcp://HOST:PORT, got {args.scheduler!r}")
     cache = paths.cache_directory(args.cache_dir)
     out = paths.output_directory(args.output)
     split = models.digits()
     reporter = args.reporter
-    with reporter.stage(f"training {args.model} (float weights cached in {cache / 'models'})"):
-        models.float_model(args.model, split, cache=cache / "models")  # trained once here, loaded by every worker
-    points = [{"model": args.model, "format": fmt, "array": array, "dataflow": args.dataflow, "target": args.target,
-               "synth": args.synth, "node_nm": args.node, "cache": str(cache)}
-              for fmt in formats for array in arrays]  # fmt: skip
-    what = f"exploring {len(points)} points ({len(formats)} formats x {len(arrays)} arrays)"
+    with reporter.stage(f"training {args.model} (weights cached in {cache / 'models'})"):
+        if models.is_a2q(args.model):  # trained once here, loaded by every worker
+            models.a2q_model(args.model, split, cache=cache / "models")
+        else:
+            models.float_model(args.model, split, cache=cache / "models")
+    points = [{"model": args.model, "format": fmt, "array": array, "accumulator": accumulator,
+               "dataflow": args.dataflow, "target": args.target, "synth": args.synth, "node_nm": args.node,
+               "cache": str(cache)}
+              for fmt in formats for array in arrays
+              for accumulator in dict.fromkeys(default_accumulator(args.model, fmt) if a == DEFAULT_ACCUMULATOR
+                                               else a for a in accumulators)]  # fmt: skip
+    what = f"exploring {len(points)} points ({len(formats)} formats x {len(arrays)} arrays"
+    what += f" x {len(accumulators)} accumulators)" if len(accumulators) > 1 else ")"
     with synth.executor_for(args.scheduler, args.jobs) as executor, reporter.stage(what):
         rows = synth.sweep(points, evaluate, executor, out / "points",
                            lambda done, total: reporter.count(f"{what}: points", done, total))  # fmt: skip
@@ -134,11 +198,11 @@ def cmd_explore(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps([{k: row[k] for k in COLUMNS} for row in rows], indent=2))
         return 0
-    shown = {"format": "format", "array": "array", "accuracy": "accuracy", "cycles_per_inference": "cycles/inf",
-             "lut_equivalents": "LUT eq.", "ffs": "FF", "energy_pj": "pJ/inf", "synth_lut_equivalents": "yosys LUT eq.",
-             "fmax_mhz": "Fmax"}  # fmt: skip
+    shown = {"format": "format", "array": "array", "accumulator": "acc.", "accuracy": "accuracy",
+             "cycles_per_inference": "cycles/inf", "lut_equivalents": "LUT eq.", "ffs": "FF", "energy_pj": "pJ/inf",
+             "synth_lut_equivalents": "yosys LUT eq.", "fmax_mhz": "Fmax"}  # fmt: skip
     table = output.table(f"{args.model} on {args.target} ({args.dataflow.upper()}, energy at {args.node} nm)",
-                         [*shown.values(), "Pareto"], text_columns=2)  # fmt: skip
+                         [*shown.values(), "Pareto"], text_columns=3)  # fmt: skip
     front = {id(r) for r in synth.pareto(rows, "lut_equivalents")}
     for row in rows:
         table.add_row(*(_cell(row[key]) for key in shown), "*" if id(row) in front else "")
@@ -166,14 +230,24 @@ def write_outputs(rows: list[dict[str, Any]], out: Path, title: str, provenance:
         writer.writerows(table)
     output.write_json(out / "explore.json", {"title": title, "points": table}, provenance)
     axes = [("lut_equivalents", "LUT equivalents (cost model)"), ("energy_pj", "energy per inference (pJ)")]
-    synth.plot_pareto(rows, axes, out / "pareto.png", title, lambda r: f"{r['format']} {r['array']}")
+
+    def label(row: dict[str, Any]) -> str:
+        accumulator = row.get("accumulator", "exact")
+        return f"{row['format']} {row['array']}" + ("" if accumulator == "exact" else f" {accumulator}")
+
+    synth.plot_pareto(rows, axes, out / "pareto.png", title, label)
 
 
 def add_explore_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("explore", help="accuracy vs LUTs / energy over formats x arrays (Pareto table and plot)")
-    p.add_argument("--model", default="mlp", choices=list(models.MODELS), help="a bundled model")
-    p.add_argument("--formats", default="int4,int8,fp8_e4m3,fp4_e2m1,mxfp4,ovp4", help="comma-separated formats")
+    p.add_argument("--model", default="mlp", type=_model_name, metavar="MODEL",
+                   help=f"a bundled model ({', '.join(models.MODELS)}) or {models.A2Q_HELP}")  # fmt: skip
+    p.add_argument("--formats", help=f"comma-separated formats (default {DEFAULT_FORMATS}; int8 for an A2Q model)")
     p.add_argument("--arrays", default="4x4,8x8", help="comma-separated RxC shapes")
+    p.add_argument("--accumulators", default=DEFAULT_ACCUMULATOR, metavar="ACCS",
+                   help="comma-separated accumulators: default (the array's own: fp32 for MX formats, else exact), "
+                        "exact, int{W}, or float ones: fp32, fp16, bf16, fp32_w14 "
+                        "(an alignment window of 14 bits), bf16_rz (adds toward zero)")  # fmt: skip
     p.add_argument("--dataflow", default="ws", choices=["ws", "os"], help="weight- (double-buffered) or "
                    "output-stationary")  # fmt: skip
     p.add_argument("--target", default="ecp5", choices=["ecp5", "xilinx7"], help="FPGA family of the cost model")

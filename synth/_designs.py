@@ -25,7 +25,7 @@ class DesignSpec:
     cols: int = 1
     dataflow: str = "os"
     double_buffer: bool = False
-    accumulator: str = "exact"  # numerics.parse_accumulator's spelling: exact, int{W} (wrap), int{W}_sat
+    accumulator: str = "exact"  # numerics.parse_accumulator's spelling: exact, int{W} (wrap), int{W}_sat, fp32, ...
     k: int = 1024  # PE: terms per dot product; array: k_max
     m_max: int = 64
     pipeline: int = 1  # registers inside each PE (the cost model was calibrated at 1)
@@ -56,7 +56,7 @@ class DesignSpec:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    def _accumulator(self) -> numerics.ExactAccumulator | numerics.FixedAccumulator:
+    def _accumulator(self) -> numerics.ExactAccumulator | numerics.FixedAccumulator | numerics.FloatAccumulator:
         return numerics.parse_accumulator(self.accumulator)
 
     def build(self, dsp: bool = False) -> Any:
@@ -116,9 +116,12 @@ def features(spec: DesignSpec) -> dict[str, float]:
     sa, sb = cfg.a_layout.sig_width + 1, cfg.b_layout.sig_width + 1
     floating = _is_float(cfg)
     span = (1 << cfg.a_layout.exp_width) + (1 << cfg.b_layout.exp_width) - 2 if floating else 0
-    aligned = min(cfg.acc_width, sa + sb + span)
     ws = spec.kind == "array" and spec.dataflow == "ws"
     mx = cfg.block is not None
+    float_acc = cfg.accumulator if isinstance(cfg.accumulator, numerics.FloatAccumulator) else None
+    if float_acc is not None:
+        return _float_features(spec, cfg, float_acc, sa, sb, span)
+    aligned = min(cfg.acc_width, sa + sb + span)
     element_acc = cfg.acc_width - (508 if mx else 0)
     if mx:  # WS: a column sums a block at element width; OS: each PE holds the wide accumulator
         pe_acc = element_acc if ws else cfg.acc_width
@@ -139,6 +142,44 @@ def features(spec: DesignSpec) -> dict[str, float]:
         "output": array * spec.cols * cfg.acc_width * (1 if ws else spec.rows),
         "weights": spec.pes * sb * (2 if spec.double_buffer else 1) if ws else 0.0,
         "mx_shift": (spec.cols if ws else spec.pes) * cfg.acc_width * 9 if mx else 0.0,
+        "float_add": 0.0,
+        "bs_lane": 0.0,
+        "bs_pe": 0.0,
+        "bs_unit": 0.0,
+    }
+
+
+def _float_features(spec: DesignSpec, cfg: ArrayConfig, acc: numerics.FloatAccumulator, sa: int, sb: int,
+                    span: int) -> dict[str, float]:  # fmt: skip
+    """A float accumulator: one float adder per PE (output-stationary, and the MAC PE) or per
+    column (weight-stationary, at the output buffer), datapath = significand + addend + 3 guard
+    bits, with align and normalize shifters of log2(datapath) stages; blocked orders first sum
+    products exactly (the MX block register, the weight-stationary column), aligned as today."""
+    ws = spec.kind == "array" and spec.dataflow == "ws"
+    p = acc.format.man_bits + 1
+    if acc.order == "sequential":
+        addend, pe_acc, aligner = sa + sb, float(acc.format.bits), 0.0
+    else:
+        addend = cfg.partial_width(acc.block or 1)
+        pe_acc = _ws_psum(cfg) if ws else float(addend + acc.format.bits)
+        aligner = spec.pes * min(addend, sa + sb + span) * math.ceil(math.log2(span + 1)) if span else 0.0
+    width = p + addend + 3
+    adders = spec.cols if ws else spec.pes
+    edges = 2 if spec.kind == "pe" else spec.rows + spec.cols
+    array = 0.0 if spec.kind == "pe" else 1.0
+    return {
+        "pe": float(spec.pes),
+        "multiplier": spec.pes * sa * sb,
+        "aligner": aligner,
+        "accumulator": spec.pes * pe_acc,
+        "float_pe": spec.pes * float(_is_float(cfg)),
+        "specials": spec.pes * max(_specials(cfg.a_format), _specials(cfg.b_format)),
+        "decoders": edges * (_decoder_cost(cfg.a_kind) + _decoder_cost(cfg.b_kind)) / 2,
+        "control": array * (1 + math.log2(spec.k)),
+        "output": array * spec.cols * acc.format.bits * (1 if ws else spec.rows),
+        "weights": spec.pes * sb * (2 if spec.double_buffer else 1) if ws else 0.0,
+        "mx_shift": 0.0,
+        "float_add": adders * width * math.ceil(math.log2(width)),
         "bs_lane": 0.0,
         "bs_pe": 0.0,
         "bs_unit": 0.0,
@@ -149,7 +190,7 @@ def _bitserial_features(spec: DesignSpec) -> dict[str, float]:
     a_format = numerics.get(spec.a)
     cfg = hw.BitSerialConfig(a_format, spec.rows, spec.cols, spec.k)  # type: ignore[arg-type]
     zero = dict.fromkeys(("pe", "multiplier", "aligner", "accumulator", "float_pe", "specials", "decoders", "control",
-                          "output", "weights", "mx_shift"), 0.0)  # fmt: skip
+                          "output", "weights", "mx_shift", "float_add"), 0.0)  # fmt: skip
     return {**zero, "bs_lane": spec.rows * spec.cols * (a_format.bits + 4), "bs_pe": spec.cols * cfg.acc_width,
             "bs_unit": 1.0}  # fmt: skip
 

@@ -41,6 +41,13 @@ CALIBRATION = [
     DesignSpec("array", "mxfp4", "mxfp4", 2, 2, "os"),
     DesignSpec("array", "mxfp8_e4m3", "mxfp8_e4m3", 2, 2, "ws"),
     DesignSpec("array", "ovp4", "ovp4", 2, 2, "ws"),
+    # float accumulators (issue 15): a fused PE, OS PEs, the OCP-style MX block datapath, WS columns
+    DesignSpec("pe", "fp8_e4m3", "fp8_e4m3", accumulator="fp32"),
+    DesignSpec("pe", "int8", "int8", accumulator="fp16_w8"),
+    DesignSpec("array", "fp8_e4m3", "fp8_e4m3", 2, 2, "os", accumulator="fp32"),
+    DesignSpec("array", "mxfp8_e4m3", "mxfp8_e4m3", 2, 2, "os", accumulator="fp32"),
+    DesignSpec("array", "mxfp4", "mxfp4", 2, 2, "ws", accumulator="bf16"),
+    DesignSpec("array", "int8", "int8", 2, 2, "ws", accumulator="fp32"),
     *(
         DesignSpec("bitserial", a, "int2..8/fp4/bitmod", lanes, pes, k=128)
         for a, lanes, pes in (("int8", 4, 2), ("int8", 8, 4), ("int4", 8, 4), ("int8", 8, 8), ("int8", 16, 4))

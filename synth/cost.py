@@ -24,7 +24,7 @@ from ._designs import DesignSpec, features
 
 CALIBRATION_FILE = Path(__file__).parent / "data" / "calibration.json"
 FEATURES = ("pe", "multiplier", "aligner", "accumulator", "float_pe", "specials", "decoders", "control", "output",
-            "weights", "mx_shift", "bs_lane", "bs_pe", "bs_unit")  # fmt: skip
+            "weights", "mx_shift", "float_add", "bs_lane", "bs_pe", "bs_unit")  # fmt: skip
 QUANTITIES = ("lut_equivalents", "carry", "ffs")
 
 
@@ -86,10 +86,16 @@ def predict(spec: DesignSpec, target: str = "ecp5", dsp: bool = False) -> dict[s
     if target not in models:
         raise ValueError(f"the cost model is calibrated for {', '.join(models)}, not {target!r}")
     model = models[target]
-    row = _row(spec)
+    values = features(spec)
+    known = model["features"]
+    missing = [name for name in FEATURES if name not in known and values[name]]
+    if missing:
+        raise ValueError(f"the cost model's calibration has no {', '.join(missing)} feature, which {spec.label()} "
+                         "needs: run python -m synth.calibrate")  # fmt: skip
+    row = np.array([values[name] for name in known], dtype=np.float64)
     dsps = spec.dsp_blocks() if dsp else 0
     if dsps:
-        row[FEATURES.index("multiplier")] = 0.0
+        row[known.index("multiplier")] = 0.0
     out = {quantity: float(row @ np.array(model[quantity])) for quantity in QUANTITIES}
     out["luts"] = out["lut_equivalents"] - (2 * out["carry"] if target == "ecp5" else 0.0)
     out["dsps"] = float(dsps)

@@ -13,11 +13,15 @@ Assumptions (sources cited where they come from one; the rest are marked as assu
   their width (0.1 pJ x w / 32; a register bit write is taken as one adder bit, an assumption).
 - A MAC = multiply the decoded significands + add the exponents (minifloats, posits) + align
   (one shifter stage per bit of the shift distance) + accumulate at the accumulator width + write
-  the accumulator register.
+  the accumulator register. A float accumulator adds at the width of its datapath (significand
+  + addend + 3 guard bits) with two shifters (align, normalize) of log2(width) stages each, and
+  writes its format's bits; in blocked orders (MX blocks, weight-stationary folds) the products
+  add exactly at the block's width and one float add per block is shared by its products.
 - Operands move between 32 KB SRAM buffers and the array at 20 pJ per 64 bits (Horowitz), by
   dataflow: output-stationary reads A once per column fold and B once per row fold and writes
   each output once; weight-stationary reads each weight once, A once per column fold, and reads +
-  writes the partial sums once per row fold. MX block scales add 8 bits per 32 elements.
+  writes the partial sums once per row fold (at the accumulator's width: 500+ bits for an exact
+  MX accumulator, 32 for FP32). MX block scales add 8 bits per 32 elements.
 - Technology scaling after A. Stillmaker and B. Baas, "Scaling equations for the accurate
   prediction of CMOS device performance from 180 nm to 7 nm", Integration, the VLSI Journal 58
   (2017) 74-81, doi:10.1016/j.vlsi.2017.02.002, as Accelergy applies them: x1 at 45 nm, 0.66 at
@@ -30,6 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numerics
 from hw import ArrayConfig
 
 SCALING = {45: 1.0, 32: 0.66, 28: 0.66 * (0.22 / 0.66) ** (4 / 12), 20: 0.22, 16: 0.17, 14: 0.14, 7: 0.094}
@@ -46,12 +51,24 @@ def add_pj(width: int) -> float:
 
 @dataclass(frozen=True)
 class Energy:
-    """Energy of one GEMM (or a sum of them) in pJ at the chosen node."""
+    """Energy of one GEMM (or a sum of them) in pJ at the chosen node, by what spends it: the
+    PEs' multipliers, their accumulation (align, add, register), operands moved from SRAM, and
+    partial sums / results moved to and from SRAM."""
 
     macs: int
-    compute_pj: float
-    memory_pj: float
+    multiply_pj: float
+    accumulate_pj: float
+    operands_pj: float
+    partial_sums_pj: float
     node_nm: int
+
+    @property
+    def compute_pj(self) -> float:
+        return self.multiply_pj + self.accumulate_pj
+
+    @property
+    def memory_pj(self) -> float:
+        return self.operands_pj + self.partial_sums_pj
 
     @property
     def total_pj(self) -> float:
@@ -61,9 +78,16 @@ class Energy:
     def pj_per_mac(self) -> float:
         return self.total_pj / max(self.macs, 1)
 
+    def breakdown(self) -> dict[str, float]:
+        """Each part's share of the total."""
+        parts = {"multiply": self.multiply_pj, "accumulate": self.accumulate_pj, "operands": self.operands_pj,
+                 "partial_sums": self.partial_sums_pj}  # fmt: skip
+        return {name: value / max(self.total_pj, 1e-30) for name, value in parts.items()}
+
     def __add__(self, other: Energy) -> Energy:
-        return Energy(self.macs + other.macs, self.compute_pj + other.compute_pj, self.memory_pj + other.memory_pj,
-                      self.node_nm)  # fmt: skip
+        return Energy(self.macs + other.macs, self.multiply_pj + other.multiply_pj,
+                      self.accumulate_pj + other.accumulate_pj, self.operands_pj + other.operands_pj,
+                      self.partial_sums_pj + other.partial_sums_pj, self.node_nm)  # fmt: skip
 
 
 def scale_factor(node_nm: int) -> float:
@@ -72,17 +96,46 @@ def scale_factor(node_nm: int) -> float:
     return SCALING[node_nm]
 
 
-def mac_pj(cfg: ArrayConfig) -> float:
-    """One multiply-accumulate in the array's PEs, at 45 nm."""
+def multiply_pj(cfg: ArrayConfig) -> float:
+    """The multiplier and, for floating formats, the exponent adder of one MAC, at 45 nm."""
     sa, sb = cfg.a_layout.sig_width + 1, cfg.b_layout.sig_width + 1
     energy = mult_pj(sa, sb)
-    floating = cfg.a_layout.exp_width > 1 or cfg.b_layout.exp_width > 1
-    if floating:
-        span = (1 << cfg.a_layout.exp_width) + (1 << cfg.b_layout.exp_width)
+    if _floating(cfg):
         energy += add_pj(max(cfg.a_layout.exp_width, cfg.b_layout.exp_width) + 1)
-        energy += math.ceil(math.log2(span)) * add_pj(sa + sb)
+    return energy
+
+
+def accumulate_pj(cfg: ArrayConfig) -> float:
+    """Aligning and adding one product, and writing the register, at 45 nm (per MAC)."""
+    sa, sb = cfg.a_layout.sig_width + 1, cfg.b_layout.sig_width + 1
+    align = 0.0
+    if _floating(cfg):
+        span = (1 << cfg.a_layout.exp_width) + (1 << cfg.b_layout.exp_width)
+        align = math.ceil(math.log2(span)) * add_pj(sa + sb)
+    accumulator = cfg.accumulator
+    if isinstance(accumulator, numerics.FloatAccumulator):
+        if accumulator.order == "sequential":
+            return float_add_pj(accumulator.format, sa + sb)
+        block = accumulator.block or 1
+        partial = cfg.partial_width(block)
+        return align + 2 * add_pj(partial) + float_add_pj(accumulator.format, partial) / block
     width = cfg.acc_width if cfg.block is None else cfg.acc_width - 508  # MX: the block sum, scaled once per block
-    return energy + 2 * add_pj(width)  # the adder and the register write
+    return align + 2 * add_pj(width)  # the adder and the register write
+
+
+def float_add_pj(fmt: numerics.Minifloat, addend_bits: int) -> float:
+    """One addition into a float register: align and normalize shifters, the adder, the register."""
+    width = fmt.man_bits + 1 + addend_bits + 3
+    return (2 * math.ceil(math.log2(width)) + 1) * add_pj(width) + add_pj(fmt.bits)
+
+
+def mac_pj(cfg: ArrayConfig) -> float:
+    """One multiply-accumulate in the array's PEs, at 45 nm."""
+    return multiply_pj(cfg) + accumulate_pj(cfg)
+
+
+def _floating(cfg: ArrayConfig) -> bool:
+    return cfg.a_layout.exp_width > 1 or cfg.b_layout.exp_width > 1
 
 
 def gemm_energy(cfg: ArrayConfig, m: int, k: int, n: int, node_nm: int = 45) -> Energy:
@@ -95,8 +148,12 @@ def gemm_energy(cfg: ArrayConfig, m: int, k: int, n: int, node_nm: int = 45) -> 
     row_folds, col_folds, k_folds = -(-m // rows), -(-n // cols), -(-k // rows)
     out_bits = cfg.acc_width
     if cfg.dataflow == "os":
-        moved = m * k * col_folds * a_bits + k * n * row_folds * b_bits + m * n * out_bits
+        operands = m * k * col_folds * a_bits + k * n * row_folds * b_bits
+        partial_sums = m * n * out_bits
     else:
-        moved = k * n * b_bits + m * k * col_folds * a_bits + 2 * m * n * k_folds * out_bits
+        operands = k * n * b_bits + m * k * col_folds * a_bits
+        partial_sums = 2 * m * n * k_folds * out_bits
     macs = m * k * n
-    return Energy(macs, macs * mac_pj(cfg) * scale, moved / 64 * SRAM_PJ_PER_64_BITS * scale, node_nm)
+    per_bit = SRAM_PJ_PER_64_BITS / 64 * scale
+    return Energy(macs, macs * multiply_pj(cfg) * scale, macs * accumulate_pj(cfg) * scale, operands * per_bit,
+                  partial_sums * per_bit, node_nm)  # fmt: skip

@@ -126,3 +126,44 @@ def test_explore_on_a_dask_cluster_with_real_synthesis(tmp_path: Path, capsys: p
     (row,) = json.loads(out)
     assert code == 0 and row["synth_luts"] > 100 and 20 < row["fmax_mhz"] < 400
     assert abs(row["lut_equivalents"] / row["synth_lut_equivalents"] - 1) < 0.3
+
+
+def test_explore_prices_accumulators_and_their_accuracy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--accumulators: every product of the model through numerics with each accumulator. MX
+    formats default to the FP32 datapath; FP8 E4M3 products on the code grid (up to 448**2) overflow
+    an fp16 accumulator, so every image meets Inf and counts as wrong; a 14-bit window costs little."""
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "explore", "--formats", "fp8_e4m3,mxfp4", "--arrays", "2x2", "--dataflow", "os",
+                       "--accumulators", "default,exact,fp16,fp32_w14", "-o", "accs", "--json")  # fmt: skip
+    rows = {(r["format"], r["accumulator"]): r for r in json.loads(out)}
+    assert code == 0 and set(rows) == {("fp8_e4m3", "exact"), ("fp8_e4m3", "fp16"), ("fp8_e4m3", "fp32_w14"),
+                                       ("mxfp4", "fp32"), ("mxfp4", "exact"), ("mxfp4", "fp16"),
+                                       ("mxfp4", "fp32_w14")}  # fmt: skip
+    assert rows["fp8_e4m3", "fp16"]["accuracy"] == 0.0
+    assert rows["fp8_e4m3", "fp32_w14"]["accuracy"] > 0.9
+    assert rows["mxfp4", "fp32"]["accuracy"] > 0.9
+    mx_exact, mx_fp32 = rows["mxfp4", "exact"], rows["mxfp4", "fp32"]
+    assert mx_fp32["lut_equivalents"] < mx_exact["lut_equivalents"] and mx_fp32["energy_pj"] < mx_exact["energy_pj"]
+    assert mx_fp32["partial_sums_share"] < mx_exact["partial_sums_share"]
+    code, _, err = run(capsys, "explore", "--formats", "int8", "--accumulators", "fp33", "-o", "bad")
+    assert code == 2 and "accumulator must be exact, int{W} (wrapping)" in err and "got 'fp33'" in err
+
+
+def test_explore_runs_an_a2q_model_on_narrow_registers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An A2Q model trained for 16 bits keeps its accuracy on a 16-bit register; at 12 bits its sums wrap."""
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "explore", "--model", "a2q16", "--arrays", "2x2", "--accumulators", "int12,int16,exact",
+                       "-o", "a2q", "--json")  # fmt: skip
+    rows = {r["accumulator"]: r for r in json.loads(out)}
+    assert code == 0 and {r["format"] for r in rows.values()} == {"int8"}
+    assert rows["int16"]["accuracy"] == rows["exact"]["accuracy"] > 0.9 > rows["int12"]["accuracy"]
+    assert rows["int16"]["lut_equivalents"] <= rows["exact"]["lut_equivalents"]
+    code, _, err = run(capsys, "explore", "--model", "a2q16", "--formats", "fp8_e4m3", "-o", "bad")
+    assert code == 2 and "a2q16 has INT8 weights and uint8 activations of its own: --formats must be int8, got " \
+        "'fp8_e4m3'" in err  # fmt: skip
+    code, _, err = run(capsys, "explore", "--model", "a2q9", "-o", "bad")
+    assert code == 2 and "the accumulator width P must be between 10 and 32 bits" in err
