@@ -46,8 +46,9 @@ def main() -> None:
     finn, ours = [], []
     for run in (r for r in data["runs"] if r["target"] == "xilinx7" and r["spec"]["kind"] == "pe"):
         spec = synth.DesignSpec(**run["spec"])
-        if not (spec.a.startswith("int") and spec.b.startswith("int")):
-            continue
+        integer = spec.a.startswith("int") and spec.b.startswith("int")
+        if not (integer and spec.accumulator.startswith(("exact", "int"))):
+            continue  # FINN-R models integer MACs with integer accumulators
         cfg = spec.config()
         estimate = finn_r_luts(cfg.a_format.bits, cfg.b_format.bits, cfg.acc_width)
         measured = run["resources"]["luts"]

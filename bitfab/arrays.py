@@ -171,6 +171,8 @@ def cmd_cosim_systolic(args: argparse.Namespace, console: Console) -> int:
     waves = sorted((out / "run").glob("*.vcd")) if args.waves else []
     summary = {
         "design": report.design,
+        "accumulator": numerics.accumulator_name(array.config.accumulator),
+        **_float_order(array.config),
         "gemm": list(report.shape),
         "passed": report.passed,
         "mismatches": report.mismatches,

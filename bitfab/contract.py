@@ -63,7 +63,7 @@ def _float_value(accumulator: numerics.FloatAccumulator) -> str:
               f"bit {bits - 1}, exponent field e in bits [{bits - 2}:{man}] with bias {fmt.bias}, mantissa m in bits "
               f"[{man - 1}:0]; value (-1)**sign * 2**(e - {fmt.bias}) * (1 + m / 2**{man}) for e > 0, subnormals "
               f"(-1)**sign * 2**{1 - fmt.bias} * m / 2**{man} for e = 0; {_SPECIALS[fmt.specials]}; largest finite "
-              f"{fmt.max!r}. A clear starts the sum at +0 (code 0).")  # fmt: skip
+              f"{fmt.max!r}. Every sum starts at +0 (code 0).")  # fmt: skip
     order = {
         "sequential": "every enabled product is added in k order (a fused multiply-add chain)",
         "blocked": f"the exact sum of each {accumulator.block} consecutive products (MX: a block's scaled dot "

@@ -229,7 +229,9 @@ class ArrayConfig:
             block = f" by {accumulator.block}" if accumulator.block else ""
             acc = f"{numerics.accumulator_name(accumulator)} {accumulator.order}{block}"
         else:
-            acc = "exact" if isinstance(accumulator, ExactAccumulator) else f"fixed{accumulator.width}"
+            acc = "exact" if isinstance(accumulator, ExactAccumulator) else f"int{accumulator.width}"
+            if isinstance(accumulator, FixedAccumulator) and accumulator.lsb_exponent is not None:
+                acc += f" at 2**{accumulator.lsb_exponent}"
         extras = " double-buffered" if self.double_buffer else ""
         extras += f" pipeline {self.pipeline}" if self.pipeline else ""
         return (f"{self.rows}x{self.cols} {self.dataflow.upper()} array, {self.a_name} x {self.b_name}, "

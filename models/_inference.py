@@ -23,11 +23,14 @@ from ._quantizers import scheme
 
 
 def product_values(codes: Any, fmt: str, accumulator: numerics.Accumulator) -> np.ndarray:
-    """A layer's (M, N) product as float64 values, from its codes with `accumulator`."""
+    """A layer's (M, N) product as float64 values, from its codes with `accumulator` (MX and
+    OliVe encodings carry their scales; other formats' scales are applied after)."""
     s = scheme(fmt)
-    result = numerics.matmul(codes.input_codes, codes.weight_codes, s.activation, s.weight, accumulator)
-    values = result.to_float64()
-    if isinstance(codes.input_codes, numerics.BlockEncoded):
+    a, b = codes.input_codes, codes.weight_codes
+    if isinstance(a, numerics.OVPEncoded):  # OliVe encodings carry their own scales and scale axes
+        return numerics.matmul(a, b, a.format, b.format, accumulator).to_float64()
+    values = numerics.matmul(a, b, s.activation, s.weight, accumulator).to_float64()
+    if isinstance(a, numerics.BlockEncoded):
         return values
     with np.errstate(invalid="ignore", over="ignore"):
         return values * codes.input_scale.astype(np.float64) * codes.weight_scale.astype(np.float64)

@@ -164,7 +164,11 @@ def _float_features(spec: DesignSpec, cfg: ArrayConfig, acc: numerics.FloatAccum
         pe_acc = _ws_psum(cfg) if ws else float(addend + acc.format.bits)
         aligner = spec.pes * min(addend, sa + sb + span) * math.ceil(math.log2(span + 1)) if span else 0.0
     width = p + addend + 3
+    # a window of N bits cuts both operands after the alignment shifter: the add and the rounding
+    # shrink to N + 3 bits, the shifter stays (half the adder's logic each, to first order)
+    cut = width if acc.window is None else min(width, acc.window + 3)
     adders = spec.cols if ws else spec.pes
+    float_add = adders * (width * math.ceil(math.log2(width)) + cut * math.ceil(math.log2(cut))) / 2
     edges = 2 if spec.kind == "pe" else spec.rows + spec.cols
     array = 0.0 if spec.kind == "pe" else 1.0
     return {
@@ -179,7 +183,7 @@ def _float_features(spec: DesignSpec, cfg: ArrayConfig, acc: numerics.FloatAccum
         "output": array * spec.cols * acc.format.bits * (1 if ws else spec.rows),
         "weights": spec.pes * sb * (2 if spec.double_buffer else 1) if ws else 0.0,
         "mx_shift": 0.0,
-        "float_add": adders * width * math.ceil(math.log2(width)),
+        "float_add": float_add,
         "bs_lane": 0.0,
         "bs_pe": 0.0,
         "bs_unit": 0.0,

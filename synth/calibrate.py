@@ -1,6 +1,6 @@
 """Calibrate the analytic LUT model against real yosys runs and store the result in the repo.
 
-    python -m synth.calibrate [--jobs 2] [--cache .synth_cache]
+    python -m synth.calibrate [--jobs 2] [--cache .synth_cache] [--refit]
 
 Synthesizes every design of `CALIBRATION` (MAC PEs, systolic arrays, the bit-serial unit) for ECP5
 and Xilinx 7 (LUT-only multipliers), fits the
@@ -73,10 +73,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--cache", default=".synth_cache", help="yosys results cache (default: .synth_cache)")
+    parser.add_argument("--refit", action="store_true",
+                        help="fit the stored runs again, no yosys (after a feature changed)")  # fmt: skip
     args = parser.parse_args()
-    runs = measure(CALIBRATION, CALIBRATION_TARGETS, Path(args.cache), args.jobs)
-    for run in runs:
-        run["resources"].pop("cells", None)
+    if args.refit:
+        runs = json.loads(CALIBRATION_FILE.read_text())["runs"]
+    else:
+        runs = measure(CALIBRATION, CALIBRATION_TARGETS, Path(args.cache), args.jobs)
+        for run in runs:
+            run["resources"].pop("cells", None)
     models = {target: fit([r for r in runs if r["target"] == target]) for target in CALIBRATION_TARGETS}
     CALIBRATION_FILE.write_text(json.dumps({"yosys": version(), "runs": runs, "models": models}, indent=1) + "\n")
     for target, model in models.items():

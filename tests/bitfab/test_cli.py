@@ -162,7 +162,7 @@ def test_generate_pe_with_a_float_accumulator(in_tmp: Path, capsys: pytest.Captu
     layout = ("acc is the unsigned 32-bit code of fp32 (accumulator fp32), not a scaled integer: sign bit 31, "
               "exponent field e in bits [30:23] with bias 127, mantissa m in bits [22:0];")  # fmt: skip
     assert acc.startswith(layout)
-    for part in ("IEEE specials", "A clear starts the sum at +0 (code 0).", "added in k order", "(full alignment)",
+    for part in ("IEEE specials", "Every sum starts at +0 (code 0).", "added in k order", "(full alignment)",
                  "rounds it once to nearest, ties to even", "becomes +-Inf", "NaN results are code 0x7fc00000",
                  "never -0"):  # fmt: skip
         assert part in acc, part

@@ -11,7 +11,7 @@ import models
 import numerics
 
 
-@pytest.mark.parametrize("fmt", ["int8", "mxfp4"])
+@pytest.mark.parametrize("fmt", ["int8", "mxfp4", "ovp4"])
 def test_the_exact_accumulator_reproduces_brevitas(mlp: nn.Module, split: models.Split, fmt: str) -> None:
     """Exact products differ from Brevitas' float32 ones by float32 rounding only: the same
     predictions on every test image, logits within a relative 1e-4."""
