@@ -8,6 +8,7 @@ import argparse
 import re
 from typing import Any
 
+import hw
 import numerics
 
 # One array default everywhere: weight-stationary, double-buffered, one pipeline stage per PE, and
@@ -101,9 +102,7 @@ def add_format_options(p: argparse.ArgumentParser, required: bool) -> None:
 def array_accumulator(acc: str | None, a_format: str) -> str:
     """--acc as given, or what an array takes when none is: fp32 for MX operands (each block's exact
     sum scaled and added in FP32, as the OCP MX spec defines the dot product), exact otherwise."""
-    if acc is not None:
-        return acc
-    return "fp32" if isinstance(numerics.get(a_format), numerics.BlockFormat) else "exact"
+    return acc if acc is not None else numerics.accumulator_name(hw.default_accumulator(a_format))
 
 
 def add_accumulator_options(p: argparse.ArgumentParser, k_help: str) -> None:

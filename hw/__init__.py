@@ -1,6 +1,6 @@
 """Amaranth hardware generators: format decoders, MAC PEs and systolic arrays, with Verilog output."""
 
-from ._array_config import ArrayConfig
+from ._array_config import ArrayConfig, default_accumulator
 from ._bitmod import BitMoDDecoder
 from ._bitserial import BitSerialArray, BitSerialConfig, grid_terms
 from ._bitserial_schedule import WeightPlan, bitserial_beats, bitserial_cycles, plan_weights
@@ -49,6 +49,7 @@ __all__ = [
     "cycles",
     "datapath_codes",
     "decoder_for",
+    "default_accumulator",
     "emit",
     "float_add",
     "folds",

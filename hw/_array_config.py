@@ -75,8 +75,8 @@ class ArrayConfig:
         a_stream, a_format = _zero_pointed(a_format, a_zero_point, "a")
         b_stream, b_format = _zero_pointed(b_format, b_zero_point, "b")
         block = _mx_block(a_format, b_format, accumulator, dataflow, rows)
-        if accumulator is None:  # MX: OCP's datapath (exact block dots, scaled, added in fp32); else Kulisch
-            accumulator = ExactAccumulator() if block is None else FloatAccumulator(numerics.get("fp32"))
+        if accumulator is None:
+            accumulator = default_accumulator(a_format)
         if block is not None:
             a_format = b_format = block.element
         a_ovp, b_ovp = _ovp(a_format, rows, "rows"), _ovp(b_format, cols, "cols")
@@ -236,6 +236,16 @@ class ArrayConfig:
         extras += f" pipeline {self.pipeline}" if self.pipeline else ""
         return (f"{self.rows}x{self.cols} {self.dataflow.upper()} array, {self.a_name} x {self.b_name}, "
                 f"{acc} accumulator ({self.acc_width} bits){extras}")  # fmt: skip
+
+
+def default_accumulator(a_format: numerics.ElementFormat | BlockFormat | str) -> ExactAccumulator | FloatAccumulator:
+    """What an array accumulates in when none is named: MX operands get OCP's datapath (each block's
+    exact dot, scaled, added in FP32), everything else the exact (Kulisch) register."""
+    return (
+        FloatAccumulator(numerics.get("fp32"))
+        if isinstance(numerics.get(a_format), BlockFormat)
+        else ExactAccumulator()
+    )
 
 
 def _mx_block(
