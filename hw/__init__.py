@@ -7,6 +7,7 @@ from ._bitserial_schedule import WeightPlan, bitserial_beats, bitserial_cycles, 
 from ._decode import Decoder, IntDecoder, MinifloatDecoder, PositDecoder, decoder_for
 from ._emit import LINT_WAIVERS, emit, to_verilog
 from ._float_acc import FloatTerm, code_term, float_add
+from ._float_compact import compact_fits
 from ._mac import MacPE
 from ._ovp import OVPMacPE, OVPPairDecoder
 from ._round import OutputRounder
@@ -46,6 +47,7 @@ __all__ = [
     "bitserial_cycles",
     "check_gemm",
     "code_term",
+    "compact_fits",
     "cycles",
     "datapath_codes",
     "decoder_for",

@@ -196,6 +196,23 @@ class ArrayConfig:
             return numerics.exact_width(self.a_format, self.b_format, min(terms, self.k_max))
         return self.accumulator.required_width(self.a_format, self.b_format, min(terms, self.k_max))
 
+    @property
+    def shares_block_adder(self) -> bool:
+        """An output-stationary MX array with a float accumulator rounds and adds its blocks in one
+        unit per PE row: the PEs of a row finish a block on successive cycles (the skew), so while
+        a row is no wider than a block no two of them need the unit at once, except at a fold's
+        short last block, before which the controller waits (`final_block_wait`)."""
+        return (self.dataflow == "os" and self.block is not None and self.float_format is not None
+                and self.cols <= self.block.block_size)  # fmt: skip
+
+    def final_block_wait(self, k: int) -> int:
+        """Idle cycles before a fold's last block when it is shorter than a row (L < C of them, after
+        a full block): its ends then reach each row's block adder C cycles after the full block's."""
+        if not self.shares_block_adder or self.block is None or k <= self.block.block_size:
+            return 0
+        last = k - self.block.block_size * ((k - 1) // self.block.block_size)
+        return max(0, self.cols - last)
+
     def uses_dsp(self, row: int, col: int) -> bool:
         """PEs are numbered row-major; those beyond the DSP budget get LUT multipliers."""
         return self.dsp_budget is None or row * self.cols + col < self.dsp_budget

@@ -14,10 +14,14 @@ into it (numerics' order "sequential"); MX: each block's exact sum, scaled by bo
 
 from __future__ import annotations
 
+import functools
+import operator
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from amaranth import Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Value
 from amaranth.lib import data
 
 from . import _array_parts as parts
@@ -25,6 +29,28 @@ from ._array_config import SIZE_BITS, ArrayConfig
 from ._array_parts import add_term, assign_sum, cleared, edge_lanes, merge_sums, register, skew_line, sum_layout
 from ._float_acc import float_add
 from ._pe import Term, exact_product, product_term
+
+
+@dataclass(frozen=True)
+class _BlockRequest:
+    """A PE's block end for its row's shared block adder: `select` this cycle, the block's exact
+    sum (with its last product), both scales, the running sum it adds to, the register to write."""
+
+    select: Value
+    block: Any
+    a_scale: Value
+    b_scale: Value
+    base: Value
+    acc: Any
+
+
+def _block_scale(m: Module, name: str, a_scale: Value, b_scale: Value) -> tuple[Value, Value]:
+    """(exponent shift, NaN) of an MX block's two E8M0 scales."""
+    shift = Signal(9, name=f"scale_shift_{name}")
+    m.d.comb += shift.eq(a_scale + b_scale)
+    nan_scale = (a_scale == 0xFF) | (b_scale == 0xFF)  # its block adds nothing: acc sums finite products
+    return shift, nan_scale
+
 
 # block_first/block_last: an MX block of K starts/ends with this element (zero for element formats)
 _CONTROL = data.StructLayout({"valid": 1, "first": 1, "last": 1, "block_first": 1, "block_last": 1})
@@ -49,6 +75,15 @@ class OutputStationaryCore(Elaboratable):
         m_base, n_base = Signal(SIZE_BITS + 1), Signal(SIZE_BITS + 1)
         gap = Signal(range(r + c))
         fire = Signal()
+        if cfg.shares_block_adder:  # cfg.final_block_wait in logic: k_size is known only at start
+            size = cfg.block.block_size  # type: ignore[union-attr]
+            final_start = Signal(SIZE_BITS, name="final_start")  # the first beat of the fold's last block
+            m.d.comb += final_start.eq((k_size - 1) & ~(size - 1))
+            last_length = Signal(range(size + 1), name="last_length")
+            m.d.comb += last_length.eq((k_size - 1)[: (size - 1).bit_length()] + 1)
+            final_wait = Signal(range(c + 1), name="final_wait")
+            m.d.comb += final_wait.eq(Mux((final_start != 0) & (last_length < c), c - last_length, 0))
+            wait = Signal(range(c + 1), name="wait")
         with m.FSM():
             with m.State("IDLE"), m.If(top.start):
                 m.d.sync += [m_size.eq(top.m_size), k_size.eq(top.k_size), n_size.eq(top.n_size),
@@ -67,6 +102,16 @@ class OutputStationaryCore(Elaboratable):
                         m.d.comb += self.fold_done.eq(1)
                         m.d.sync += [k.eq(0), gap.eq(r + c - 3)]
                         m.next = "GAP"
+                    if cfg.shares_block_adder:
+                        with m.Elif((k + 1 == final_start) & (final_wait != 0)):
+                            m.d.sync += wait.eq(final_wait - 1)
+                            m.next = "WAIT"
+            if cfg.shares_block_adder:
+                with m.State("WAIT"):  # a short last block: its ends must not meet the full block's in a row
+                    m.d.comb += self.controller_busy.eq(1)
+                    m.d.sync += wait.eq(wait - 1)
+                    with m.If(wait == 0):
+                        m.next = "FEED"
             with m.State("GAP"):  # R + C - 2 cycles: the fold's wave crosses the array
                 m.d.comb += self.controller_busy.eq(1)
                 m.d.sync += gap.eq(gap - 1)
@@ -108,6 +153,7 @@ class OutputStationaryCore(Elaboratable):
                 line = skew_line(m, f"sb_line{j}", top.b.payload.scales[j], j + 1)
                 scales["b"][0][j] = register(m, f"sb_0_{j}", line)
         for i in range(r):
+            row_requests: list[_BlockRequest] = []  # the row's block ends, for its shared block adder
             for j in range(c):
                 if j:
                     a_regs[i][j] = register(m, f"a_{i}_{j}", a_regs[i][j - 1])
@@ -131,39 +177,45 @@ class OutputStationaryCore(Elaboratable):
                     term = product_term(*operands, cfg.product_lsb, cfg.pipeline, riders, cfg.uses_dsp(i, j))
                     at_adder = data.View(_CONTROL, term.passengers[0])
                     if mx:
-                        self._mx_accumulate(m, f"{i}_{j}", acc, term, at_adder)
+                        self._mx_accumulate(m, f"{i}_{j}", acc, term, at_adder, row_requests)
                     else:
                         with m.If(at_adder.valid):
                             m.d.sync += assign_sum(acc, add_term(cleared(acc, at_adder.first), term, at_adder.valid))
                 if i == r - 1 and j == c - 1:
                     m.d.comb += self.last_fire.eq(at_adder.valid & at_adder.last)
                     m.d.sync += self.copy_due.eq(self.last_fire)
+            if row_requests:
+                self._block_adder(m, f"row{i}", row_requests)
         return m
 
-    def _mx_accumulate(self, m: Module, name: str, acc: Any, term: Term, at_adder: Any) -> None:
+    def _mx_accumulate(self, m: Module, name: str, acc: Any, term: Term, at_adder: Any,
+                       row_requests: list[_BlockRequest]) -> None:  # fmt: skip
         """Sum a block's products exactly in a narrow register; at the block's last element shift
         that sum once by both E8M0 scales into the wide accumulator (a 0xFF scale is NaN and adds 0).
-        A float accumulator takes the scaled sum rounded to its format (the scales move the exponent)."""
+        A float accumulator takes the scaled sum rounded to its format (the scales move the exponent),
+        from the PE's own block adder or, where the row shares one, from the row's."""
         cfg = self.cfg
         block_size = cfg.block.block_size  # type: ignore[union-attr]
         block = Signal(sum_layout(cfg.partial_width(block_size)), name=f"block_{name}")
         total = add_term(cleared(block, at_adder.block_first), term, at_adder.valid)
         a_scale, b_scale = term.passengers[1], term.passengers[2]
-        shift = Signal(9, name=f"scale_shift_{name}")
-        m.d.comb += shift.eq(a_scale + b_scale)
-        nan_scale = (a_scale == 0xFF) | (b_scale == 0xFF)  # its block adds nothing: acc sums finite products
         fresh = Signal(name=f"fresh_{name}")  # the fold's first block is still open: acc starts from 0
-        fmt = cfg.float_format
-        if fmt is None:
+        finished: list[Any] = []
+        if cfg.float_format is None:
+            shift, nan_scale = _block_scale(m, name, a_scale, b_scale)
             scaled = SimpleNamespace(acc=Mux(nan_scale, 0, total[0]) << shift, nan=total[1] | nan_scale,
                                      pos_inf=total[2], neg_inf=total[3])  # fmt: skip
             finished = assign_sum(acc, merge_sums(cleared(acc, at_adder.first | fresh), scaled))
         else:
             exact = Signal.like(block, name=f"block_sum_{name}")
             m.d.comb += assign_sum(exact, total)
-            scaled_sum = parts.sum_term(m, f"block_{name}", exact, shift, cfg.lsb_exponent, nan_scale)
             base = Mux(at_adder.first | fresh, 0, acc.acc)  # a new sum starts at +0
-            finished = [acc.acc.eq(parts.add_rounded(m, f"pe_{name}", base, scaled_sum, cfg.accumulator))]  # type: ignore[arg-type]
+            request = _BlockRequest(Signal(name=f"block_end_{name}"), exact, a_scale, b_scale, base, acc)
+            m.d.comb += request.select.eq(at_adder.valid & at_adder.block_last)
+            if cfg.shares_block_adder:
+                row_requests.append(request)
+            else:
+                self._block_adder(m, f"pe_{name}", [request])
         with m.If(at_adder.valid):
             with m.If(at_adder.block_last):
                 m.d.sync += finished
@@ -172,6 +224,32 @@ class OutputStationaryCore(Elaboratable):
                 m.d.sync += assign_sum(block, total)
                 with m.If(at_adder.first):
                     m.d.sync += fresh.eq(1)
+
+    def _block_adder(self, m: Module, name: str, requests: list[_BlockRequest]) -> None:
+        """A block adder for one PE or a PE row: the block's exact sum, scaled by both block scales,
+        rounded to the accumulator's format and added to the running sum of the PE that asks. A row
+        shares one because at most one of its PEs ends a block in a cycle (`ArrayConfig.shares_block_adder`):
+        its operands are an AND-OR of the PEs', its result written into the one that asked."""
+
+        def chosen(values: list[Any], field: str) -> Value:
+            if len(values) == 1:
+                return Value.cast(values[0])
+            picked = Signal(len(Value.cast(values[0])), name=f"{name}_{field}")
+            masked = (Mux(q.select, Value.cast(v), 0) for q, v in zip(requests, values, strict=True))
+            m.d.comb += picked.eq(functools.reduce(operator.or_, masked))
+            return picked
+
+        cfg = self.cfg
+        block = Signal(requests[0].block.shape(), name=f"{name}_block_sum")
+        m.d.comb += block.eq(chosen([q.block for q in requests], "block_bits"))
+        shift, nan_scale = _block_scale(m, name, chosen([q.a_scale for q in requests], "a_scale"),
+                                        chosen([q.b_scale for q in requests], "b_scale"))  # fmt: skip
+        scaled_sum = parts.sum_term(m, f"{name}_block", block, shift, cfg.lsb_exponent, nan_scale)
+        base = chosen([q.base for q in requests], "base")
+        total = parts.add_rounded(m, name, base, scaled_sum, cfg.accumulator)  # type: ignore[arg-type]
+        for request in requests:
+            with m.If(request.select):
+                m.d.sync += request.acc.acc.eq(total)
 
     def drain(self) -> Elaboratable:
         return _ShadowDrain(self)

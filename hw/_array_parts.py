@@ -13,6 +13,7 @@ from numerics import FloatAccumulator, OVPFormat
 
 from ._decode import DecodedLayout, decoded_layout, decoder_for
 from ._float_acc import FloatTerm, code_term, float_add
+from ._float_compact import compact_add, compact_fits, compact_round
 from ._float_convert import code_flags, float_round
 from ._ovp import OVPPairDecoder
 from ._pe import Term, decoded_struct
@@ -139,7 +140,11 @@ def code_lane(m: Module, name: str, lane: Any, code: Value, fmt: Any) -> list[An
 
 def add_rounded(m: Module, name: str, base: Value, term: FloatTerm, accumulator: FloatAccumulator) -> Value:
     """The code of base + term, term (a block's or a fold's exact sum) first rounded to the
-    accumulator's format: numerics' order "blocked". Combinational; `name` must be unique in `m`."""
+    accumulator's format: numerics' order "blocked". Combinational; `name` must be unique in `m`.
+    IEEE-style formats with full alignment take the lean datapath (hw/_float_compact.py)."""
     fmt = accumulator.format
+    if compact_fits(accumulator):
+        toward_zero = accumulator.rounding == "toward_zero"
+        return compact_add(m, name, base, compact_round(m, f"{name}_sum", term, fmt, toward_zero), fmt, toward_zero)
     rounded = float_round(m, f"{name}_sum", term, fmt, accumulator.rounding)
     return float_add(m, name, base, code_term(m, f"{name}_sum", rounded, fmt), accumulator)

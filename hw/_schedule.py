@@ -52,8 +52,9 @@ def cycles(config: ArrayConfig, m: int, k: int, n: int) -> int:
     check_gemm(config, m, k, n)
     r, c, p, f = config.rows, config.cols, config.pipeline, folds(config, m, k, n)
     if config.dataflow == "os":
-        # Folds start every K + R + C - 2 cycles; the last one then drains R rows from its shadow registers.
-        return f * (k + r + c - 2) + r + p + 3
+        # Folds start every K + R + C - 2 cycles (plus the wait before a short last MX block, where a
+        # row shares its block adder); the last one then drains R rows from its shadow registers.
+        return f * (k + r + c - 2 + config.final_block_wait(k)) + r + p + 3
     if config.double_buffer:
         # The next fold's weights load into the second bank while the current fold streams.
         return (f - 1) * max(m, r) + m + r + c + p + 2

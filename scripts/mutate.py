@@ -27,6 +27,8 @@ COSIM = "tests/sim/test_cosim.py"
 SYSTOLIC = "tests/sim/test_systolic_cosim.py"
 ROUND = "tests/sim/test_round_cosim.py"
 FLOAT_MAC = "tests/sim/test_float_mac_cosim.py"
+FLOAT_ADD = "tests/hw/test_float_acc.py::test_float_add_matches_the_exact_reference"
+FLOAT_ARRAY = "tests/sim/test_float_array_cosim.py::test_float_gemms_are_bit_exact_and_cycle_exact"
 FLOAT_FAST = (
     f"{FLOAT_MAC}::test_targeted_specials_and_zeros",
     f"{FLOAT_MAC}::test_fp16_accumulator_over_every_e5m2_pair",
@@ -118,6 +120,17 @@ MUTANTS = (
     Mutant("float-negative-zero", "hw/_float_acc.py", "inf_neg=inf_neg, signed_zero=False)",
            "inf_neg=inf_neg, signed_zero=True)", FLOAT_FAST,
            "a negative float sum that rounds to zero stays -0, where numerics reads +0"),
+    Mutant("compact-sticky-dropped", "hw/_float_compact.py", "y_sig) >> far) | y_sticky)", "y_sig) >> far))",
+           (f"{FLOAT_ADD}[fp16]",), "the lean adder drops the bits shifted out below its guard bits"),
+    Mutant("compact-ties-to-odd", "hw/_float_compact.py", "up = window[0] & (sticky | kept[0])",
+           "up = window[0] & (sticky | ~kept[0])", (f"{FLOAT_ADD}[fp16]",),
+           "the lean datapath rounds ties to odd, not to even"),
+    Mutant("compact-no-subnormal-floor", "hw/_float_compact.py", "window_top.eq(Mux(floor > top, floor, top))",
+           "window_top.eq(top)", (f"{FLOAT_ADD}[fp16]",),
+           "the lean rounding keeps p bits below 2**emin too (no subnormal quantum)"),
+    Mutant("os-mx-short-block-no-wait", "hw/_array_os.py", "(final_start != 0) & (last_length < c)", "0",
+           (f"{FLOAT_ARRAY}[mxfp8_e4m3-fp32-2x2-os-p1]",),
+           "a short last MX block's ends meet the previous block's at a row's shared block adder"),
     Mutant("float-window-ties-away", "hw/_float_acc.py", "kept = kept + (guard & (rest | kept[0]))",
            "kept = kept + guard",
            (f"{FLOAT_MAC}::test_float_accumulators_over_every_operand_pair[int8-fp16_w8r-p1]",),

@@ -1,5 +1,7 @@
 # amaranth: UnusedElaboratable=no
-"""hw.float_add, the float accumulator's one addition, against an exact Fraction reference.
+"""hw.float_add, the float accumulator's one addition, and the blocked add of arrays (a block or
+fold sum rounded to the format, then added: the lean IEEE datapath or the general one), against an
+exact Fraction reference.
 
 Many float_add units (one per accumulator variant and addend layout) sit side by side in one
 design per accumulator format, replayed in Verilator by sim's stream player from a `$readmemh`
@@ -26,6 +28,7 @@ from amaranth.lib.wiring import In, Out
 
 import hw
 import numerics
+from hw._array_parts import add_rounded
 from numerics import FloatAccumulator, Minifloat, Specials
 from sim._player import play as sim_play
 from sim._player import read_lanes, write_beats
@@ -111,6 +114,7 @@ class Unit:
     sig_width: int
     exp_width: int
     exp_base: int
+    blocked: bool = False  # the addend is first rounded to the format (an array's block or fold sum)
 
     def term_value(self, sig: int, exp: int) -> Fraction:
         return Fraction(sig) * Fraction(2) ** (exp + self.exp_base)
@@ -140,7 +144,8 @@ class AddBank(wiring.Component):
                 offset += width
             acc, sig, exp, special = fields
             term = hw.FloatTerm(sig.as_signed(), exp, u.exp_base, special[0], special[1], special[2])
-            outs.append(hw.float_add(m, f"unit{i}", acc, term, u.spec))
+            add = add_rounded if u.blocked else hw.float_add
+            outs.append(add(m, f"unit{i}", acc, term, u.spec))
         m.d.comb += self.out.payload.eq(Cat(*outs))
         return m
 
@@ -252,6 +257,12 @@ def units_for(name: str) -> list[Unit]:
     narrow = (3, 11, -1100)
     units = [Unit(FloatAccumulator(fmt, rounding=r), *layout)
              for layout in (product, narrow) for r in ("nearest_even", "toward_zero")]  # fmt: skip
+    # the blocked add: an MX block sum (wide, an E8M0 pair's exponent far below) rounded, then added
+    # (the lean datapath for IEEE formats, hw/_float_compact.py; the general one for the others)
+    block_sum = (2 * p + 12, 9, 2 * fmt.lsb_exponent - 254 - 2 * fmt.exp_bits)
+    units += [
+        Unit(FloatAccumulator(fmt, rounding=r), *block_sum, blocked=True) for r in ("nearest_even", "toward_zero")
+    ]
     windows = range(2, p + 1) if p <= 8 else sorted({2, 3, p // 2, p - 1, p})
     for i, (window, align) in enumerate((w, a) for w in windows for a in ("truncate", "nearest_even")):
         rounding = ("nearest_even", "toward_zero")[i % 2]
@@ -274,6 +285,8 @@ def test_float_add_matches_the_exact_reference(name: str, tmp_path: Path) -> Non
                 term = -math.inf if special & 4 else math.inf
             else:
                 term = unit.term_value(sig, exp)
+                if unit.blocked:
+                    term = value_of(code_of(round_fraction(term, fmt, unit.spec.rounding == "toward_zero"), fmt), fmt)
             want = reference_add(value_of(code, fmt), term, unit.spec)
             assert out == want, (
                 f"{numerics.accumulator_name(unit.spec)}: add({code:#x} = {value_of(code, fmt)}, {term} = {sig} * "

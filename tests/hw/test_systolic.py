@@ -316,3 +316,21 @@ def test_float_arrays_lint_clean(tmp_path: Path) -> None:
         path = hw.emit(array, tmp_path / f"{a}.v")
         result = sim.lint(path, "top", hw.LINT_WAIVERS)
         assert result.returncode == 0, result.stderr
+
+
+def test_a_short_last_mx_block_waits_where_a_row_shares_its_block_adder() -> None:
+    """OS MX float arrays share one block adder per PE row; a fold's last block shorter than the
+    row (after a full block) would meet the previous block's ends there, so the controller waits
+    C - L cycles first, and the cycle model counts them."""
+    fp32 = numerics.parse_accumulator("fp32")
+    cfg = hw.ArrayConfig.build("mxfp8_e4m3", "mxfp8_e4m3", fp32, rows=3, cols=4, dataflow="os", k_max=256)
+    assert cfg.shares_block_adder
+    waits = {k: cfg.final_block_wait(k) for k in (1, 3, 32, 33, 34, 35, 36, 64, 65, 97, 100)}
+    assert waits == {1: 0, 3: 0, 32: 0, 33: 3, 34: 2, 35: 1, 36: 0, 64: 0, 65: 3, 97: 3, 100: 0}
+    plain = hw.ArrayConfig.build("mxfp8_e4m3", "mxfp8_e4m3", ExactAccumulator(), rows=3, cols=4, dataflow="os",
+                                 k_max=256)  # fmt: skip
+    assert hw.cycles(cfg, 5, 33, 9) == hw.cycles(plain, 5, 33, 9) + hw.folds(cfg, 5, 33, 9) * 3
+    assert hw.cycles(cfg, 5, 36, 9) == hw.cycles(plain, 5, 36, 9)
+    for other in (plain, hw.ArrayConfig.build("mxfp8_e4m3", "mxfp8_e4m3", fp32, rows=4, cols=4, dataflow="ws"),
+                  hw.ArrayConfig.build("mxfp8_e4m3", "mxfp8_e4m3", fp32, rows=2, cols=33, dataflow="os")):  # fmt: skip
+        assert not other.shares_block_adder and other.final_block_wait(33) == 0

@@ -43,12 +43,20 @@ CASES = [
     ("mxfp4", "fp32", 3, 4, {**OS}, EVERY_KIND),
     ("mxfp4", "fp32", 2, 2, {**WS, "pipeline": 2}, EVERY_KIND),
 ]
+# blocks of 4 (E4M3 elements, E8M0 scales): a 2x4 OS row shares one block adder with block ends
+# only 4 beats apart; 2x8 rows are wider than a block, so every PE has its own
+MX4 = numerics.BlockFormat(numerics.get(E4M3), 4, numerics.get("e8m0"))
+CASES += [
+    (MX4, "fp32", 2, 4, {**OS}, EVERY_KIND),
+    (MX4, "bf16", 2, 8, {**OS, "pipeline": 1}, EVERY_KIND),
+]
 FAST = {0, 9}  # the quick loop's designs: one per dataflow
 
 
 def _id(case: tuple) -> str:
     fmt, acc, rows, cols, options, _ = case
     extras = "-db" if options.get("double_buffer") else ""
+    fmt = getattr(fmt, "name", fmt)
     return f"{fmt}-{acc}-{rows}x{cols}-{options['dataflow']}{extras}-p{options.get('pipeline', 0)}"
 
 
