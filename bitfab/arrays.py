@@ -243,7 +243,7 @@ def cmd_generate_bitserial(args: argparse.Namespace, console: Console) -> int:
         "cols": cfg.cols,
         "group": cfg.group,
         "acc_width": cfg.acc_width,
-        "weights": "int2..int8 (Booth radix-4, 2 bit-planes per cycle), fp4_e2m1, bitmod4, bitmod3",
+        "weights": "int2..int8 (Booth radix-4, 2 bit-planes per cycle), fp4_e2m1, bitmod4, bitmod3 (and _exact)",
         "cycle_formula": "ceil(N/cols)*M*ceil(K/group)*max(group/lanes*T, 11) - padding + 12; "
         "T = ceil(bits/2) for INT, 1 for FP4/FP3 grids, 2 for BitMoD grids with +-5",
         "ports": ports(unit),

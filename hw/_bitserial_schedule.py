@@ -62,7 +62,7 @@ def plan_weights(config: BitSerialConfig, weights: np.ndarray | BitMoDEncoded, w
     if isinstance(fmt, Minifloat) and fmt.name == "fp4_e2m1":
         plain = np.where(codes == 8, 0, codes)  # -0 is 0; on grid 2 the code would mean +8
         return WeightPlan(MODES["fp4"], 1, plain[None], np.full((groups, n), 2, np.int64), ones, config.group, -1)
-    raise ValueError(f"bit-serial weights are int2..int8, fp4_e2m1, bitmod4 or bitmod3, got {w_format}")
+    raise ValueError(f"bit-serial weights are int2..int8, fp4_e2m1, bitmod4, bitmod3 (or _exact), got {w_format}")
 
 
 def group_beats(config: BitSerialConfig, plan: WeightPlan) -> int:

@@ -2,8 +2,24 @@
 
 Each grid is FP4 E2M1 (FP3: {0, +-1, +-2, +-4}) whose redundant -0 code stands for one special
 value: +5, -5 ("extra resolution"), +8, -8 ("extra asymmetry"); FP3: +3, -3, +6, -6. A 2-bit
-selector per group names the grid, chosen by least squared error; the scale is
-absmax / max|grid|, stored as fp16. Rounding follows the reference: ties toward -inf.
+selector per group names the grid; each grid's scale is absmax / max|grid|, stored as fp16;
+rounding ties go toward -inf and ties between grids to the lower selector.
+
+Two rules pick the codes (`arithmetic`):
+- "fp16" (`bitmod4`, `bitmod3`): the reference (BitMoD-HPCA-25, `quant_weight.py`,
+  `search_datatype` over `quant_datatype`) bit for bit, which runs its fp16 model in fp16 tensor
+  ops. Per grid, in the reference's units (FP4 grids doubled to integers, max 12 or 16):
+  w = fp16(x); scale = clamp(fp16(absmax / max|grid|), fp16(1e-5), 1e4); the quotient
+  fp16(w / scale) rounds to the grid value with mid[i-1] < q <= mid[i]; the group's error is
+  fp16(mean(fp16(fp16(fp16(v * scale) - w) ** 2))), the mean summed in fp32, divided in fp32 and
+  rounded to fp16 (torch's fp16 mean); a grid wins with an error strictly below the running best,
+  which starts at 1000. Where no grid beats 1000 (|w| in the hundreds) the reference outputs zeros;
+  here the grid with least exact squared error wins instead. The stored scale is the reference's
+  times 2 for FP4 (its units are half of E2M1's), so decode gives v * scale exactly, where the
+  reference keeps fp16(v * scale).
+- "exact" (`bitmod4_exact`, `bitmod3_exact`): the idealised rule on the input as given: the
+  quotient is compared with the midpoints exactly, the least exact squared error wins, and a
+  zero group takes the least fp16 subnormal as its scale.
 """
 
 from __future__ import annotations
@@ -79,10 +95,65 @@ def _choose_grids(groups, scales, ordered, order, codes, selectors):  # type: ig
             codes[g, i] = order[best, index]
 
 
+_ARITHMETIC = ("fp16", "exact")
+_SCALE_CLAMP = (np.float16(1e-5), np.float16(1e4))  # the reference's scale_fp.clamp(min=1e-5, max=1e4)
+_START_ERROR = np.float16(1000.0)  # the reference's initial best error per group
+
+
+def _fp16_choose_grids(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reference's arithmetic on fp16 groups w (n, size): (codes, selectors, fp16 scale codes).
+
+    Every step rounds to fp16 as torch's fp16 ops do: a quotient or product of fp16 values taken in
+    float32 (or float64) and rounded once to fp16 is the correctly rounded fp16 result, and numpy's
+    float16 arithmetic works that way. The mean sums the fp16 squares exactly (float64 holds the
+    sum), rounds it to fp32 as torch's fp32 accumulator does, divides in fp32 and rounds to fp16.
+    """
+    n, size = w.shape
+    unit = 2.0 ** _UNIT_EXPONENT[bits]  # bitfab value = reference value * unit
+    every_fp16 = np.arange(1 << 16).astype(np.uint16).view(np.float16).astype(np.float64)
+    w32 = w.astype(np.float32)
+    absmax = np.abs(w32).max(axis=-1)
+    codes = np.empty((4, n, size), np.uint8)
+    scales = np.empty((4, n), np.float16)
+    errors = np.empty((4, n), np.float16)
+    with np.errstate(over="ignore", invalid="ignore"):  # v * scale may round past 65504 near the top of fp16
+        for s in range(4):
+            values = grid_by_code(bits, s)
+            order = np.argsort(values, kind="stable")
+            grid = values[order] / unit
+            scale = np.clip((absmax / np.float32(np.abs(grid).max())).astype(np.float16), *_SCALE_CLAMP)
+            quotient = (w32 / scale[:, None].astype(np.float32)).astype(np.float16)
+            # the grid index of every fp16 quotient q: mid[i-1] < q <= mid[i]; NaN patterns never occur
+            index = np.searchsorted((grid[1:] + grid[:-1]) / 2, every_fp16, side="left").astype(np.uint8)
+            index = index[quotient.view(np.uint16)]
+            difference = grid.astype(np.float16)[index] * scale[:, None] - w
+            squares = difference * difference
+            total = squares.sum(axis=-1, dtype=np.float64).astype(np.float32)
+            errors[s] = (total / np.float32(size)).astype(np.float16)
+            scales[s], codes[s] = scale, order.astype(np.uint8)[index]
+    selectors = np.zeros(n, np.int64)
+    best = np.full(n, _START_ERROR)
+    for s in range(4):
+        better = errors[s] < best
+        selectors[better], best[better] = s, errors[s][better]
+    unbeaten = np.flatnonzero(~(errors < _START_ERROR).any(axis=0))
+    if unbeaten.size:  # the reference outputs zeros here; take the least exact squared error instead
+        w64 = w[unbeaten].astype(np.float64)
+        exact = np.empty((4, unbeaten.size))
+        for s in range(4):
+            scale = scales[s, unbeaten, None].astype(np.float64) / unit
+            exact[s] = ((grid_by_code(bits, s)[codes[s, unbeaten]] * scale - w64) ** 2).sum(axis=-1)
+        selectors[unbeaten] = exact.argmin(axis=0)  # ties: the lower selector
+    rows = np.arange(n)
+    chosen = (scales[selectors, rows].astype(np.float64) / unit).astype(np.float16).view(np.uint16)
+    return codes[selectors, rows], selectors.astype(np.uint8), chosen
+
+
 @dataclass(frozen=True)
 class BitMoDFormat(CompositeFormat):
     element_bits: int = 4
     group_size: int = 128
+    arithmetic: str = "fp16"  # "fp16": the reference's rounding and selection; "exact": the idealised rule
     name: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -90,8 +161,11 @@ class BitMoDFormat(CompositeFormat):
             raise ValueError(f"element_bits must be 3 or 4, got {self.element_bits}")
         if self.group_size < 1:
             raise ValueError(f"group_size must be >= 1, got {self.group_size}")
+        if self.arithmetic not in _ARITHMETIC:
+            raise ValueError(f"arithmetic must be 'fp16' or 'exact', got {self.arithmetic!r}")
         if not self.name:
-            object.__setattr__(self, "name", f"bitmod{self.element_bits}")
+            suffix = "_exact" if self.arithmetic == "exact" else ""
+            object.__setattr__(self, "name", f"bitmod{self.element_bits}{suffix}")
 
     @property
     def bits(self) -> float:
@@ -99,8 +173,9 @@ class BitMoDFormat(CompositeFormat):
 
     def spec(self) -> dict[str, Any]:
         element = f"fp{self.element_bits}+special"
+        rule = "absmax, least-MSE grid" if self.arithmetic == "exact" else "absmax, least fp16-MSE grid (reference)"
         return {"name": self.name, "bits": self.bits, "element": element, "block_size": self.group_size,
-                "scale": "fp16", "scale_rule": "absmax, least-MSE grid"}  # fmt: skip
+                "scale": "fp16", "scale_rule": rule}  # fmt: skip
 
     def _quantize_grid(self, groups: np.ndarray, selector: int, fp16: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(codes, fp16 scale codes, squared error per group) for one grid."""
@@ -124,6 +199,18 @@ class BitMoDFormat(CompositeFormat):
         values = as_float_array(x, self.name)
         if not np.isfinite(values).all():
             raise ValueError(f"{self.name}: the input holds NaN or Inf; BitMoD grids have neither")
+        if self.arithmetic == "fp16":  # the reference's model holds fp16 weights
+            with np.errstate(over="ignore"):
+                rounded = values.astype(np.float16)
+            if np.isinf(rounded).any():
+                raise ValueError(f"{self.name}: the reference computes in fp16, so |x| must be below 65520, "
+                                 f"got {np.abs(values).max():g}")  # fmt: skip
+            groups, length = blocks_view(rounded, axis, self.group_size, "pad", self.name)
+            codes, selectors, chosen = _fp16_choose_grids(groups.reshape(-1, self.group_size), self.element_bits)
+            return BitMoDEncoded(
+                self, codes.reshape(groups.shape), selectors.reshape(groups.shape[:-1]),
+                chosen.reshape(groups.shape[:-1]), values.shape, axis % values.ndim, length,
+            )  # fmt: skip
         groups, length = blocks_view(values, axis, self.group_size, "pad", self.name)
         rows = np.ascontiguousarray(groups.reshape(-1, self.group_size))
         grids = np.stack([grid_by_code(self.element_bits, s) for s in range(4)])

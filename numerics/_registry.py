@@ -66,6 +66,8 @@ _add_composite(BlockFormat(IntFormat(8), 16, _E8M0, element_exponent=-6, name="b
 
 _add_composite(BitMoDFormat(4))
 _add_composite(BitMoDFormat(3))
+_add_composite(BitMoDFormat(4, arithmetic="exact"))
+_add_composite(BitMoDFormat(3, arithmetic="exact"))
 _add_composite(OVPFormat(4))
 _add_composite(OVPFormat(8))
 _add_composite(OVPFormat(4, channel_axis=0, name="ovp4_channel"))

@@ -61,7 +61,7 @@ def test_bad_configurations_and_weights_name_the_value() -> None:
     with pytest.raises(ValueError, match=re.escape("group must be a positive multiple of lanes=8, got 12")):
         hw.BitSerialArray("int8", lanes=8, group=12)
     cfg = hw.BitSerialArray("int8", lanes=4, cols=2, group=8).config
-    message = "bit-serial weights are int2..int8, fp4_e2m1, bitmod4 or bitmod3, got int16"
+    message = "bit-serial weights are int2..int8, fp4_e2m1, bitmod4, bitmod3 (or _exact), got int16"
     with pytest.raises(ValueError, match=re.escape(message)):
         hw.plan_weights(cfg, np.zeros((4, 4), int), "int16")
 
