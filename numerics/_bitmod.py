@@ -18,8 +18,10 @@ Two rules pick the codes (`arithmetic`):
   times 2 for FP4 (its units are half of E2M1's), so decode gives v * scale exactly, where the
   reference keeps fp16(v * scale).
 - "exact" (`bitmod4_exact`, `bitmod3_exact`): the idealised rule on the input as given: the
-  quotient is compared with the midpoints exactly, the least exact squared error wins, and a
-  zero group takes the least fp16 subnormal as its scale.
+  quotient is compared with the midpoints exactly, the least exact squared error wins; a zero
+  group's scales are fp16(1 / max|grid|) (its codes decode to 0 on any scale), a scale that rounds
+  to 0 in fp16 becomes the least fp16 subnormal, and a group no grid's fp16 scale can reach
+  (absmax >= 65520 * max|grid|) is refused rather than saturated.
 """
 
 from __future__ import annotations
@@ -218,6 +220,10 @@ class BitMoDFormat(CompositeFormat):
         ordered = np.take_along_axis(grids, order, axis=1)
         absmax = np.empty(rows.shape[0])
         absmax_rows(rows, absmax)
+        reach = 65520.0 * np.abs(grids).max()  # from here on every grid's fp16 scale would saturate
+        if absmax.max(initial=0.0) >= reach:
+            raise ValueError(f"{self.name}: a group's absmax {absmax.max():g} is beyond every grid's fp16 scale; "
+                             f"|x| must be below {reach:g}")  # fmt: skip
         scale_codes = fp16.encode(np.where(absmax > 0, absmax, 1.0)[None, :] / np.abs(grids).max(axis=1)[:, None],
                                   saturate=True)  # fmt: skip
         scales = fp16.decode(scale_codes)

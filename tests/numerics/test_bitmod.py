@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -286,3 +288,25 @@ def test_groups_the_reference_zeroes_take_the_least_exact_error() -> None:
             np.testing.assert_array_equal(encoded.decode()[row, 128 * group : 128 * (group + 1)],
                                           values[best, row, group])  # fmt: skip
     assert_matches_reference(x[[1, 3]], 4)
+
+
+@pytest.mark.parametrize(("name", "limit"), [("bitmod4_exact", 65520 * 8), ("bitmod3_exact", 65520 * 6)])
+def test_exact_variants_refuse_groups_beyond_every_fp16_scale(name: str, limit: int) -> None:
+    fmt = numerics.get(name)
+    below = np.zeros((1, 128))
+    below[0, 3] = limit * (1 - 2**-12)
+    np.testing.assert_allclose(fmt.decode(fmt.encode(below))[0, 3], below[0, 3], rtol=0.1)  # still reachable
+    x = np.zeros((2, 128))
+    x[1, 5] = 1e6
+    message = f"{name}: a group's absmax 1e+06 is beyond every grid's fp16 scale; |x| must be below {limit:g}"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        fmt.encode(x)
+
+
+def test_exact_zero_group_scale_is_one_over_the_grid_max() -> None:
+    for name, grid_max in (("bitmod4_exact", 6.0), ("bitmod3_exact", 4.0)):
+        fmt = numerics.get(name)
+        encoded = fmt.encode(np.zeros((1, 128)))
+        fp16 = numerics.get("fp16")
+        assert fp16.decode(encoded.scales)[0] == np.float16(1 / grid_max)  # the selected grid 0's max
+        assert not fmt.decode(encoded).any()
