@@ -9,6 +9,7 @@ from ._emit import LINT_WAIVERS, emit, to_verilog
 from ._float_acc import FloatTerm, code_term, float_add
 from ._float_compact import compact_fits
 from ._mac import MacPE
+from ._output_stage import OutputStage
 from ._ovp import OVPMacPE, OVPPairDecoder
 from ._round import OutputRounder
 from ._schedule import (
@@ -40,6 +41,7 @@ __all__ = [
     "OVPMacPE",
     "OVPPairDecoder",
     "OutputRounder",
+    "OutputStage",
     "PositDecoder",
     "SystolicArray",
     "WeightPlan",

@@ -28,6 +28,7 @@ from ._ovp import OVPEncoded, OVPFormat
 from ._posit import Posit
 from ._registry import formats, get
 from ._reorder import outlier_permutation, permute_operands
+from ._requant import quantized_multiplier, requantize
 from ._rounding import Rounding
 
 __all__ = [
@@ -67,4 +68,6 @@ __all__ = [
     "permute_operands",
     "quantize_int",
     "quantize_ternary",
+    "quantized_multiplier",
+    "requantize",
 ]

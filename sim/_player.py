@@ -10,6 +10,7 @@ has the results written back. All streams are always valid/ready, as the cycle m
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -136,3 +137,38 @@ def read_lanes(path: Path, lanes: int, fields: tuple[tuple[str, int, bool], ...]
         out[name] = np.array(values, dtype=object).reshape(len(words), lanes)
         offset += bits
     return out
+
+
+def unit_bank(units: list[tuple[tuple[int, ...], int]], build: Any) -> Any:
+    """Combinational units side by side, for the player: unit i takes input fields of the widths
+    units[i][0] (packed lsb first, unit 0 lowest, in one beat of `word`) and gives units[i][1] bits
+    (all outputs in one beat of `out`). `build(m, i, fields)` adds unit i to module m and returns
+    its output value. Ports: word (stream in), out (stream out), busy."""
+    from amaranth import Cat, Module
+    from amaranth.lib import stream, wiring
+    from amaranth.lib.wiring import In, Out
+
+    in_width = sum(sum(widths) for widths, _ in units)
+    out_width = sum(bits for _, bits in units)
+
+    class Bank(wiring.Component):
+        def __init__(self) -> None:
+            self.in_width, self.out_width = in_width, out_width
+            super().__init__({"word": In(stream.Signature(in_width)), "out": Out(stream.Signature(out_width)),
+                              "busy": Out(1)})  # fmt: skip
+
+        def elaborate(self, platform: object) -> Module:
+            m = Module()
+            m.d.comb += [self.out.valid.eq(self.word.valid), self.word.ready.eq(self.out.ready)]
+            m.d.sync += self.busy.eq(0)  # the player drives clk and rst: a sync domain gives the bank those ports
+            outputs, offset = [], 0
+            for i, (widths, _) in enumerate(units):
+                fields = []
+                for width in widths:
+                    fields.append(self.word.payload[offset : offset + width])
+                    offset += width
+                outputs.append(build(m, i, fields))
+            m.d.comb += self.out.payload.eq(Cat(*outputs))
+            return m
+
+    return Bank()

@@ -19,19 +19,18 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from amaranth import Cat, Module, Signal
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth import Module, Signal
 
 import hw
 import numerics
 from hw._array_parts import add_rounded
 from numerics import FloatAccumulator, Minifloat, Specials
 from sim._player import play as sim_play
-from sim._player import read_lanes, write_beats
+from sim._player import read_lanes, unit_bank, write_beats
 from tests.numerics.reference import lead_exponent, round_fraction
 
 NAN = float("nan")
@@ -120,34 +119,20 @@ class Unit:
         return Fraction(sig) * Fraction(2) ** (exp + self.exp_base)
 
 
-class AddBank(wiring.Component):
-    """Every unit's inputs packed in one beat of `word` (unit 0 lowest; per unit acc code, sig,
-    exp, special = nan | inf << 1 | neg << 2) and every unit's output code in one beat of `out`,
-    so sim's stream player replays the cases from a hex file at one beat per cycle."""
+def add_bank(units: list[Unit]) -> Any:
+    """Every unit's inputs packed in one beat (per unit: acc code, sig, exp, special = nan | inf << 1
+    | neg << 2) and every unit's output code in one result beat, so sim's stream player replays the
+    cases from a hex file at one beat per cycle."""
 
-    def __init__(self, units: list[Unit]) -> None:
-        self.units = units
-        self.in_width = sum(u.spec.format.bits + u.sig_width + u.exp_width + 3 for u in units)
-        self.out_width = sum(u.spec.format.bits for u in units)
-        super().__init__({"word": In(stream.Signature(self.in_width)), "out": Out(stream.Signature(self.out_width)),
-                          "busy": Out(1)})  # fmt: skip
+    def build(m: Module, i: int, fields: list) -> object:
+        u = units[i]
+        acc, sig, exp, special = fields
+        term = hw.FloatTerm(sig.as_signed(), exp, u.exp_base, special[0], special[1], special[2])
+        add = add_rounded if u.blocked else hw.float_add
+        return add(m, f"unit{i}", acc, term, u.spec)
 
-    def elaborate(self, platform: object) -> Module:
-        m = Module()
-        m.d.comb += [self.out.valid.eq(self.word.valid), self.word.ready.eq(self.out.ready)]
-        m.d.sync += self.busy.eq(0)  # the player drives clk and rst: a sync domain gives the bank those ports
-        outs, offset = [], 0
-        for i, u in enumerate(self.units):
-            fields = []
-            for width in (u.spec.format.bits, u.sig_width, u.exp_width, 3):
-                fields.append(self.word.payload[offset : offset + width])
-                offset += width
-            acc, sig, exp, special = fields
-            term = hw.FloatTerm(sig.as_signed(), exp, u.exp_base, special[0], special[1], special[2])
-            add = add_rounded if u.blocked else hw.float_add
-            outs.append(add(m, f"unit{i}", acc, term, u.spec))
-        m.d.comb += self.out.payload.eq(Cat(*outs))
-        return m
+    widths = [((u.spec.format.bits, u.sig_width, u.exp_width, 3), u.spec.format.bits) for u in units]
+    return unit_bank(widths, build)
 
 
 Case = tuple[int, int, int, int]  # acc code, sig, exp, special (nan | inf << 1 | neg << 2)
@@ -155,7 +140,7 @@ Case = tuple[int, int, int, int]  # acc code, sig, exp, special (nan | inf << 1 
 
 def play(units: list[Unit], cases: list[list[Case]], work: Path) -> list[list[int]]:
     """Every unit's output code for each of its cases (units with fewer cases idle on zeros)."""
-    bank = AddBank(units)
+    bank = add_bank(units)
     beats = max(len(c) for c in cases)
     fields: list[tuple[np.ndarray, int]] = []
     for u, unit_cases in zip(units, cases, strict=True):

@@ -100,7 +100,8 @@ def test_generated_verilog_lints_clean(a_name: str, b_name: str, pipeline: int, 
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("component", ["rounder_bf16", "rounder_posit16_2", "rounder_int8", "ovp4_pe", "bitmod4"])
+@pytest.mark.parametrize("component", ["rounder_bf16", "rounder_posit16_2", "rounder_int8", "ovp4_pe", "bitmod4",
+                                       "output_stage"])  # fmt: skip
 def test_other_components_lint_clean(component: str, tmp_path: Path) -> None:
     built = {
         "rounder_bf16": lambda: hw.OutputRounder(47, -18, "bf16"),
@@ -108,6 +109,7 @@ def test_other_components_lint_clean(component: str, tmp_path: Path) -> None:
         "rounder_int8": lambda: hw.OutputRounder(24, -3, "int8"),
         "ovp4_pe": lambda: hw.OVPMacPE(4),
         "bitmod4": lambda: hw.BitMoDDecoder(4),
+        "output_stage": lambda: hw.OutputStage(24, "uint8", 12, zero_point=9, activation="relu"),
     }[component]()
     result = sim.lint(hw.emit(built, tmp_path / "top.v"), "top", hw.LINT_WAIVERS)
     assert result.returncode == 0, result.stderr

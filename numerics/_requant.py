@@ -1,0 +1,84 @@
+"""A layer's output stage in integer arithmetic: an exact accumulator to the next layer's INT codes.
+
+    code = clamp(round((acc + bias) * multiplier / 2**shift) + zero_point)
+
+per output channel (the last axis): `bias` in accumulator units, `multiplier` a non-negative
+integer, one `shift` for the layer; the rounding is to nearest, ties to even (as Brevitas'
+torch.round), once; the clamp is the activation's (ReLU: codes >= zero_point; a clamp / HardTanh:
+given code bounds) and the format's range (saturation). With power-of-two scales
+(scale_in * scale_w / scale_out = 2**-k per channel) the multipliers are powers of two and the
+stage is exactly Brevitas' requantization; other ratios take the nearest `bits`-bit multiplier
+(gemmlowp / TFLite integer-only style, one rounding instead of their two), so they deviate from a
+float requantization by the multiplier's relative error. `hw.OutputStage` is its hardware twin.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+
+from ._int import IntFormat
+from ._registry import get
+
+Activation = Literal["identity", "relu", "clamp"]
+_ACTIVATIONS = ("identity", "relu", "clamp")
+_EXACT_BITS = 62  # (acc + bias) * multiplier + zero_point * 2**shift must fit an int64
+
+
+def quantized_multiplier(ratio: Any, bits: int = 31) -> tuple[np.ndarray, int]:
+    """(multipliers, shift) with multiplier / 2**shift the nearest to each positive `ratio` on one
+    layer-wide shift, the largest multiplier below 2**bits. Exact for power-of-two ratios whose
+    exponents span fewer than `bits` bits; a channel 2**k below the largest ratio keeps k fewer
+    multiplier bits (one shift serves the layer, so a lane needs no per-channel shifter)."""
+    ratios = np.atleast_1d(np.asarray(ratio, dtype=np.float64))
+    if not 2 <= bits <= 48:
+        raise ValueError(f"bits must be between 2 and 48, got {bits}")
+    if not (np.isfinite(ratios).all() and (ratios > 0).all()):
+        raise ValueError(f"requantization ratios must be positive and finite, got {ratios[~(ratios > 0)][:3]}")
+    shift = bits - 1 - math.floor(math.log2(float(ratios.max())))
+    multipliers = np.rint(np.ldexp(ratios, shift)).astype(np.int64)
+    if shift < 0:
+        raise ValueError(f"a ratio of {ratios.max():g} needs a negative shift; the output stage shifts right only")
+    return multipliers, shift
+
+
+def requantize(acc: Any, bias: Any, multiplier: Any, shift: int, fmt: IntFormat | str, zero_point: int = 0,
+               activation: Activation = "identity", clamp: tuple[int, int] | None = None) -> np.ndarray:  # fmt: skip
+    """The codes of `fmt` (see the module docstring) for integer accumulators `acc` (..., channels);
+    `bias` and `multiplier` broadcast along the last axis. `clamp` gives the (low, high) integer
+    bounds of activation "clamp"."""
+    out = get(fmt) if isinstance(fmt, str) else fmt
+    if not isinstance(out, IntFormat):
+        raise ValueError(f"the output stage rounds to integer formats, got {getattr(out, 'name', out)}")
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(_ACTIVATIONS)}, got {activation!r}")
+    if (activation == "clamp") != (clamp is not None):
+        raise ValueError("activation 'clamp' takes clamp=(low, high) integer bounds, and only it does")
+    if shift < 0:
+        raise ValueError(f"shift must be >= 0, got {shift}")
+    if not out.min_int <= zero_point <= out.max_int:
+        raise ValueError(f"zero_point {zero_point} is outside {out.name}'s range {out.min_int}..{out.max_int}")
+    values = np.asarray(acc, dtype=np.int64) + np.asarray(bias, dtype=np.int64)
+    scale = np.asarray(multiplier, dtype=np.int64)
+    if (scale < 0).any():
+        raise ValueError(f"multipliers must be >= 0, got {scale[scale < 0][:3]}")
+    largest = (int(np.abs(values).max(initial=0)) * int(scale.max(initial=0))
+               + abs(zero_point) * 2**shift + 2**shift)  # fmt: skip
+    if largest >= 2**_EXACT_BITS:
+        raise ValueError(f"(acc + bias) * multiplier reaches {largest:.3e}; the exact golden model holds < 2**62")
+    low, high = out.min_int, out.max_int
+    if activation == "relu":
+        low = max(low, zero_point)
+    elif clamp is not None:
+        low, high = max(low, clamp[0]), min(high, clamp[1])
+    total = values * scale + (zero_point << shift)
+    if shift:
+        floor = total >> shift
+        remainder = total - (floor << shift)
+        half = 1 << (shift - 1)
+        rounded = floor + ((remainder > half) | ((remainder == half) & (floor % 2 == 1)))
+    else:
+        rounded = total
+    return out.encode(np.clip(rounded, low, high).astype(np.float64))
