@@ -15,12 +15,10 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-import numerics
 from numerics import IntFormat
+from numerics._requant import stage_bounds
 
 from ._round import OutputRounder
-
-_ACTIVATIONS = ("identity", "relu", "clamp")
 
 
 class OutputStage(wiring.Component):
@@ -40,22 +38,12 @@ class OutputStage(wiring.Component):
 
     def _configure(self, acc_width: int, fmt: IntFormat | str, shift: int, bias_width: int, multiplier_bits: int,
                    zero_point: int, activation: str, clamp: tuple[int, int] | None) -> None:  # fmt: skip
-        resolved = numerics.get(fmt) if isinstance(fmt, str) else fmt
-        if not isinstance(resolved, IntFormat):
-            raise ValueError(f"the output stage rounds to integer formats, got {getattr(resolved, 'name', resolved)}")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(_ACTIVATIONS)}, got {activation!r}")
-        if (activation == "clamp") != (clamp is not None):
-            raise ValueError("activation 'clamp' takes clamp=(low, high) integer bounds, and only it does")
         if min(acc_width, bias_width, multiplier_bits) < 1 or shift < 0:
             raise ValueError(f"widths must be >= 1 and shift >= 0, got acc_width={acc_width}, bias_width="
                              f"{bias_width}, multiplier_bits={multiplier_bits}, shift={shift}")  # fmt: skip
-        if not resolved.min_int <= zero_point <= resolved.max_int:
-            raise ValueError(f"zero_point {zero_point} is outside {resolved.name}'s range "
-                             f"{resolved.min_int}..{resolved.max_int}")  # fmt: skip
-        self.format, self.acc_width, self.shift = resolved, acc_width, shift
+        self.format, self.low, self.high = stage_bounds(fmt, zero_point, activation, clamp)
+        self.acc_width, self.shift, self.activation = acc_width, shift, activation
         self.bias_width, self.multiplier_bits, self.zero_point = bias_width, multiplier_bits, zero_point
-        self.activation, self.clamp = activation, clamp
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -64,14 +52,10 @@ class OutputStage(wiring.Component):
         width = max(width, (abs(self.zero_point) << shift).bit_length() + 2) + 1
         total = Signal(signed(width))
         m.d.comb += total.eq((self.acc + self.bias) * self.multiplier + (self.zero_point << shift))
-        bounded = total
+        bounded = total  # identity: the rounder saturates to the format's range
         if self.activation != "identity":
-            low = self.zero_point if self.activation == "relu" else self.clamp[0]  # type: ignore[index]
-            low = max(low, fmt.min_int)
-            bounded = Mux(total < (low << shift), low << shift, bounded)
-            if self.clamp is not None:
-                high = min(self.clamp[1], fmt.max_int)
-                bounded = Mux(total > (high << shift), high << shift, bounded)
+            bounded = Mux(total < (self.low << shift), self.low << shift, bounded)
+            bounded = Mux(total > (self.high << shift), self.high << shift, bounded)
         clamped = Signal(signed(width))
         m.d.comb += clamped.eq(bounded)
         m.submodules.rounder = rounder = OutputRounder(width, -shift, fmt, saturate=True)

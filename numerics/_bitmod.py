@@ -26,6 +26,7 @@ Two rules pick the codes (`arithmetic`):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +103,15 @@ _SCALE_CLAMP = (np.float16(1e-5), np.float16(1e4))  # the reference's scale_fp.c
 _START_ERROR = np.float16(1000.0)  # the reference's initial best error per group
 
 
+@functools.cache
+def _fp16_grid_index(bits: int, selector: int) -> np.ndarray:
+    """The sorted grid's index of every fp16 bit pattern q (reference units): mid[i-1] < q <= mid[i]
+    (NaN patterns never occur as quotients)."""
+    grid = np.sort(grid_by_code(bits, selector)) / 2.0 ** _UNIT_EXPONENT[bits]
+    every_fp16 = np.arange(1 << 16).astype(np.uint16).view(np.float16).astype(np.float64)
+    return np.searchsorted((grid[1:] + grid[:-1]) / 2, every_fp16, side="left").astype(np.uint8)
+
+
 def _fp16_choose_grids(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The reference's arithmetic on fp16 groups w (n, size): (codes, selectors, fp16 scale codes).
 
@@ -112,7 +122,6 @@ def _fp16_choose_grids(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray
     """
     n, size = w.shape
     unit = 2.0 ** _UNIT_EXPONENT[bits]  # bitfab value = reference value * unit
-    every_fp16 = np.arange(1 << 16).astype(np.uint16).view(np.float16).astype(np.float64)
     w32 = w.astype(np.float32)
     absmax = np.abs(w32).max(axis=-1)
     codes = np.empty((4, n, size), np.uint8)
@@ -125,9 +134,7 @@ def _fp16_choose_grids(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray
             grid = values[order] / unit
             scale = np.clip((absmax / np.float32(np.abs(grid).max())).astype(np.float16), *_SCALE_CLAMP)
             quotient = (w32 / scale[:, None].astype(np.float32)).astype(np.float16)
-            # the grid index of every fp16 quotient q: mid[i-1] < q <= mid[i]; NaN patterns never occur
-            index = np.searchsorted((grid[1:] + grid[:-1]) / 2, every_fp16, side="left").astype(np.uint8)
-            index = index[quotient.view(np.uint16)]
+            index = _fp16_grid_index(bits, s)[quotient.view(np.uint16)]
             difference = grid.astype(np.float16)[index] * scale[:, None] - w
             squares = difference * difference
             total = squares.sum(axis=-1, dtype=np.float64).astype(np.float32)

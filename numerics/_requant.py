@@ -44,11 +44,10 @@ def quantized_multiplier(ratio: Any, bits: int = 31) -> tuple[np.ndarray, int]:
     return multipliers, shift
 
 
-def requantize(acc: Any, bias: Any, multiplier: Any, shift: int, fmt: IntFormat | str, zero_point: int = 0,
-               activation: Activation = "identity", clamp: tuple[int, int] | None = None) -> np.ndarray:  # fmt: skip
-    """The codes of `fmt` (see the module docstring) for integer accumulators `acc` (..., channels);
-    `bias` and `multiplier` broadcast along the last axis. `clamp` gives the (low, high) integer
-    bounds of activation "clamp"."""
+def stage_bounds(fmt: IntFormat | str, zero_point: int, activation: str,
+                 clamp: tuple[int, int] | None) -> tuple[IntFormat, int, int]:  # fmt: skip
+    """The output format and the (low, high) integer codes an output stage clamps to: the format's
+    range, narrowed by ReLU (>= zero point) or a clamp's bounds. Checks the stage's settings."""
     out = get(fmt) if isinstance(fmt, str) else fmt
     if not isinstance(out, IntFormat):
         raise ValueError(f"the output stage rounds to integer formats, got {getattr(out, 'name', out)}")
@@ -56,10 +55,23 @@ def requantize(acc: Any, bias: Any, multiplier: Any, shift: int, fmt: IntFormat 
         raise ValueError(f"activation must be one of {', '.join(_ACTIVATIONS)}, got {activation!r}")
     if (activation == "clamp") != (clamp is not None):
         raise ValueError("activation 'clamp' takes clamp=(low, high) integer bounds, and only it does")
-    if shift < 0:
-        raise ValueError(f"shift must be >= 0, got {shift}")
     if not out.min_int <= zero_point <= out.max_int:
         raise ValueError(f"zero_point {zero_point} is outside {out.name}'s range {out.min_int}..{out.max_int}")
+    if activation == "relu":
+        return out, zero_point, out.max_int
+    if clamp is not None:
+        return out, max(out.min_int, clamp[0]), min(out.max_int, clamp[1])
+    return out, out.min_int, out.max_int
+
+
+def requantize(acc: Any, bias: Any, multiplier: Any, shift: int, fmt: IntFormat | str, zero_point: int = 0,
+               activation: Activation = "identity", clamp: tuple[int, int] | None = None) -> np.ndarray:  # fmt: skip
+    """The codes of `fmt` (see the module docstring) for integer accumulators `acc` (..., channels);
+    `bias` and `multiplier` broadcast along the last axis. `clamp` gives the (low, high) integer
+    bounds of activation "clamp"."""
+    if shift < 0:
+        raise ValueError(f"shift must be >= 0, got {shift}")
+    out, low, high = stage_bounds(fmt, zero_point, activation, clamp)
     values = np.asarray(acc, dtype=np.int64) + np.asarray(bias, dtype=np.int64)
     scale = np.asarray(multiplier, dtype=np.int64)
     if (scale < 0).any():
@@ -68,11 +80,6 @@ def requantize(acc: Any, bias: Any, multiplier: Any, shift: int, fmt: IntFormat 
                + abs(zero_point) * 2**shift + 2**shift)  # fmt: skip
     if largest >= 2**_EXACT_BITS:
         raise ValueError(f"(acc + bias) * multiplier reaches {largest:.3e}; the exact golden model holds < 2**62")
-    low, high = out.min_int, out.max_int
-    if activation == "relu":
-        low = max(low, zero_point)
-    elif clamp is not None:
-        low, high = max(low, clamp[0]), min(high, clamp[1])
     total = values * scale + (zero_point << shift)
     if shift:
         floor = total >> shift

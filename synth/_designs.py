@@ -167,11 +167,12 @@ def _float_features(spec: DesignSpec, cfg: ArrayConfig, acc: numerics.FloatAccum
     # a window of N bits cuts both operands after the alignment shifter: the add and the rounding
     # shrink to N + 3 bits, the shifter stays (half the adder's logic each, to first order)
     cut = width if acc.window is None else min(width, acc.window + 3)
-    float_add = (width * math.ceil(math.log2(width)) + cut * math.ceil(math.log2(cut))) / 2
     if acc.order != "sequential" and hw.compact_fits(acc):
         # the lean IEEE datapath: the exact sum rounded over its own width (one window shift), then
         # a p + 3 bit add with two shifters (align, round)
         float_add = (addend * math.ceil(math.log2(addend)) + 2 * (p + 3) * math.ceil(math.log2(p + 3))) / 2
+    else:
+        float_add = (width * math.ceil(math.log2(width)) + cut * math.ceil(math.log2(cut))) / 2
     shared = spec.kind == "array" and cfg.shares_block_adder
     if shared:  # the row's AND-OR mux of block sums, scales and running sums (a bit: ~1/6 of a shifter bit)
         float_add += (spec.cols - 1) * (addend + 16 + acc.format.bits) / 6
