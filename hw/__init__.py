@@ -11,6 +11,7 @@ from ._float_compact import compact_fits
 from ._mac import MacPE
 from ._output_stage import OutputStage
 from ._ovp import OVPMacPE, OVPPairDecoder
+from ._requant_array import RequantArray, RequantConfig, requant_cycles
 from ._round import OutputRounder
 from ._schedule import (
     GemmBeats,
@@ -43,6 +44,8 @@ __all__ = [
     "OutputRounder",
     "OutputStage",
     "PositDecoder",
+    "RequantArray",
+    "RequantConfig",
     "SystolicArray",
     "WeightPlan",
     "bitserial_beats",
@@ -62,6 +65,7 @@ __all__ = [
     "lane_codes",
     "mx_operands",
     "plan_weights",
+    "requant_cycles",
     "result_matrix",
     "scalesim_cycles",
     "to_verilog",

@@ -28,7 +28,7 @@ from ._ovp import OVPEncoded, OVPFormat
 from ._posit import Posit
 from ._registry import formats, get
 from ._reorder import outlier_permutation, permute_operands
-from ._requant import quantized_multiplier, requantize
+from ._requant import Requantization, quantized_multiplier, requantize
 from ._rounding import Rounding
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "OVPFormat",
     "Posit",
     "QuireAccumulator",
+    "Requantization",
     "Rounding",
     "ScaleRule",
     "Specials",

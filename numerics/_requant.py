@@ -15,6 +15,7 @@ float requantization by the multiplier's relative error. `hw.OutputStage` is its
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -89,3 +90,31 @@ def requantize(acc: Any, bias: Any, multiplier: Any, shift: int, fmt: IntFormat 
     else:
         rounded = total
     return out.encode(np.clip(rounded, low, high).astype(np.float64))
+
+
+@dataclass(frozen=True, eq=False)
+class Requantization:
+    """One layer's output stage (see `requantize`): per-channel `bias` (accumulator units) and
+    `multiplier`, the layer's `shift`, and the codes it produces."""
+
+    bias: np.ndarray  # (N,) int64
+    multiplier: np.ndarray  # (N,) int64
+    shift: int
+    format: str
+    zero_point: int = 0
+    activation: Activation = "identity"
+    clamp: tuple[int, int] | None = None
+
+    def codes(self, acc: Any) -> np.ndarray:
+        """The format's codes for accumulators `acc` (..., N)."""
+        return requantize(acc, self.bias, self.multiplier, self.shift, self.format, self.zero_point,
+                          self.activation, self.clamp)  # fmt: skip
+
+    def integers(self, acc: Any) -> np.ndarray:
+        """The codes as the integers they stand for (int64; zero point included)."""
+        fmt = stage_bounds(self.format, self.zero_point, self.activation, self.clamp)[0]
+        return fmt.decode(self.codes(acc)).astype(np.int64)
+
+    def bounds(self) -> tuple[int, int]:
+        """The (low, high) integers the stage clamps to: the format's range and the activation's."""
+        return stage_bounds(self.format, self.zero_point, self.activation, self.clamp)[1:]

@@ -135,6 +135,11 @@ MUTANTS = (
            "bounded = Mux(total < (self.low << shift), self.low << shift, bounded)", "bounded = bounded",
            ("tests/sim/test_output_stage_cosim.py::test_output_stage_matches_numerics_bit_for_bit",),
            "the output stage's ReLU / clamp lets values below its low bound through"),
+    Mutant("requant-array-ties-up", "hw/_requant_array.py", "floor - (tie & floor[0]) + zero_point",
+           "floor + zero_point",
+           ("tests/sim/test_requant_array_cosim.py::test_the_output_stage_behind_the_array_rounds_every_boundary_"
+            "like_numerics[ws]",),
+           "the array's output stage rounds ties up instead of to even"),
     Mutant("output-stage-bias-dropped", "hw/_output_stage.py", "(self.acc + self.bias) * self.multiplier",
            "self.acc * self.multiplier",
            ("tests/sim/test_output_stage_cosim.py::test_output_stage_matches_numerics_bit_for_bit",),

@@ -1,0 +1,98 @@
+"""Co-simulation of a layer on the requantizing array (`hw.RequantArray`): A @ B through the
+output stage, every code checked against numerics (matmul, then `Requantization.integers`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import hw
+import numerics
+
+from ._gemm import GemmReport, expected_gemm
+from ._player import DEPTH_BITS, play, read_lanes, write_beats
+
+
+def check_stage(config: hw.RequantConfig, stage: numerics.Requantization, n: int) -> None:
+    """Refuse a stage the design cannot hold, naming the value and the limit."""
+    bias, multiplier = np.asarray(stage.bias, dtype=np.int64), np.asarray(stage.multiplier, dtype=np.int64)
+    if bias.shape != (n,) or multiplier.shape != (n,):
+        raise ValueError(f"the stage needs one bias and one multiplier per output channel ({n}), got "
+                         f"{bias.shape} and {multiplier.shape}")  # fmt: skip
+    limit = 1 << (config.bias_bits - 1)
+    if (np.abs(bias) >= limit).any():
+        raise ValueError(f"a bias of {int(np.abs(bias).max())} does not fit the stage's {config.bias_bits} bits")
+    if (multiplier < 0).any() or (multiplier >= 1 << config.multiplier_bits).any():
+        raise ValueError(f"multipliers must be in 0..{(1 << config.multiplier_bits) - 1}, got {int(multiplier.max())}")
+    if not 0 <= stage.shift <= config.shift_max:
+        raise ValueError(f"shift must be between 0 and {config.shift_max}, got {stage.shift}")
+    low, high = stage.bounds()
+    if min(low, high, stage.zero_point) < -(1 << (config.out_bits - 1)) or max(low, high) >= 1 << config.out_bits - 1:
+        raise ValueError(f"{stage.format} codes do not fit the stage's int{config.out_bits} lanes")
+
+
+def expected_codes(config: hw.RequantConfig, a_codes: Any, b_codes: Any, stage: numerics.Requantization) -> Any:
+    """(M, N) integers the stage must produce: numerics' accumulators, then the requantization."""
+    acc, _ = expected_gemm(config.array, a_codes, b_codes)
+    return stage.integers(np.asarray(acc, dtype=np.int64))
+
+
+def cosim_requant(design: hw.RequantArray, a_codes: Any, b_codes: Any, stage: numerics.Requantization,
+                  build_root: Path, work: Path, optimize: bool = False,
+                  stall_every: int = 0) -> GemmReport:  # fmt: skip
+    """Run one layer (A @ B, then `stage`) on `design` in Verilator; compare every code and the
+    cycle count (`hw.requant_cycles`). The report's `result` holds the (M, N) integers."""
+    cfg, array = design.config, design.config.array
+    build_root, work = Path(build_root).absolute(), Path(work).absolute()
+    beats = hw.gemm_beats(array, a_codes, b_codes)
+    a_el, b_el = hw.lane_codes(array, a_codes, b_codes) if array.block is None else hw.mx_operands(
+        array, a_codes, b_codes)[:2]  # fmt: skip
+    (m, k), n = a_el.shape, b_el.shape[1]
+    check_stage(cfg, stage, n)
+    if n > cfg.n_max:
+        raise ValueError(f"N = {n} exceeds the design's n_max {cfg.n_max}")
+    model = hw.requant_cycles(cfg, m, k, n)
+    folds = -(-n // array.cols)
+    if max(len(beats.a), len(beats.b), beats.results) > 1 << DEPTH_BITS:
+        raise ValueError(f"this layer needs more than {1 << DEPTH_BITS} beats on one stream")
+    work.mkdir(parents=True, exist_ok=True)
+    a_fields, b_fields = [(beats.a, array.a_code_format.bits)], [(beats.b, array.b_code_format.bits)]
+    if beats.a_scales is not None and beats.b_scales is not None:
+        a_fields.append((beats.a_scales, 8))
+        b_fields.append((beats.b_scales, 8))
+    padded = folds * array.cols
+    bias = np.zeros(padded, np.int64)
+    multiplier = np.zeros(padded, np.int64)
+    bias[:n], multiplier[:n] = stage.bias, stage.multiplier
+    param_fields = [(bias.reshape(folds, -1), cfg.bias_bits), (multiplier.reshape(folds, -1), cfg.multiplier_bits)]
+    inputs = [("a", write_beats(work / "a.hex", a_fields), work / "a.hex", len(beats.a)),
+              ("b", write_beats(work / "b.hex", b_fields), work / "b.hex", len(beats.b)),
+              ("params", write_beats(work / "params.hex", param_fields), work / "params.hex", folds)]  # fmt: skip
+    low, high = stage.bounds()
+    shift_bits = cfg.shift_max.bit_length()
+    settings = (("shift", shift_bits, stage.shift), ("zero_point", cfg.out_bits, stage.zero_point),
+                ("low", cfg.out_bits, low), ("high", cfg.out_bits, high))  # fmt: skip
+    started = time.perf_counter()
+    first, last, count, out_hex = play(design, inputs, array.cols * cfg.out_bits, beats.results, (m, k, n),
+                                       4 * model + 1000, build_root, work, optimize=optimize,
+                                       stall_every=stall_every, settings=settings)  # fmt: skip
+    seconds = time.perf_counter() - started
+    lanes = read_lanes(out_hex, array.cols, (("code", cfg.out_bits, True),))["code"]
+    got = hw.result_matrix(array, lanes, m, n).astype(np.int64)
+    want = expected_codes(cfg, a_codes, b_codes, stage)
+    described = None
+    if count != beats.results:
+        described = f"{count} result beats, expected {beats.results}"
+        mismatches = m * n
+    else:
+        bad = np.argwhere(got != want)
+        mismatches = len(bad)
+        if mismatches:
+            i, j = (int(x) for x in bad[0])
+            described = f"C[{i}, {j}] = {got[i, j]}, expected {want[i, j]} ({stage.format}, bias {stage.bias[j]}, " \
+                        f"multiplier {stage.multiplier[j]}, shift {stage.shift})"  # fmt: skip
+    return GemmReport(cfg.describe(), (m, k, n), last - first + 1, model, mismatches, described, seconds,
+                      array.rows * array.cols, got, 0)  # fmt: skip
