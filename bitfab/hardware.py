@@ -196,5 +196,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     add_bitserial_commands(gen_sub)
 
     from .model_cosim import add_model_command
+    from .network_cli import add_network_command
 
     add_model_command(cosim_sub)
+    add_network_command(cosim_sub)

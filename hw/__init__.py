@@ -9,6 +9,7 @@ from ._emit import LINT_WAIVERS, emit, to_verilog
 from ._float_acc import FloatTerm, code_term, float_add
 from ._float_compact import compact_fits
 from ._mac import MacPE
+from ._mx_quantizer import MXQuantizer
 from ._output_stage import OutputStage
 from ._ovp import OVPMacPE, OVPPairDecoder
 from ._requant_array import RequantArray, RequantConfig, requant_cycles
@@ -37,6 +38,7 @@ __all__ = [
     "FloatTerm",
     "GemmBeats",
     "IntDecoder",
+    "MXQuantizer",
     "MacPE",
     "MinifloatDecoder",
     "OVPMacPE",

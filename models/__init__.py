@@ -10,6 +10,7 @@ from ._discover import (
     describe,
     forward,
     forward_with,
+    gemm_layouts,
     layers,
     quant_modules,
 )
@@ -17,6 +18,7 @@ from ._extract import LayerCodes, bundled_layers, extract, layer_codes, layer_ki
 from ._inference import accuracy_with, logits_with, product_values
 from ._narrow import forward_accumulating
 from ._nets import MODELS, build
+from ._network import Codes, Network, Tap, brevitas_taps, hardware_program, integer_biases
 from ._operand import Operand, Unmappable, format_name
 from ._quantize import quantize
 from ._quantizers import SCHEMES, WEIGHT_ONLY, Scheme, quantizers, scheme
@@ -30,18 +32,22 @@ __all__ = [
     "SCHEMES",
     "SPEC_HELP",
     "WEIGHT_ONLY",
+    "Codes",
     "LayerCodes",
     "LayerInfo",
+    "Network",
     "Operand",
     "Product",
     "Scheme",
     "Split",
+    "Tap",
     "Trained",
     "Unmappable",
     "a2q_bits",
     "a2q_model",
     "accuracy",
     "accuracy_with",
+    "brevitas_taps",
     "build",
     "bundled_layers",
     "capture",
@@ -54,6 +60,9 @@ __all__ = [
     "forward",
     "forward_accumulating",
     "forward_with",
+    "gemm_layouts",
+    "hardware_program",
+    "integer_biases",
     "is_a2q",
     "layer_codes",
     "layer_kind",

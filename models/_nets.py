@@ -63,6 +63,11 @@ class MLP(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.fc2(torch.relu(self.fc1(images.flatten(1))))
 
+    def hardware_program(self, net: Any) -> Any:
+        """The forward pass in hardware terms (models/_network.py): both layers on the array."""
+        x = net.quantize("fc1", net.host("flatten", lambda images: images.flatten(1), net.images))
+        return net.layer("fc2", net.layer("fc1", x, relu=True, into="fc2"))
+
 
 class CNN(nn.Module):
     def __init__(self, fmt: str | None = None) -> None:
@@ -74,6 +79,14 @@ class CNN(nn.Module):
         x = torch.relu(self.conv1(images))
         x = nn.functional.avg_pool2d(torch.relu(self.conv2(x)), 2)
         return self.fc(x.flatten(1))
+
+    def hardware_program(self, net: Any) -> Any:
+        """The forward pass in hardware terms: the convolutions (im2col on the host) and the
+        classifier on the array; the pooling between them on the host."""
+        x = net.layer("conv1", net.quantize("conv1", net.images), relu=True, into="conv2")
+        pooled = net.host("avg_pool2d 2x2, flatten", lambda y: nn.functional.avg_pool2d(y, 2).flatten(1),
+                          net.layer("conv2", x, relu=True))  # fmt: skip
+        return net.layer("fc", net.quantize("fc", pooled))
 
 
 class Transformer(nn.Module):

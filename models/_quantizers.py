@@ -9,6 +9,9 @@ minifloats), per-block MX scales computed on the fly (blocks along the features 
 layer's input, along the channels of a convolution's), or per-row OliVe scales.
 Posits (`posit8_2`, ...; models/_ovp_quant.py): a power-of-two scale per tensor (weights) or per
 row (activations) puts the values near 1.
+`int8_pow2`: INT8 with power-of-two scales (Brevitas' FixedPoint quantizers) and biases on the
+accumulator grid, so a layer's requantization to the next one's codes is a shift: the format a
+whole network runs in hardware bit-exactly against Brevitas (`bitfab cosim network`).
 Weight-only formats for the bit-serial unit (`int4_a8`, `int2_a8`, `fp4_e2m1_a8`): the weights
 per output channel in the named format, the activations INT8 per tensor.
 
@@ -41,8 +44,10 @@ with warnings.catch_warnings():
         FpOCPActPerTensorFloat,
         FpOCPWeightPerChannelFloat,
         FpOCPWeightPerTensorFloat,
+        Int8ActPerTensorFixedPoint,
         Int8ActPerTensorFloat,
         Int8WeightPerChannelFloat,
+        Int8WeightPerTensorFixedPoint,
         Int8WeightPerTensorFloat,
     )
     from brevitas.quant.experimental.mx_quant_ocp import (
@@ -81,6 +86,7 @@ class Scheme:
     calibrated: bool  # per-tensor activation scales come from calibration (else computed on the fly)
     per_channel: bool = False  # one weight scale per output channel
     per_row: bool = False  # one activation scale per row (sample / token), computed on the fly
+    integer_bias: bool = False  # biases stored on the accumulator grid (power-of-two scales: exact in hardware)
 
 
 _FP4 = {"bit_width": 4, "exponent_bit_width": 2, "mantissa_bit_width": 1}
@@ -112,6 +118,15 @@ def _posit(name: str) -> Scheme:
 
 SCHEMES: dict[str, Scheme] = {
     "int8": _element(Int8WeightPerTensorFloat, Int8ActPerTensorFloat, "int8"),
+    "int8_pow2": Scheme(
+        Int8WeightPerTensorFixedPoint,
+        Int8ActPerTensorFixedPoint,
+        Int8ActPerTensorFixedPoint,
+        "int8",
+        "int8",
+        True,
+        integer_bias=True,
+    ),
     "int4": _element(_INT4, Int8ActPerTensorFloat.let(bit_width=4), "int4"),
     "int8_channel": _element(Int8WeightPerChannelFloat, Int8ActPerTensorFloat, "int8", per_channel=True),
     "int4_channel": _element(

@@ -19,6 +19,7 @@ from torch import nn
 
 from ._data import Split, digits
 from ._nets import build
+from ._network import integer_biases
 from ._quantizers import scheme
 
 FLOAT_EPOCHS = {"mlp": 60, "cnn": 40, "transformer": 60}
@@ -100,6 +101,8 @@ def quantized_model(name: str, fmt: str, trained_float: nn.Module, split: Split,
     if qat_epochs:
         _epochs(model, split, qat_epochs, 1e-3, seed + 1, progress)
     model.eval()
+    if scheme(fmt).integer_bias:
+        integer_biases(model, split.train_images[:256], fmt)
     return model
 
 

@@ -35,7 +35,7 @@ import math
 from dataclasses import dataclass
 
 import numerics
-from hw import ArrayConfig
+from hw import ArrayConfig, RequantConfig
 
 SCALING = {45: 1.0, 32: 0.66, 28: 0.66 * (0.22 / 0.66) ** (4 / 12), 20: 0.22, 16: 0.17, 14: 0.14, 7: 0.094}
 SRAM_PJ_PER_64_BITS = 20.0  # 32 KB buffer, 45 nm
@@ -157,3 +157,12 @@ def gemm_energy(cfg: ArrayConfig, m: int, k: int, n: int, node_nm: int = 45) -> 
     per_bit = SRAM_PJ_PER_64_BITS / 64 * scale
     return Energy(macs, macs * multiply_pj(cfg) * scale, macs * accumulate_pj(cfg) * scale, operands * per_bit,
                   partial_sums * per_bit, node_nm)  # fmt: skip
+
+
+def output_stage_pj(config: RequantConfig, node_nm: int = 45) -> float:
+    """One result through the output stage (hw.RequantArray): the bias add at the accumulator's
+    width, the multiply by the per-channel multiplier, the rounding add at the product's width and
+    the code's register (its SRAM write stays counted at the accumulator's width, by gemm_energy)."""
+    wide = max(config.array.acc_width, config.bias_bits) + 1
+    return (add_pj(wide) + mult_pj(wide, config.multiplier_bits) + add_pj(config.product_width)
+            + add_pj(config.out_bits)) * scale_factor(node_nm)  # fmt: skip

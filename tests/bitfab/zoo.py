@@ -140,9 +140,10 @@ def strided_conv() -> nn.Module:
 class Residual(nn.Module):
     """A small residual block: x + fc_b(relu(fc_a(x))) between an input and an output layer (the add on the host)."""
 
-    def __init__(self) -> None:
+    def __init__(self, weight: object = Int8WeightPerTensorFloat, act: object = Int8ActPerTensorFloat,
+                 bias_quant: object = None) -> None:  # fmt: skip
         super().__init__()
-        q = {"weight_quant": Int8WeightPerTensorFloat, "input_quant": Int8ActPerTensorFloat, "bias": True}
+        q = {"weight_quant": weight, "input_quant": act, "bias": True, "bias_quant": bias_quant}
         self.embed, self.fc_a, self.fc_b = (
             qnn.QuantLinear(64, 32, **q),
             qnn.QuantLinear(32, 32, **q),
@@ -154,10 +155,25 @@ class Residual(nn.Module):
         h = torch.relu(self.embed(x.flatten(1)))
         return self.head(h + self.fc_b(torch.relu(self.fc_a(h))))
 
+    def hardware_program(self, net: object) -> object:
+        """Three hardware segments: the skip needs embed's float output, so embed and fc_b leave
+        the array in accumulator units and the host adds them and quantizes for the head."""
+        x = net.quantize("embed", net.host("flatten", lambda t: t.flatten(1), net.images))  # type: ignore[attr-defined]
+        h = net.layer("embed", x, relu=True)  # type: ignore[attr-defined]
+        a = net.layer("fc_a", net.quantize("fc_a", h), relu=True, into="fc_b")  # type: ignore[attr-defined]
+        added = net.host("residual add: embed + fc_b", lambda u, v: u + v, h, net.layer("fc_b", a))  # type: ignore[attr-defined]
+        return net.layer("head", net.quantize("head", added))  # type: ignore[attr-defined]
+
 
 def residual() -> nn.Module:
     torch.manual_seed(0)
     return _calibrated(Residual())
+
+
+def residual_pow2() -> nn.Module:
+    """The residual block with power-of-two scales and Int32Bias: every layer exact in hardware."""
+    torch.manual_seed(0)
+    return _calibrated(Residual(Int8WeightPerTensorFixedPoint, Int8ActPerTensorFixedPoint, Int32Bias))
 
 
 class WideMLP(nn.Module):

@@ -1,0 +1,321 @@
+"""A whole network on generated hardware: every mappable layer on the requantizing array in turn,
+codes between layers, the host only where the model's program says so (models/_network.py).
+
+Per chunk of inputs, Brevitas runs once (its codes, scales and outputs at every layer: the
+reference), then the model's hardware program runs with a `_Network` whose `layer` executes the
+layer's GEMM and output stage on `hw.RequantArray` in Verilator (or, with `simulate=False`, in
+numerics only). The input of every layer is the previous layer's hardware codes, never Brevitas'
+values. Verdicts per layer: the hardware against numerics (bit for bit, cycles = model), and the
+hardware's codes against Brevitas' integers at the same boundary (max |difference| in output
+LSBs; zero wherever the stage is exact: power-of-two scales and biases on the accumulator grid).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import hw
+import models
+import numerics
+import sim
+from synth.energy import gemm_energy, output_stage_pj
+
+from .endtoend import Hardware
+
+MULTIPLIER_BITS = 16  # an 18x18 DSP's operand; power-of-two ratios are exact at any width
+OUT_BITS = 32
+
+
+@dataclass
+class LayerRecord:
+    """One layer over all chunks of inputs."""
+
+    layer: str
+    kind: str
+    stage: str  # the output stage in words
+    exact_stage: bool  # multipliers equal the scale ratios and the bias is whole accumulator units
+    gemm: tuple[int, int, int] = (0, 0, 0)  # (M over all chunks, K, N)
+    bit_exact: bool = True
+    first_mismatch: str | None = None
+    cycles: int = 0
+    model_cycles: int = 0
+    brevitas_max_lsb: float = 0.0  # max |hardware - Brevitas| in output LSBs, earlier layers' errors carried
+    brevitas_differing: int = 0  # outputs that differ from Brevitas at all
+    stage_max_lsb: float = 0.0  # the stage alone: fed Brevitas' own input codes, max |difference| in output LSBs
+    outputs: int = 0
+    energy_pj: float = 0.0
+
+    @property
+    def agrees_with_brevitas(self) -> bool:
+        return self.brevitas_differing == 0
+
+
+@dataclass
+class NetworkRun:
+    model: str
+    format: str | None  # a bundled model's format; None: read from the model's quantizers
+    hardware: str
+    images: int
+    layers: list[LayerRecord]
+    host: list[str]  # what ran on the host between hardware segments, in order
+    brevitas_accuracy: float | None
+    hardware_accuracy: float | None
+    same_predictions: int  # inputs whose hardware prediction equals Brevitas'
+    simulated: bool
+    host_differing: int = 0  # host quantizations that differ from Brevitas' codes
+    seconds: float = 0.0
+    chunks: int = 1
+    extras: dict[str, Any] = field(default_factory=dict)
+    design: hw.RequantArray | None = field(default=None, repr=False)  # the one design every layer ran on
+
+    @property
+    def cycles_per_inference(self) -> float:
+        """Hardware cycles of one inference: every layer's cycles over all chunks, per input."""
+        return sum(record.cycles for record in self.layers) / self.images
+
+    @property
+    def energy_pj_per_inference(self) -> float:
+        return sum(record.energy_pj for record in self.layers) / self.images
+
+    @property
+    def exact(self) -> bool:
+        """Every stage is exact: the run must then equal Brevitas bit for bit."""
+        return all(record.exact_stage for record in self.layers)
+
+    @property
+    def passed(self) -> bool:
+        hardware_ok = all(r.bit_exact and r.cycles == r.model_cycles for r in self.layers)
+        if not self.exact:
+            return hardware_ok
+        agrees = all(r.agrees_with_brevitas for r in self.layers) and self.host_differing == 0
+        return hardware_ok and agrees and self.same_predictions == self.images
+
+    def summary(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k not in ("layers", "extras", "design")}
+        out["layers"] = [{**r.__dict__} for r in self.layers]
+        out.update(cycles_per_inference=self.cycles_per_inference, energy_pj_per_inference=self.energy_pj_per_inference,
+                   exact=self.exact, passed=self.passed, **self.extras)  # fmt: skip
+        return out
+
+
+def _stage(tap: models.Tap, into: models.Tap | None, relu: bool) -> tuple[
+        numerics.Requantization, np.ndarray, bool, str]:  # fmt: skip
+    """(stage, output scale per channel, exact, description) of a layer whose codes go `into`
+    the next layer's input quantizer (or, None, to the host in accumulator units)."""
+    unit = tap.accumulator_scale
+    units = tap.bias / unit
+    bias = np.rint(units).astype(np.int64)
+    exact = bool(np.all(units == bias))
+    activation = "relu" if relu else "identity"
+    if into is None:
+        stage = numerics.Requantization(bias, np.ones_like(bias), 0, f"int{OUT_BITS}", activation=activation)
+        return stage, unit, exact, f"bias{', ReLU' if relu else ''}, accumulator units (int{OUT_BITS}) to the host"
+    activation_format = into.input_format
+    ratio = unit / into.input_scale
+    multiplier, shift = numerics.quantized_multiplier(ratio, bits=MULTIPLIER_BITS)
+    exact &= bool(np.all(np.ldexp(multiplier.astype(np.float64), -shift) == ratio))
+    powers = np.unique(np.log2(ratio))
+    if exact and powers.size == 1 and float(powers[0]).is_integer():
+        words = f"x 2**{int(powers[0])}"
+    else:
+        words = f"x {int(multiplier.min())}..{int(multiplier.max())} / 2**{shift}"
+    stage = numerics.Requantization(bias, multiplier, shift, activation_format, activation=activation)
+    scale = np.full(bias.shape, into.input_scale)
+    words = f"bias, {words}{', ReLU' if relu else ''}, to {activation_format} ({into.codes.name}'s input)"
+    return stage, scale, exact, words
+
+
+class _Network:
+    """`models.Network` over one chunk of inputs; `execute` runs a layer (hardware or numerics)."""
+
+    def __init__(self, model: nn.Module, images: np.ndarray, taps: dict[str, models.Tap],
+                 execute: Callable[[str, Any, Any, numerics.Requantization], np.ndarray],
+                 golden: Callable[[Any, Any, numerics.Requantization], np.ndarray],
+                 records: dict[str, LayerRecord], host: list[str], counts: dict[str, int]) -> None:  # fmt: skip
+        self.model, self.images, self.taps = model, images, taps
+        self.execute, self.golden, self.records, self.host_ops, self.counts = execute, golden, records, host, counts
+
+    def _tap(self, layer: str) -> models.Tap:
+        if layer not in self.taps:
+            raise ValueError(f"the hardware program names layer {layer!r}; the model's quantized layers: "
+                             f"{', '.join(self.taps)}")  # fmt: skip
+        return self.taps[layer]
+
+    def quantize(self, layer: str, values: models.Codes | np.ndarray) -> models.Codes:
+        tap = self._tap(layer)
+        fmt = numerics.get(tap.input_format)
+        data = values.values() if isinstance(values, models.Codes) else np.asarray(values, dtype=np.float64)
+        integers = fmt.decode(fmt.encode(data / tap.input_scale)).astype(np.int64)
+        reference = tap.input_integers.reshape(integers.shape)
+        self.counts["host_differing"] += int(np.count_nonzero(integers != reference))
+        self._note(f"quantize to {layer}'s input ({tap.input_format}, scale {tap.input_scale:g})")
+        return models.Codes(integers, np.asarray(tap.input_scale))
+
+    def host(self, what: str, function: Callable[..., torch.Tensor], *inputs: models.Codes | np.ndarray) -> np.ndarray:
+        tensors = [torch.from_numpy(x.values() if isinstance(x, models.Codes) else np.asarray(x, np.float64))
+                   for x in inputs]  # fmt: skip
+        with torch.no_grad():
+            out = function(*tensors)
+        self._note(what)
+        return out.numpy()
+
+    def _note(self, what: str) -> None:
+        if what not in self.host_ops:
+            self.host_ops.append(what)
+
+    def layer(self, name: str, x: models.Codes, relu: bool = False, into: str | None = None) -> models.Codes:
+        tap = self._tap(name)
+        stage, scale, exact, words = _stage(tap, None if into is None else self._tap(into), relu)
+        record = self.records.setdefault(name, LayerRecord(name, tap.codes.kind, words, exact))
+        rows = self._rows(name, tap, x)
+        a = numerics.get(tap.input_format).encode(rows.astype(np.float64))
+        integers = self.execute(name, a, tap.codes.weight_codes, stage)
+        out = tap.codes.to_layer(integers)
+        channel_scale = scale.reshape((1, -1, 1, 1) if tap.codes.kind == "conv" else (-1,))
+        lsb_error = self._lsb_error(tap, into, relu, out, channel_scale)
+        alone = tap.codes.to_layer(self.golden(tap.codes.input_codes, tap.codes.weight_codes, stage))
+        stage_error = self._lsb_error(tap, into, relu, alone, channel_scale)
+        m, k = a.shape
+        record.gemm = (record.gemm[0] + m, k, integers.shape[1])
+        record.brevitas_max_lsb = max(record.brevitas_max_lsb, float(lsb_error.max(initial=0)))
+        record.stage_max_lsb = max(record.stage_max_lsb, float(stage_error.max(initial=0)))
+        record.brevitas_differing += int(np.count_nonzero(lsb_error))
+        record.outputs += out.size
+        return models.Codes(out, channel_scale)
+
+    def _lsb_error(self, tap: models.Tap, into: str | None, relu: bool, out: np.ndarray,
+                   channel_scale: np.ndarray) -> np.ndarray:  # fmt: skip
+        """|codes - Brevitas| in the output's LSBs: against the next layer's input integers, or
+        (to the host) against the layer's float output with its bias, in accumulator units."""
+        if into is not None:
+            return np.abs(out - self.taps[into].input_integers.reshape(out.shape)).astype(np.float64)
+        reference = np.maximum(tap.output, 0) if relu else tap.output
+        return np.abs(out * channel_scale - reference.astype(np.float64)) / channel_scale
+
+    def _rows(self, name: str, tap: models.Tap, x: models.Codes) -> np.ndarray:
+        """The layer's A (M, K) from its input codes: a linear layer's rows, a convolution's im2col
+        (host work; the padding is code 0, the zero point of the symmetric INT formats)."""
+        k = tap.codes.weight_codes.shape[0]
+        if tap.codes.kind != "conv":
+            return x.integers.reshape(-1, k)
+        conv = dict(self.model.named_modules())[name].layer
+        to_rows = models.gemm_layouts(conv, "conv2d")[0]
+        self._note(f"im2col for {name} (3x3, padding 1), on codes")
+        return to_rows(torch.from_numpy(x.integers.astype(np.float64))).numpy().astype(np.int64)
+
+
+def requant_design(taps: dict[str, models.Tap], hardware: Hardware, m_max: int, k_max: int | None = None,
+                   n_max: int | None = None) -> hw.RequantArray:  # fmt: skip
+    """One design for every layer: the layers' shared formats, K and N up to the largest layer's
+    (or the given maxima, so that one design serves several networks)."""
+    formats = {(t.input_format, t.weight_format) for t in taps.values()}
+    if len(formats) != 1:
+        listed = ", ".join(f"{name}: {t.input_format} x {t.weight_format}" for name, t in taps.items())
+        raise ValueError(f"one array runs the whole network, so its layers must share their formats; got {listed}")
+    ((a_format, w_format),) = formats
+    k_need = max(t.codes.weight_codes.shape[0] for t in taps.values())
+    n_need = max(t.codes.weight_codes.shape[1] for t in taps.values())
+    k_max, n_max = k_max or k_need, n_max or n_need
+    if k_max < k_need or n_max < n_need:
+        raise ValueError(
+            f"the network needs K up to {k_need} and N up to {n_need}; the design holds {k_max} and {n_max}"
+        )
+    if hardware.kind != "systolic":
+        raise ValueError("a whole-network run uses a systolic array with an output stage; the bit-serial unit "
+                         "has none yet (drop --bitserial)")  # fmt: skip
+    if not isinstance(hardware.accumulator, numerics.ExactAccumulator):
+        raise ValueError("a whole-network run uses the exact accumulator")
+    return hw.RequantArray(a_format, w_format, rows=hardware.rows, cols=hardware.cols,
+                           dataflow=hardware.dataflow, double_buffer=hardware.dataflow == "ws", pipeline=1,
+                           k_max=k_max, m_max=max(m_max, hardware.rows), n_max=n_max, out_bits=OUT_BITS,
+                           multiplier_bits=MULTIPLIER_BITS)  # fmt: skip
+
+
+def run_network(name: str, model: nn.Module, fmt: str | None, images: np.ndarray, labels: np.ndarray | None,
+                hardware: Hardware, build_root: Path, work: Path, simulate: bool = True, chunk: int = 64,
+                progress: Callable[[int, int], None] | None = None,
+                maxima: tuple[int, int, int] | None = None) -> NetworkRun:  # fmt: skip
+    """Run `images` through the whole `model` on hardware (see the module docstring), `chunk`
+    inputs per simulation; `maxima` (K, N, M) sizes the design (default: this network's)."""
+    program = models.hardware_program(model)
+    probe, _ = models.brevitas_taps(model, fmt, images[:1])
+    if not probe:
+        raise ValueError(f"{name} has no quantized layer (Brevitas QuantLinear / QuantConv2d) to run")
+    rows_per_image = max(t.codes.input_codes.shape[0] for t in probe.values())
+    per_chunk = max(1, min(chunk, len(images)))
+    k_max, n_max, m_max = maxima or (None, None, per_chunk * rows_per_image)
+    if m_max < per_chunk * rows_per_image:
+        raise ValueError(
+            f"{per_chunk} inputs per chunk need M up to {per_chunk * rows_per_image}; the design holds {m_max}"
+        )
+    design = requant_design(probe, hardware, m_max, k_max, n_max)
+    if not simulate:
+        design._MustUse__silence = True  # type: ignore[attr-defined]  # numerics only: its config is what counts
+    records: dict[str, LayerRecord] = {}
+    host: list[str] = []
+    counts = {"host_differing": 0}
+    seconds = [0.0]
+
+    def execute(layer: str, a: Any, b: Any, stage: numerics.Requantization) -> np.ndarray:
+        record = records[layer]
+        (m, k), n = a.shape, b.shape[1]
+        record.energy_pj += layer_energy_pj(design.config, m, k, n)
+        if not simulate:
+            record.cycles += hw.requant_cycles(design.config, m, k, n)
+            record.model_cycles = record.cycles
+            return golden(a, b, stage)
+        report = sim.cosim_requant(design, a, b, stage, build_root, work / f"{layer}", optimize=m * k * n > 2e6)
+        seconds[0] += report.seconds
+        record.cycles += report.cycles
+        record.model_cycles += report.model_cycles
+        if report.mismatches and record.bit_exact:
+            record.bit_exact, record.first_mismatch = False, report.first_mismatch
+        return np.asarray(report.result, dtype=np.int64)
+
+    def golden(a: Any, b: Any, stage: numerics.Requantization) -> np.ndarray:
+        return np.asarray(sim.expected_codes(design.config, a, b, stage), dtype=np.int64)
+
+    brevitas_logits, hardware_logits = [], []
+    starts = range(0, len(images), per_chunk)
+    for index, start in enumerate(starts):
+        batch = images[start : start + per_chunk]
+        taps, logits = models.brevitas_taps(model, fmt, batch)
+        net = _Network(model, batch, taps, execute, golden, records, host, counts)
+        out = program(net)
+        brevitas_logits.append(logits)
+        hardware_logits.append(out.values().reshape(len(batch), -1))
+        if progress is not None:
+            progress(index + 1, len(starts))
+    theirs = np.concatenate(brevitas_logits).argmax(axis=1)
+    ours = np.concatenate(hardware_logits).argmax(axis=1)
+    accuracy = (lambda p: float((p == labels).mean())) if labels is not None else (lambda p: None)
+    return NetworkRun(name, fmt, design.config.describe(), len(images), list(records.values()), host,
+                      accuracy(theirs), accuracy(ours), int((theirs == ours).sum()), simulate,
+                      counts["host_differing"], seconds[0], len(starts), design=design)  # fmt: skip
+
+
+def network_design(name: str, model: nn.Module, fmt: str | None, images: np.ndarray, hardware: Hardware,
+                   per_chunk: int, maxima: tuple[int, int, int] | None = None) -> hw.RequantArray:  # fmt: skip
+    """The one design a network runs on, from a probe of its first input; every refusal (formats,
+    scales, shapes) happens here, before anything runs."""
+    models.hardware_program(model)
+    probe, _ = models.brevitas_taps(model, fmt, images[:1])
+    if not probe:
+        raise ValueError(f"{name} has no quantized layer (Brevitas QuantLinear / QuantConv2d) to run")
+    rows = per_chunk * max(t.codes.input_codes.shape[0] for t in probe.values())
+    k_max, n_max, m_max = maxima or (None, None, rows)
+    if m_max < rows:
+        raise ValueError(f"{per_chunk} inputs per chunk need M up to {rows}; the design holds {m_max}")
+    return requant_design(probe, hardware, m_max, k_max, n_max)
+
+
+def layer_energy_pj(config: hw.RequantConfig, m: int, k: int, n: int) -> float:
+    """The GEMM's energy on the array (synth.energy) plus the output stage's per result."""
+    return gemm_energy(config.array, m, k, n).total_pj + m * n * output_stage_pj(config)
