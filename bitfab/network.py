@@ -31,6 +31,7 @@ from .endtoend import Hardware
 
 MULTIPLIER_BITS = 16  # an 18x18 DSP's operand; power-of-two ratios are exact at any width
 OUT_BITS = 32
+M_ROWS = 1024  # rows of the largest layer per simulation: its operand streams stay within the player's depth
 
 
 @dataclass
@@ -245,17 +246,7 @@ def run_network(name: str, model: nn.Module, fmt: str | None, images: np.ndarray
     """Run `images` through the whole `model` on hardware (see the module docstring), `chunk`
     inputs per simulation; `maxima` (K, N, M) sizes the design (default: this network's)."""
     program = models.hardware_program(model)
-    probe, _ = models.brevitas_taps(model, fmt, images[:1])
-    if not probe:
-        raise ValueError(f"{name} has no quantized layer (Brevitas QuantLinear / QuantConv2d) to run")
-    rows_per_image = max(t.codes.input_codes.shape[0] for t in probe.values())
-    per_chunk = max(1, min(chunk, len(images)))
-    k_max, n_max, m_max = maxima or (None, None, per_chunk * rows_per_image)
-    if m_max < per_chunk * rows_per_image:
-        raise ValueError(
-            f"{per_chunk} inputs per chunk need M up to {per_chunk * rows_per_image}; the design holds {m_max}"
-        )
-    design = requant_design(probe, hardware, m_max, k_max, n_max)
+    design, per_chunk = network_design(name, model, fmt, images, hardware, chunk, maxima)
     if not simulate:
         design._MustUse__silence = True  # type: ignore[attr-defined]  # numerics only: its config is what counts
     records: dict[str, LayerRecord] = {}
@@ -302,18 +293,21 @@ def run_network(name: str, model: nn.Module, fmt: str | None, images: np.ndarray
 
 
 def network_design(name: str, model: nn.Module, fmt: str | None, images: np.ndarray, hardware: Hardware,
-                   per_chunk: int, maxima: tuple[int, int, int] | None = None) -> hw.RequantArray:  # fmt: skip
-    """The one design a network runs on, from a probe of its first input; every refusal (formats,
-    scales, shapes) happens here, before anything runs."""
+                   chunk: int, maxima: tuple[int, int, int] | None = None) -> tuple[hw.RequantArray, int]:  # fmt: skip
+    """(the one design a network runs on, inputs per simulation), from a probe of the first input;
+    every refusal (formats, scales, shapes) happens here, before anything runs. A chunk holds at
+    most `chunk` inputs and `M_ROWS` rows of the largest layer (the player's stream depth)."""
     models.hardware_program(model)
     probe, _ = models.brevitas_taps(model, fmt, images[:1])
     if not probe:
         raise ValueError(f"{name} has no quantized layer (Brevitas QuantLinear / QuantConv2d) to run")
-    rows = per_chunk * max(t.codes.input_codes.shape[0] for t in probe.values())
+    rows_per_input = max(t.codes.input_codes.shape[0] for t in probe.values())
+    per_chunk = max(1, min(chunk, len(images), M_ROWS // rows_per_input))
+    rows = per_chunk * rows_per_input
     k_max, n_max, m_max = maxima or (None, None, rows)
     if m_max < rows:
         raise ValueError(f"{per_chunk} inputs per chunk need M up to {rows}; the design holds {m_max}")
-    return requant_design(probe, hardware, m_max, k_max, n_max)
+    return requant_design(probe, hardware, m_max, k_max, n_max), per_chunk
 
 
 def layer_energy_pj(config: hw.RequantConfig, m: int, k: int, n: int) -> float:

@@ -71,7 +71,7 @@ def cmd_cosim_network(args: argparse.Namespace, console: Console) -> int:
     images, labels = _data(args)
     cache = paths.cache_directory(args.cache_dir)
     model, fmt = _model(args, cache, args.reporter)
-    probe = network_design(args.model, model, fmt, images, hardware, min(args.chunk, len(images)))
+    probe = network_design(args.model, model, fmt, images, hardware, args.chunk)[0]
     probe._MustUse__silence = True  # type: ignore[attr-defined]  # a refusal must come before anything is written
     out = paths.output_directory(args.output)
     what = f"{args.model} on the array in {'Verilator' if not args.numerics_only else 'numerics'}"
@@ -139,7 +139,12 @@ def add_network_command(cosim: argparse._SubParsersAction) -> None:  # type: ign
     p.add_argument("--images", type=positive_int, default=8, help="run the first N inputs")
     p.add_argument("--array", default="4x4", metavar="RxC", help="systolic rows x cols")
     p.add_argument("--dataflow", default="ws", choices=["ws", "os"], help="weight- or output-stationary")
-    p.add_argument("--chunk", type=positive_int, default=64, help="inputs per simulation (sets the WS output depth)")
+    p.add_argument(
+        "--chunk",
+        type=positive_int,
+        default=64,
+        help="inputs per simulation (at most 1024 rows of the largest layer; sets the WS output depth)",
+    )
     p.add_argument("--numerics-only", action="store_true", help="compute every layer with numerics' golden model "
                    "instead of Verilator (fast; the verdict is then about the arithmetic only)")  # fmt: skip
     p.add_argument("--fmax", type=float, metavar="MHZ", help="the clock for the latency (default: --pnr, else "

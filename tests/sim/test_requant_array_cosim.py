@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from amaranth import Cat, Module
 
 import hw
 import numerics
 import sim
+from sim._player import play, read_lanes, unit_bank, write_beats
 
 INT8 = numerics.get("int8")
 
@@ -106,3 +108,35 @@ def test_a_float_accumulator_has_no_integer_output_stage() -> None:
     with pytest.raises(ValueError, match=r"^the output stage takes integer accumulators; this array accumulates in "
                                          r"fp32 \(use an exact or int\{W\} accumulator\)$"):  # fmt: skip
         hw.RequantArray("mxfp8_e4m3", "mxfp8_e4m3", rows=2, cols=2)
+
+
+def test_a_layers_output_through_the_mx_quantizer_is_numerics_mx_encode(build_root: Path, tmp_path: Path) -> None:
+    """The next layer's MXFP8 activations in hardware: the array and its stage (bias, ReLU, kept in
+    accumulator units), then hw.MXQuantizer on each row's 32 channels, equal to numerics' MX
+    encode of the layer's values. (Two simulations: the quantizer does not sit behind the lanes.)"""
+    rng = np.random.default_rng(11)
+    m, k, n, lsb = 6, 40, 32, -14  # one accumulator unit: input scale 2**-7 x weight scale 2**-7
+    a = INT8.encode(rng.integers(-128, 128, (m, k)).astype(float))
+    b = INT8.encode(rng.integers(-128, 128, (k, n)).astype(float))
+    stage = numerics.Requantization(rng.integers(-20000, 20000, n), np.ones(n, np.int64), 0, "int32",
+                                    activation="relu")  # fmt: skip
+    layer = sim.cosim_requant(design("ws"), a, b, stage, build_root, tmp_path / "layer")
+    assert layer.passed, layer.failure()
+    rows = np.asarray(layer.result, dtype=np.int64)
+    assert (rows == 0).any() and (rows > 1 << 16).any()  # ReLU zeros and wide values both reach the quantizer
+
+    def build(module: Module, _: int, fields: list) -> object:
+        module.submodules.mx = unit = hw.MXQuantizer("mxfp8_e4m3", 24, lsb)
+        module.d.comb += [unit.values[i].eq(field) for i, field in enumerate(fields)]
+        return Cat(unit.scale, unit.elements)
+
+    bank = unit_bank([((24,) * 32, 8 + 8 * 32)], build)
+    write_beats(tmp_path / "rows.hex", [(rows, 24)])
+    *_, count, out_hex = play(bank, [("word", bank.in_width, tmp_path / "rows.hex", m)], bank.out_width, m, None,
+                              m + 100, build_root, tmp_path / "mx")  # fmt: skip
+    assert count == m
+    got = read_lanes(out_hex, 1, (("scale", 8, False), ("elements", 256, False)))
+    want = numerics.get("mxfp8_e4m3").encode(np.ldexp(rows.astype(np.float64), lsb), axis=1)
+    assert [int(v) for v in got["scale"][:, 0]] == [int(v) for v in np.asarray(want.scales).ravel()]
+    elements = [[(int(word) >> (8 * i)) & 0xFF for i in range(32)] for word in got["elements"][:, 0]]
+    assert elements == np.asarray(want.elements).reshape(m, 32).astype(int).tolist()
