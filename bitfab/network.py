@@ -27,7 +27,7 @@ import numerics
 import sim
 from synth.energy import gemm_energy, output_stage_pj
 
-from .endtoend import Hardware
+from .endtoend import Hardware, bitserial_fits
 
 MULTIPLIER_BITS = 16  # an 18x18 DSP's operand; power-of-two ratios are exact at any width
 OUT_BITS = 32
@@ -82,7 +82,10 @@ class NetworkRun:
         return sum(record.cycles for record in self.layers) / self.images
 
     @property
-    def energy_pj_per_inference(self) -> float:
+    def energy_pj_per_inference(self) -> float | None:
+        """None on the bit-serial unit: synth.energy has no model of it."""
+        if isinstance(self.design, hw.RequantBitSerial):
+            return None
         return sum(record.energy_pj for record in self.layers) / self.images
 
     @property
@@ -106,18 +109,23 @@ class NetworkRun:
         return out
 
 
-def _stage(tap: models.Tap, into: models.Tap | None, relu: bool) -> tuple[
+def _stage(tap: models.Tap, into: models.Tap | None, relu: bool, acc_exponent: int, fraction_bits: int) -> tuple[
         numerics.Requantization, np.ndarray, bool, str]:  # fmt: skip
     """(stage, output scale per channel, exact, description) of a layer whose codes go `into`
-    the next layer's input quantizer (or, None, to the host in accumulator units)."""
-    unit = tap.accumulator_scale
+    the next layer's input quantizer (or, None, to the host in accumulator units); the hardware's
+    accumulator lsb is 2**acc_exponent value units (0 for integer arrays), the last `fraction_bits`
+    of which are a scale's fraction (the bit-serial unit's fp16 group scale) that output to the
+    host drops."""
+    unit = tap.accumulator_scale * 2.0**acc_exponent
     units = tap.bias / unit
     bias = np.rint(units).astype(np.int64)
     exact = bool(np.all(units == bias))
     activation = "relu" if relu else "identity"
     if into is None:
-        stage = numerics.Requantization(bias, np.ones_like(bias), 0, f"int{OUT_BITS}", activation=activation)
-        return stage, unit, exact, f"bias{', ReLU' if relu else ''}, accumulator units (int{OUT_BITS}) to the host"
+        stage = numerics.Requantization(bias, np.ones_like(bias), fraction_bits, f"int{OUT_BITS}",
+                                        activation=activation)  # fmt: skip
+        return stage, unit * 2.0**fraction_bits, exact, \
+            f"bias{', ReLU' if relu else ''}, accumulator units (int{OUT_BITS}) to the host"  # fmt: skip
     activation_format = into.input_format
     ratio = unit / into.input_scale
     multiplier, shift = numerics.quantized_multiplier(ratio, bits=MULTIPLIER_BITS)
@@ -133,15 +141,66 @@ def _stage(tap: models.Tap, into: models.Tap | None, relu: bool) -> tuple[
     return stage, scale, exact, words
 
 
-class _Network:
-    """`models.Network` over one chunk of inputs; `execute` runs a layer (hardware or numerics)."""
+class _Engine:
+    """Runs a layer's product and stage on the design (Verilator, or numerics' golden model) and
+    keeps the per-layer records: cycles, energy, bit-exactness."""
 
-    def __init__(self, model: nn.Module, images: np.ndarray, taps: dict[str, models.Tap],
-                 execute: Callable[[str, Any, Any, numerics.Requantization], np.ndarray],
-                 golden: Callable[[Any, Any, numerics.Requantization], np.ndarray],
-                 records: dict[str, LayerRecord], host: list[str], counts: dict[str, int]) -> None:  # fmt: skip
-        self.model, self.images, self.taps = model, images, taps
-        self.execute, self.golden, self.records, self.host_ops, self.counts = execute, golden, records, host, counts
+    def __init__(self, design: Any, simulate: bool, build_root: Path, work: Path) -> None:
+        self.design, self.simulate, self.build_root, self.work = design, simulate, build_root, work
+        self.bitserial = isinstance(design, hw.RequantBitSerial)
+        # the bit-serial unit's accumulator carries its fp16 group scale's fraction below the grid
+        self.fraction_bits = -design.config.array.lsb_exponent_offset if self.bitserial else 0
+        self.records: dict[str, LayerRecord] = {}
+        self.seconds = 0.0
+
+    def acc_exponent(self, tap: models.Tap) -> int:
+        """The exponent of the hardware accumulator's lsb in grid units of the layer's operands."""
+        unit = self.design.config.array
+        if self.bitserial:
+            return sim.bitserial_lsb(unit, hw.plan_weights(unit, tap.codes.weight_codes, tap.weight_format))
+        return unit.lsb_exponent
+
+    def golden(self, a: Any, tap: models.Tap, stage: numerics.Requantization) -> np.ndarray:
+        b, config = tap.codes.weight_codes, self.design.config
+        if self.bitserial:
+            product = numerics.matmul(a, b, config.array.a_format, tap.weight_format)
+            return stage.integers(np.asarray(sim.in_units(product, self.acc_exponent(tap)), dtype=np.int64))
+        return np.asarray(sim.expected_codes(config, a, b, stage), dtype=np.int64)
+
+    def execute(self, layer: str, a: Any, tap: models.Tap, stage: numerics.Requantization) -> np.ndarray:
+        record, b, config = self.records[layer], tap.codes.weight_codes, self.design.config
+        (m, k), n = a.shape, b.shape[1]
+        if not self.bitserial:
+            record.energy_pj += layer_energy_pj(config, m, k, n)
+        if not self.simulate:
+            if self.bitserial:
+                plan = hw.plan_weights(config.array, b, tap.weight_format)
+                record.cycles += hw.bitserial_cycles(config.array, m, k, n, plan) + 1
+            else:
+                record.cycles += hw.requant_cycles(config, m, k, n)
+            record.model_cycles = record.cycles
+            return self.golden(a, tap, stage)
+        work, optimize = self.work / layer, m * k * n > 2e6
+        if self.bitserial:
+            report = sim.cosim_requant_bitserial(self.design, a, b, tap.weight_format, stage, self.build_root, work,
+                                                 optimize=optimize)  # fmt: skip
+        else:
+            report = sim.cosim_requant(self.design, a, b, stage, self.build_root, work, optimize=optimize)
+        self.seconds += report.seconds
+        record.cycles += report.cycles
+        record.model_cycles += report.model_cycles
+        if report.mismatches and record.bit_exact:
+            record.bit_exact, record.first_mismatch = False, report.first_mismatch
+        return np.asarray(report.result, dtype=np.int64)
+
+
+class _Network:
+    """`models.Network` over one chunk of inputs; its engine runs each layer (Verilator or numerics)."""
+
+    def __init__(self, model: nn.Module, images: np.ndarray, taps: dict[str, models.Tap], engine: _Engine,
+                 host: list[str], counts: dict[str, int]) -> None:  # fmt: skip
+        self.model, self.images, self.taps, self.engine = model, images, taps, engine
+        self.records, self.host_ops, self.counts = engine.records, host, counts
 
     def _tap(self, layer: str) -> models.Tap:
         if layer not in self.taps:
@@ -173,15 +232,16 @@ class _Network:
 
     def layer(self, name: str, x: models.Codes, relu: bool = False, into: str | None = None) -> models.Codes:
         tap = self._tap(name)
-        stage, scale, exact, words = _stage(tap, None if into is None else self._tap(into), relu)
+        stage, scale, exact, words = _stage(tap, None if into is None else self._tap(into), relu,
+                                            self.engine.acc_exponent(tap), self.engine.fraction_bits)  # fmt: skip
         record = self.records.setdefault(name, LayerRecord(name, tap.codes.kind, words, exact))
         rows = self._rows(name, tap, x)
         a = numerics.get(tap.input_format).encode(rows.astype(np.float64))
-        integers = self.execute(name, a, tap.codes.weight_codes, stage)
+        integers = self.engine.execute(name, a, tap, stage)
         out = tap.codes.to_layer(integers)
         channel_scale = scale.reshape((1, -1, 1, 1) if tap.codes.kind == "conv" else (-1,))
         lsb_error = self._lsb_error(tap, into, relu, out, channel_scale)
-        alone = tap.codes.to_layer(self.golden(tap.codes.input_codes, tap.codes.weight_codes, stage))
+        alone = tap.codes.to_layer(self.engine.golden(tap.codes.input_codes, tap, stage))
         stage_error = self._lsb_error(tap, into, relu, alone, channel_scale)
         m, k = a.shape
         record.gemm = (record.gemm[0] + m, k, integers.shape[1])
@@ -213,7 +273,7 @@ class _Network:
 
 
 def requant_design(taps: dict[str, models.Tap], hardware: Hardware, m_max: int, k_max: int | None = None,
-                   n_max: int | None = None) -> hw.RequantArray:  # fmt: skip
+                   n_max: int | None = None) -> hw.RequantArray | hw.RequantBitSerial:  # fmt: skip
     """One design for every layer: the layers' shared formats, K and N up to the largest layer's
     (or the given maxima, so that one design serves several networks)."""
     formats = {(t.input_format, t.weight_format) for t in taps.values()}
@@ -228,9 +288,14 @@ def requant_design(taps: dict[str, models.Tap], hardware: Hardware, m_max: int, 
         raise ValueError(
             f"the network needs K up to {k_need} and N up to {n_need}; the design holds {k_max} and {n_max}"
         )
-    if hardware.kind != "systolic":
-        raise ValueError("a whole-network run uses a systolic array with an output stage; the bit-serial unit "
-                         "has none yet (drop --bitserial)")  # fmt: skip
+    if hardware.kind == "bitserial":
+        if not bitserial_fits(numerics.get(a_format), numerics.get(w_format)):
+            raise ValueError(f"the bit-serial unit takes signed INT activations and INT2..8 or FP4 E2M1 weights; "
+                             f"this network has {a_format} x {w_format}")  # fmt: skip
+        lanes = hardware.rows
+        group = lanes * -(-k_max // lanes)  # one group holds the longest K: the unit's scale is per group
+        return hw.RequantBitSerial(a_format, lanes=lanes, cols=hardware.cols, group=group, out_bits=OUT_BITS,
+                                   bias_bits=64, multiplier_bits=MULTIPLIER_BITS, n_max=n_max)  # fmt: skip
     if not isinstance(hardware.accumulator, numerics.ExactAccumulator):
         raise ValueError("a whole-network run uses the exact accumulator")
     return hw.RequantArray(a_format, w_format, rows=hardware.rows, cols=hardware.cols,
@@ -249,36 +314,16 @@ def run_network(name: str, model: nn.Module, fmt: str | None, images: np.ndarray
     design, per_chunk = network_design(name, model, fmt, images, hardware, chunk, maxima)
     if not simulate:
         design._MustUse__silence = True  # type: ignore[attr-defined]  # numerics only: its config is what counts
-    records: dict[str, LayerRecord] = {}
+    engine = _Engine(design, simulate, build_root, work)
     host: list[str] = []
     counts = {"host_differing": 0}
-    seconds = [0.0]
-
-    def execute(layer: str, a: Any, b: Any, stage: numerics.Requantization) -> np.ndarray:
-        record = records[layer]
-        (m, k), n = a.shape, b.shape[1]
-        record.energy_pj += layer_energy_pj(design.config, m, k, n)
-        if not simulate:
-            record.cycles += hw.requant_cycles(design.config, m, k, n)
-            record.model_cycles = record.cycles
-            return golden(a, b, stage)
-        report = sim.cosim_requant(design, a, b, stage, build_root, work / f"{layer}", optimize=m * k * n > 2e6)
-        seconds[0] += report.seconds
-        record.cycles += report.cycles
-        record.model_cycles += report.model_cycles
-        if report.mismatches and record.bit_exact:
-            record.bit_exact, record.first_mismatch = False, report.first_mismatch
-        return np.asarray(report.result, dtype=np.int64)
-
-    def golden(a: Any, b: Any, stage: numerics.Requantization) -> np.ndarray:
-        return np.asarray(sim.expected_codes(design.config, a, b, stage), dtype=np.int64)
 
     brevitas_logits, hardware_logits = [], []
     starts = range(0, len(images), per_chunk)
     for index, start in enumerate(starts):
         batch = images[start : start + per_chunk]
         taps, logits = models.brevitas_taps(model, fmt, batch)
-        net = _Network(model, batch, taps, execute, golden, records, host, counts)
+        net = _Network(model, batch, taps, engine, host, counts)
         out = program(net)
         brevitas_logits.append(logits)
         hardware_logits.append(out.values().reshape(len(batch), -1))
@@ -287,13 +332,13 @@ def run_network(name: str, model: nn.Module, fmt: str | None, images: np.ndarray
     theirs = np.concatenate(brevitas_logits).argmax(axis=1)
     ours = np.concatenate(hardware_logits).argmax(axis=1)
     accuracy = (lambda p: float((p == labels).mean())) if labels is not None else (lambda p: None)
-    return NetworkRun(name, fmt, design.config.describe(), len(images), list(records.values()), host,
+    return NetworkRun(name, fmt, design.config.describe(), len(images), list(engine.records.values()), host,
                       accuracy(theirs), accuracy(ours), int((theirs == ours).sum()), simulate,
-                      counts["host_differing"], seconds[0], len(starts), design=design)  # fmt: skip
+                      counts["host_differing"], engine.seconds, len(starts), design=design)  # fmt: skip
 
 
 def network_design(name: str, model: nn.Module, fmt: str | None, images: np.ndarray, hardware: Hardware,
-                   chunk: int, maxima: tuple[int, int, int] | None = None) -> tuple[hw.RequantArray, int]:  # fmt: skip
+                   chunk: int, maxima: tuple[int, int, int] | None = None) -> tuple[Any, int]:  # fmt: skip
     """(the one design a network runs on, inputs per simulation), from a probe of the first input;
     every refusal (formats, scales, shapes) happens here, before anything runs. A chunk holds at
     most `chunk` inputs and `M_ROWS` rows of the largest layer (the player's stream depth)."""

@@ -67,7 +67,7 @@ def _fmax(args: argparse.Namespace, run_design: hw.RequantArray, cache: Path, re
 
 
 def cmd_cosim_network(args: argparse.Namespace, console: Console) -> int:
-    hardware = parse_hardware(args.array, args.dataflow)
+    hardware = parse_hardware(args.array, args.dataflow, args.bitserial)
     images, labels = _data(args)
     cache = paths.cache_directory(args.cache_dir)
     model, fmt = _model(args, cache, args.reporter)
@@ -115,9 +115,11 @@ def _show(run: NetworkRun, console: Console, out: Path) -> None:
     console.print(table)
     console.print("on the host, between hardware segments: " + "; ".join(run.host))
     extras = run.extras
+    energy = run.energy_pj_per_inference
+    energy_words = "energy not modelled for the bit-serial unit" if energy is None else \
+        f"{energy:,.0f} pJ (45 nm, output stage included)"  # fmt: skip
     console.print(f"one inference: {run.cycles_per_inference:,.0f} cycles, {extras['latency_us']:.2f} us at "
-                  f"{extras['fmax_mhz']:.1f} MHz ({extras['fmax_source']}); "
-                  f"{run.energy_pj_per_inference:,.0f} pJ (45 nm, output stage included)")  # fmt: skip
+                  f"{extras['fmax_mhz']:.1f} MHz ({extras['fmax_source']}); {energy_words}")  # fmt: skip
     if run.hardware_accuracy is not None:
         console.print(f"accuracy from the hardware's last-layer codes: {run.hardware_accuracy:.2%} (Brevitas "
                       f"{run.brevitas_accuracy:.2%}); same prediction on {run.same_predictions} of "
@@ -139,12 +141,10 @@ def add_network_command(cosim: argparse._SubParsersAction) -> None:  # type: ign
     p.add_argument("--images", type=positive_int, default=8, help="run the first N inputs")
     p.add_argument("--array", default="4x4", metavar="RxC", help="systolic rows x cols")
     p.add_argument("--dataflow", default="ws", choices=["ws", "os"], help="weight- or output-stationary")
-    p.add_argument(
-        "--chunk",
-        type=positive_int,
-        default=64,
-        help="inputs per simulation (at most 1024 rows of the largest layer; sets the WS output depth)",
-    )
+    p.add_argument("--bitserial", action="store_true", help="run on the bit-serial unit with the same output stage "
+                   "(--array LANESxPES; INT activations, INT2..8 or FP4 weights: e.g. --format int4_a8)")  # fmt: skip
+    p.add_argument("--chunk", type=positive_int, default=64, help="inputs per simulation (at most 1024 rows of the "
+                   "largest layer; sets the WS output depth)")  # fmt: skip
     p.add_argument("--numerics-only", action="store_true", help="compute every layer with numerics' golden model "
                    "instead of Verilator (fast; the verdict is then about the arithmetic only)")  # fmt: skip
     p.add_argument("--fmax", type=float, metavar="MHZ", help="the clock for the latency (default: --pnr, else "

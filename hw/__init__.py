@@ -13,6 +13,7 @@ from ._mx_quantizer import MXQuantizer
 from ._output_stage import OutputStage
 from ._ovp import OVPMacPE, OVPPairDecoder
 from ._requant_array import RequantArray, RequantConfig, requant_cycles
+from ._requant_bitserial import RequantBitSerial
 from ._round import OutputRounder
 from ._schedule import (
     GemmBeats,
@@ -47,6 +48,7 @@ __all__ = [
     "OutputStage",
     "PositDecoder",
     "RequantArray",
+    "RequantBitSerial",
     "RequantConfig",
     "SystolicArray",
     "WeightPlan",

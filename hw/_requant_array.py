@@ -33,7 +33,7 @@ from ._systolic import SystolicArray
 class RequantConfig:
     """The array's configuration and the stage's widths; `n_max` bounds N (the parameter memory)."""
 
-    array: ArrayConfig
+    array: Any  # ArrayConfig, or the bit-serial unit's BitSerialConfig
     out_bits: int
     bias_bits: int
     multiplier_bits: int
@@ -53,7 +53,14 @@ class RequantConfig:
         return self.product_width - 1
 
     def describe(self) -> str:
-        return (f"{self.array.describe()}, output stage int{self.out_bits} (bias {self.bias_bits} bits, "
+        inner = (
+            self.array.describe()
+            if isinstance(self.array, ArrayConfig)
+            else (
+                f"bit-serial {self.array.cols} PEs x {self.array.lanes} lanes, {self.array.a_format.name} activations"
+            )
+        )
+        return (f"{inner}, output stage int{self.out_bits} (bias {self.bias_bits} bits, "
                 f"multiplier {self.multiplier_bits} bits)")  # fmt: skip
 
 
@@ -97,18 +104,13 @@ class RequantArray(wiring.Component):
         if array.float_format is not None:
             raise ValueError(f"the output stage takes integer accumulators; this array accumulates in "
                              f"{array.float_format.name} (use an exact or int{{W}} accumulator)")  # fmt: skip
-        for name, value, low, high in (("out_bits", out_bits, 2, 48), ("bias_bits", bias_bits, 2, 64),
-                                       ("multiplier_bits", multiplier_bits, 1, 32)):  # fmt: skip
-            if not low <= value <= high:
-                raise ValueError(f"{name} must be between {low} and {high}, got {value}")
         n_max = array.k_max if n_max is None else n_max
-        if not 1 <= n_max < 1 << SIZE_BITS:
-            raise ValueError(f"n_max must be between 1 and {(1 << SIZE_BITS) - 1}, got {n_max}")
+        check_widths(out_bits, bias_bits, multiplier_bits, n_max)
         return RequantConfig(array, out_bits, bias_bits, multiplier_bits, n_max)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        cfg, array = self.config, self.array
+        array = self.array
         r, c = array.config.rows, array.config.cols
         m.submodules.array = array
         for name in ("a", "b"):
@@ -116,76 +118,90 @@ class RequantArray(wiring.Component):
         m.d.comb += [array.m_size.eq(self.m_size), array.k_size.eq(self.k_size), array.n_size.eq(self.n_size),
                      array.start.eq(self.start)]  # fmt: skip
 
-        settings = [Signal.like(p, name=f"{n}_latched") for n, p in self._settings()]
-        m_size, n_size = Signal(SIZE_BITS), Signal(SIZE_BITS)
-        idle = ~self.busy
-        with m.If(self.start & idle):
-            m.d.sync += [s.eq(p) for s, (_, p) in zip(settings, self._settings(), strict=True)]
-            m.d.sync += [m_size.eq(self.m_size), n_size.eq(self.n_size)]
-        shift, zero_point, low, high = settings
-
-        # the parameter memory: one row of C (bias, multiplier) per fold, written in fold order
-        depth = max(2, cfg.folds_max)
-        m.submodules.memory = memory = Memory(shape=self.params.payload.shape(), depth=depth, init=[])
-        write, read = memory.write_port(), memory.read_port(domain="comb")
-        loaded = Signal(range(depth + 1))
-        with m.If(self.start & idle):
-            m.d.sync += loaded.eq(0)
-        m.d.comb += [self.params.ready.eq(array.busy & (loaded < cfg.folds_max)), write.addr.eq(loaded),
-                     write.data.eq(self.params.payload),
-                     write.en.eq(self.params.valid & self.params.ready)]  # fmt: skip
-        with m.If(write.en):
-            m.d.sync += loaded.eq(loaded + 1)
-
-        # which fold a result beat belongs to: WS emits a fold's M rows in turn, OS tiles of R rows
-        row, fold = Signal(SIZE_BITS), Signal(range(depth))
-        base = Signal(SIZE_BITS + 1)  # the fold's first channel
-        period = m_size if array.config.dataflow == "ws" else r
-        fold_ready = fold < loaded
-        m.d.comb += read.addr.eq(fold)
-        take = Signal()
-        m.d.comb += [array.out.ready.eq(fold_ready & (~self.out.valid | self.out.ready)),
-                     take.eq(array.out.valid & array.out.ready)]  # fmt: skip
-        with m.If(self.start & idle):
-            m.d.sync += [row.eq(0), fold.eq(0), base.eq(0)]
-        with m.Elif(take):
-            with m.If(row == period - 1):
-                m.d.sync += row.eq(0)
-                with m.If(base + c >= n_size):
-                    m.d.sync += [base.eq(0), fold.eq(0)]
-                with m.Else():
-                    m.d.sync += [base.eq(base + c), fold.eq(fold + 1)]
-            with m.Else():
-                m.d.sync += row.eq(row + 1)
-
-        params = read.data
-        codes = [self._lane(m, array.out.payload[j].acc, params.bias[j], params.multiplier[j], shift, zero_point,
-                            low, high) for j in range(c)]  # fmt: skip
-        with m.If(take):
-            m.d.sync += [self.out.payload.eq(Cat(*codes)), self.out.valid.eq(1)]
-        with m.Elif(self.out.ready):
-            m.d.sync += self.out.valid.eq(0)
+        period = self.m_size if array.config.dataflow == "ws" else r
+        accs = [array.out.payload[j].acc for j in range(c)]
+        drive_stage(m, self, array.out, accs, period, ready_for_params=array.busy)
         m.d.comb += self.busy.eq(array.busy | self.out.valid)
         return m
 
-    def _settings(self) -> list[tuple[str, Any]]:
-        return [("shift", self.shift), ("zero_point", self.zero_point), ("low", self.low), ("high", self.high)]
 
-    def _lane(self, m: Module, acc: Any, bias: Any, multiplier: Any, shift: Any, zero_point: Any, low: Any,
-              high: Any) -> Any:  # fmt: skip
-        """One lane's code: round half up by adding half an lsb, then undo the tie's odd result."""
-        cfg = self.config
-        width = cfg.product_width
-        total, biased = Signal(signed(width)), Signal(signed(width + 1))
-        mask = Cat(*(shift > i for i in range(width + 1)))  # the bits below the binary point
-        half = Cat(*(shift == i + 1 for i in range(width + 1)))
-        m.d.comb += [total.eq((acc + bias) * multiplier), biased.eq(total + half)]
-        floor = Signal(signed(width + 1))
-        m.d.comb += floor.eq(biased >> shift)
-        tie = (shift != 0) & ((biased.as_unsigned() & mask) == 0)
-        rounded = Signal(signed(width + 2))
-        m.d.comb += rounded.eq(floor - (tie & floor[0]) + zero_point)
-        clamped = Mux(rounded < low, low, Mux(rounded > high, high, rounded))
-        code = Signal(signed(cfg.out_bits))
-        m.d.comb += code.eq(clamped)
-        return code
+def check_widths(out_bits: int, bias_bits: int, multiplier_bits: int, n_max: int) -> None:
+    for name, value, low, high in (("out_bits", out_bits, 2, 48), ("bias_bits", bias_bits, 2, 64),
+                                   ("multiplier_bits", multiplier_bits, 1, 32), ("n_max", n_max, 1,
+                                                                                 (1 << SIZE_BITS) - 1)):  # fmt: skip
+        if not low <= value <= high:
+            raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+
+
+def drive_stage(m: Module, top: Any, results: Any, accs: list[Any], period: Any, ready_for_params: Any) -> None:
+    """The stage between `results` (a stream whose beats hold C accumulators `accs`, in fold order:
+    `period` beats per fold of C channels) and `top.out`, with `top`'s params stream, settings,
+    start and busy. `period` is read at `start`; params are taken while `ready_for_params`."""
+    cols = len(accs)
+    cfg = top.config
+    ports = [top.shift, top.zero_point, top.low, top.high]
+    settings = [Signal.like(p, name=f"{p.name}_latched") for p in ports]
+    latched_period, n_size = Signal(SIZE_BITS), Signal(SIZE_BITS)
+    begin = top.start & ~top.busy
+    with m.If(begin):
+        m.d.sync += [s.eq(p) for s, p in zip(settings, ports, strict=True)]
+        m.d.sync += [latched_period.eq(period), n_size.eq(top.n_size)]
+    shift, zero_point, low, high = settings
+
+    # the parameter memory: one row of C (bias, multiplier) per fold, written in fold order
+    depth = max(2, cfg.folds_max)
+    m.submodules.memory = memory = Memory(shape=top.params.payload.shape(), depth=depth, init=[])
+    write, read = memory.write_port(), memory.read_port(domain="comb")
+    loaded = Signal(range(depth + 1))
+    with m.If(begin):
+        m.d.sync += loaded.eq(0)
+    m.d.comb += [top.params.ready.eq(ready_for_params & (loaded < cfg.folds_max)), write.addr.eq(loaded),
+                 write.data.eq(top.params.payload), write.en.eq(top.params.valid & top.params.ready)]  # fmt: skip
+    with m.If(write.en):
+        m.d.sync += loaded.eq(loaded + 1)
+
+    # which fold a result beat belongs to: `period` beats per fold, folds wrap after N channels
+    row, fold = Signal(SIZE_BITS), Signal(range(depth))
+    base = Signal(SIZE_BITS + 1)  # the fold's first channel
+    m.d.comb += read.addr.eq(fold)
+    take = Signal()
+    m.d.comb += [results.ready.eq((fold < loaded) & (~top.out.valid | top.out.ready)),
+                 take.eq(results.valid & results.ready)]  # fmt: skip
+    with m.If(begin):
+        m.d.sync += [row.eq(0), fold.eq(0), base.eq(0)]
+    with m.Elif(take):
+        with m.If(row == latched_period - 1):
+            m.d.sync += row.eq(0)
+            with m.If(base + cols >= n_size):
+                m.d.sync += [base.eq(0), fold.eq(0)]
+            with m.Else():
+                m.d.sync += [base.eq(base + cols), fold.eq(fold + 1)]
+        with m.Else():
+            m.d.sync += row.eq(row + 1)
+
+    params = read.data
+    codes = [_lane(m, cfg, acc, params.bias[j], params.multiplier[j], shift, zero_point, low, high)
+             for j, acc in enumerate(accs)]  # fmt: skip
+    with m.If(take):
+        m.d.sync += [top.out.payload.eq(Cat(*codes)), top.out.valid.eq(1)]
+    with m.Elif(top.out.ready):
+        m.d.sync += top.out.valid.eq(0)
+
+
+def _lane(m: Module, cfg: RequantConfig, acc: Any, bias: Any, multiplier: Any, shift: Any, zero_point: Any,
+          low: Any, high: Any) -> Any:  # fmt: skip
+    """One lane's code: round half up by adding half an lsb, then undo the tie's odd result."""
+    width = cfg.product_width
+    total, biased = Signal(signed(width)), Signal(signed(width + 1))
+    mask = Cat(*(shift > i for i in range(width + 1)))  # the bits below the binary point
+    half = Cat(*(shift == i + 1 for i in range(width + 1)))
+    m.d.comb += [total.eq((acc + bias) * multiplier), biased.eq(total + half)]
+    floor = Signal(signed(width + 1))
+    m.d.comb += floor.eq(biased >> shift)
+    tie = (shift != 0) & ((biased.as_unsigned() & mask) == 0)
+    rounded = Signal(signed(width + 2))
+    m.d.comb += rounded.eq(floor - (tie & floor[0]) + zero_point)
+    clamped = Mux(rounded < low, low, Mux(rounded > high, high, rounded))
+    code = Signal(signed(cfg.out_bits))
+    m.d.comb += code.eq(clamped)
+    return code

@@ -140,6 +140,11 @@ MUTANTS = (
            ("tests/sim/test_requant_array_cosim.py::test_the_output_stage_behind_the_array_rounds_every_boundary_"
             "like_numerics[ws]",),
            "the array's output stage rounds ties up instead of to even"),
+    Mutant("requant-fold-wraps-late", "hw/_requant_array.py", "with m.If(base + cols >= n_size):",
+           "with m.If(base + cols > n_size):",
+           ("tests/sim/test_requant_array_cosim.py::test_the_output_stage_behind_the_array_rounds_every_boundary_"
+            "like_numerics[os]",),
+           "the stage's fold counter misses the last fold of an output-stationary tile row (N a multiple of C)"),
     Mutant("output-stage-bias-dropped", "hw/_output_stage.py", "(self.acc + self.bias) * self.multiplier",
            "self.acc * self.multiplier",
            ("tests/sim/test_output_stage_cosim.py::test_output_stage_matches_numerics_bit_for_bit",),

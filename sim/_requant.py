@@ -12,7 +12,7 @@ import numpy as np
 import hw
 import numerics
 
-from ._gemm import GemmReport, expected_gemm
+from ._gemm import GemmReport, expected_gemm, in_units
 from ._player import DEPTH_BITS, play, read_lanes, write_beats
 
 
@@ -71,10 +71,7 @@ def cosim_requant(design: hw.RequantArray, a_codes: Any, b_codes: Any, stage: nu
     inputs = [("a", write_beats(work / "a.hex", a_fields), work / "a.hex", len(beats.a)),
               ("b", write_beats(work / "b.hex", b_fields), work / "b.hex", len(beats.b)),
               ("params", write_beats(work / "params.hex", param_fields), work / "params.hex", folds)]  # fmt: skip
-    low, high = stage.bounds()
-    shift_bits = cfg.shift_max.bit_length()
-    settings = (("shift", shift_bits, stage.shift), ("zero_point", cfg.out_bits, stage.zero_point),
-                ("low", cfg.out_bits, low), ("high", cfg.out_bits, high))  # fmt: skip
+    settings = _settings(cfg, stage)
     started = time.perf_counter()
     first, last, count, out_hex = play(design, inputs, array.cols * cfg.out_bits, beats.results, (m, k, n),
                                        4 * model + 1000, build_root, work, optimize=optimize,
@@ -83,16 +80,71 @@ def cosim_requant(design: hw.RequantArray, a_codes: Any, b_codes: Any, stage: nu
     lanes = read_lanes(out_hex, array.cols, (("code", cfg.out_bits, True),))["code"]
     got = hw.result_matrix(array, lanes, m, n).astype(np.int64)
     want = expected_codes(cfg, a_codes, b_codes, stage)
+    return _report(cfg, stage, got, want, count, beats.results, (m, k, n), last - first + 1, model, seconds,
+                   array.rows * array.cols)  # fmt: skip
+
+
+def cosim_requant_bitserial(design: hw.RequantBitSerial, a_codes: Any, weights: Any, w_format: str,
+                            stage: numerics.Requantization, build_root: Path, work: Path,
+                            optimize: bool = False) -> GemmReport:  # fmt: skip
+    """A @ W on the bit-serial unit through the output stage (`hw.RequantBitSerial`): every code
+    against numerics (the exact product in the unit's accumulator units, then `stage`), cycles
+    against the unit's model plus the stage's register."""
+    cfg, unit = design.config, design.config.array
+    build_root, work = Path(build_root).absolute(), Path(work).absolute()
+    a_codes = np.asarray(a_codes)
+    plan = hw.plan_weights(unit, weights, w_format)
+    beats = hw.bitserial_beats(unit, a_codes, plan)
+    (m, k), n = a_codes.shape, plan.slices.shape[2]
+    check_stage(cfg, stage, n)
+    if n > cfg.n_max:
+        raise ValueError(f"N = {n} exceeds the design's n_max {cfg.n_max}")
+    model = hw.bitserial_cycles(unit, m, k, n, plan) + 1
+    folds = -(-n // unit.cols)
+    work.mkdir(parents=True, exist_ok=True)
+    order = [("a", unit.a_format.bits), ("w", 4), ("selector", 2), ("scale", 16), ("mode", 2), ("term", 2),
+             ("first", 1), ("last", 1), ("emit", 1)]  # fmt: skip
+    width = write_beats(work / "beats.hex", [(beats[name], bits) for name, bits in order])
+    bias, multiplier = np.zeros(folds * unit.cols, np.int64), np.zeros(folds * unit.cols, np.int64)
+    bias[:n], multiplier[:n] = stage.bias, stage.multiplier
+    params = [(bias.reshape(folds, -1), cfg.bias_bits), (multiplier.reshape(folds, -1), cfg.multiplier_bits)]
+    inputs = [("beat", width, work / "beats.hex", len(beats["a"])),
+              ("params", write_beats(work / "params.hex", params), work / "params.hex", folds)]  # fmt: skip
+    started = time.perf_counter()
+    first, last, count, out_hex = play(design, inputs, unit.cols * cfg.out_bits, folds * m, (m, k, n), 4 * model + 1000,
+                                       build_root, work, optimize=optimize, settings=_settings(cfg, stage))  # fmt: skip
+    seconds = time.perf_counter() - started
+    lanes = read_lanes(out_hex, unit.cols, (("code", cfg.out_bits, True),))["code"]
+    got = lanes.reshape(-1, m, unit.cols).transpose(1, 0, 2).reshape(m, -1)[:, :n].astype(np.int64)
+    acc = in_units(numerics.matmul(a_codes, weights, unit.a_format, w_format), bitserial_lsb(unit, plan))
+    want = stage.integers(np.asarray(acc, dtype=np.int64))
+    return _report(cfg, stage, got, want, count, folds * m, (m, k, n), last - first + 1, model, seconds,
+                   unit.cols * unit.lanes)  # fmt: skip
+
+
+def bitserial_lsb(unit: Any, plan: Any) -> int:
+    """The exponent of the bit-serial unit's accumulator lsb for weights planned as `plan`."""
+    return unit.a_format.lsb_exponent + plan.unit_exponent + unit.lsb_exponent_offset
+
+
+def _settings(cfg: hw.RequantConfig, stage: numerics.Requantization) -> tuple[tuple[str, int, int], ...]:
+    low, high = stage.bounds()
+    return (("shift", cfg.shift_max.bit_length(), stage.shift), ("zero_point", cfg.out_bits, stage.zero_point),
+            ("low", cfg.out_bits, low), ("high", cfg.out_bits, high))  # fmt: skip
+
+
+def _report(cfg: hw.RequantConfig, stage: numerics.Requantization, got: np.ndarray, want: np.ndarray, count: int,
+            beats: int, shape: tuple[int, int, int], cycles: int, model: int, seconds: float,
+            pes: int) -> GemmReport:  # fmt: skip
+    m, _, n = shape
     described = None
-    if count != beats.results:
-        described = f"{count} result beats, expected {beats.results}"
-        mismatches = m * n
+    if count != beats:
+        described, mismatches = f"{count} result beats, expected {beats}", m * n
     else:
         bad = np.argwhere(got != want)
         mismatches = len(bad)
         if mismatches:
             i, j = (int(x) for x in bad[0])
-            described = f"C[{i}, {j}] = {got[i, j]}, expected {want[i, j]} ({stage.format}, bias {stage.bias[j]}, " \
-                        f"multiplier {stage.multiplier[j]}, shift {stage.shift})"  # fmt: skip
-    return GemmReport(cfg.describe(), (m, k, n), last - first + 1, model, mismatches, described, seconds,
-                      array.rows * array.cols, got, 0)  # fmt: skip
+            described = (f"C[{i}, {j}] = {got[i, j]}, expected {want[i, j]} ({stage.format}, bias {stage.bias[j]}, "
+                         f"multiplier {stage.multiplier[j]}, shift {stage.shift})")  # fmt: skip
+    return GemmReport(cfg.describe(), shape, cycles, model, mismatches, described, seconds, pes, got, 0)

@@ -133,3 +133,17 @@ def test_cli_cosim_network_refusals(argv: list[str], message: str, tmp_path: Pat
     assert main(["cosim", "network", *argv, "--images", "2", "--numerics-only", "-o", "out"]) != 0
     assert re.search(re.escape(message), capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_weight_only_model_runs_on_the_bit_serial_unit_behind_the_same_stage(tmp_path: Path) -> None:
+    """The MLP with INT4 weights (per channel) and INT8 activations (float scales) on
+    hw.RequantBitSerial: equal to numerics with its cycle model at every layer; Brevitas within
+    one LSB at the requantized boundary, predictions the same."""
+    cache = Path(os.environ["BITFAB_CACHE"]) / "models"
+    model = models.quantized_model("mlp", "int4_a8", models.float_model("mlp", SPLIT, cache=cache), SPLIT)
+    run = run_network("mlp", model, "int4_a8", SPLIT.test_images[:3], SPLIT.test_labels[:3],
+                      Hardware("bitserial", 8, 4), BUILDS, tmp_path)  # fmt: skip
+    assert run.passed and not run.exact and run.energy_pj_per_inference is None
+    assert all(r.bit_exact and r.cycles == r.model_cycles for r in run.layers), run.layers
+    assert run.layers[0].stage_max_lsb <= 1 and run.layers[1].stage_max_lsb <= 1
+    assert run.same_predictions == 3 and "bit-serial 4 PEs x 8 lanes" in run.hardware

@@ -140,3 +140,21 @@ def test_a_layers_output_through_the_mx_quantizer_is_numerics_mx_encode(build_ro
     assert [int(v) for v in got["scale"][:, 0]] == [int(v) for v in np.asarray(want.scales).ravel()]
     elements = [[(int(word) >> (8 * i)) & 0xFF for i in range(32)] for word in got["elements"][:, 0]]
     assert elements == np.asarray(want.elements).reshape(m, 32).astype(int).tolist()
+
+
+def test_the_bit_serial_unit_behind_the_same_stage(build_root: Path, tmp_path: Path) -> None:
+    """hw.RequantBitSerial: INT8 activations x INT4 weights, two folds of channels, shifts that cut
+    into the unit's fp16-scaled accumulator (units of 2**-25 grid steps) with ties and saturation."""
+    rng = np.random.default_rng(5)
+    m, k, n = 5, 64, 7
+    a = INT8.encode(rng.integers(-128, 128, (m, k)).astype(float))
+    w = numerics.get("int4").encode(rng.integers(-8, 8, (k, n)).astype(float))
+    design = hw.RequantBitSerial("int8", lanes=8, cols=4, group=64, n_max=16)
+    half = 1 << 24  # half an lsb at shift 25 (one grid step): every sum + half is a tie
+    stages = [numerics.Requantization(rng.integers(-(1 << 36), 1 << 36, n), rng.integers(1, 1 << 16, n), 44,
+                                      "int8", activation="relu"),
+              numerics.Requantization(np.full(n, half), np.ones(n, np.int64), 25, "int16")]  # fmt: skip
+    for index, stage in enumerate(stages):
+        report = sim.cosim_requant_bitserial(design, a, w, "int4", stage, build_root, tmp_path / f"s{index}")
+        assert report.passed, report.failure()
+        assert len(np.unique(report.result)) > 8, report.result
