@@ -77,7 +77,8 @@ def cmd_synth(args: argparse.Namespace, console: Console) -> int:
     if args.pnr:
         with args.reporter.stage("nextpnr-ecp5: place and route"):
             timing = synth.place_and_route(work, real.luts, real.dsps, timeout=args.timeout)
-        report.update({"device": timing.device, "fmax_mhz": timing.fmax_mhz, "utilization": timing.utilization})
+        report.update({"device": timing.device, "fmax_mhz": timing.fmax_mhz, "utilization": timing.utilization,
+                       "critical_path": timing.critical_path})  # fmt: skip
     output.write_json(out / "synth.json", report, args.provenance)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -88,6 +89,8 @@ def cmd_synth(args: argparse.Namespace, console: Console) -> int:
     if args.pnr:
         console.print(f"post-route Fmax {report['fmax_mhz']:.1f} MHz on LFE5U-{report['device'].rstrip('k')}F "
                       f"({report['utilization']:.0%} of its LUTs)")  # fmt: skip
+        if timing.critical_path is not None:
+            console.print("critical path: " + synth.CriticalPath(**timing.critical_path).describe())
     console.print(f"wrote {out / 'synth.json'}; yosys run (logs, netlist) in {work}")
     return 0
 

@@ -52,7 +52,7 @@ def _data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
     return given[: args.images], None if labels is None else labels[: args.images]
 
 
-def _fmax(args: argparse.Namespace, run_design: hw.RequantArray, cache: Path, reporter: Any) -> tuple[float, str]:
+def _fmax(args: argparse.Namespace, run_design: Any, cache: Path, reporter: Any) -> tuple[float, str]:
     """(MHz, where it comes from): --fmax, a place and route of the design (--pnr), or nominal."""
     if args.fmax is not None:
         return args.fmax, "given with --fmax"
@@ -63,7 +63,10 @@ def _fmax(args: argparse.Namespace, run_design: hw.RequantArray, cache: Path, re
         shelled = synth.synthesize(verilog, "ecp5", cache / "synth", dsp=True, netlist=True)
         timing = synth.place_and_route(synth.run_dir(verilog, "ecp5", cache / "synth", dsp=True, netlist=True),
                                        shelled.luts, dsps=shelled.dsps)  # fmt: skip
-    return timing.fmax_mhz, f"post-route on LFE5U-{timing.device.rstrip('k')}F"
+    where = f"post-route on LFE5U-{timing.device.rstrip('k')}F"
+    if timing.critical_path is not None:
+        where += "; critical path " + synth.CriticalPath(**timing.critical_path).describe()
+    return timing.fmax_mhz, where
 
 
 def cmd_cosim_network(args: argparse.Namespace, console: Console) -> int:

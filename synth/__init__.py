@@ -2,7 +2,16 @@
 them, and design-space exploration. Imports numerics and hw only (tests/test_layering.py checks it)."""
 
 from ._designs import DesignSpec, features
-from ._pnr import ECP5_DEVICES, Timing, device_for, lut_sites, parse_fmax, place_and_route
+from ._pnr import (
+    ECP5_DEVICES,
+    CriticalPath,
+    Timing,
+    device_for,
+    lut_sites,
+    parse_critical_path,
+    parse_fmax,
+    place_and_route,
+)
 from ._shell import IOShell
 from ._yosys import TARGETS, Resources, SynthError, parse_stat, run_dir, script, synthesize, tool
 from .explore import executor_for, pareto, plot_pareto, point_key, save_figure, sweep
@@ -10,6 +19,7 @@ from .explore import executor_for, pareto, plot_pareto, point_key, save_figure, 
 __all__ = [
     "ECP5_DEVICES",
     "TARGETS",
+    "CriticalPath",
     "DesignSpec",
     "IOShell",
     "Resources",
@@ -20,6 +30,7 @@ __all__ = [
     "features",
     "lut_sites",
     "pareto",
+    "parse_critical_path",
     "parse_fmax",
     "parse_stat",
     "place_and_route",

@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ._yosys import SynthError, tool
 
@@ -32,6 +33,60 @@ class Timing:
     fmax_mhz: float
     utilization: float  # share of the device's LUT4 sites: (LUT4 + 2 x CCU2C) / capacity
     seconds: float
+    critical_path: dict[str, Any] | None = None  # `CriticalPath` fields, from nextpnr's post-route report
+
+
+@dataclass(frozen=True)
+class CriticalPath:
+    """nextpnr's post-route critical path of the clock: where it starts and ends, and the hop that
+    costs most (a net routed across the chip is the usual culprit)."""
+
+    clock: str
+    start: str  # the launching cell (a flip-flop's, a DSP's or an I/O's name in the netlist)
+    end: str  # the capturing cell
+    nets: int  # routed hops on the path
+    logic_ns: float
+    routing_ns: float
+    slowest_net: str  # the net with the largest routing delay
+    slowest_net_ns: float
+
+    def describe(self) -> str:
+        return (f"{self.start} -> {self.end} ({self.nets} nets, {self.logic_ns:.2f} ns logic + "
+                f"{self.routing_ns:.2f} ns routing; slowest hop: net {self.slowest_net}, "
+                f"{self.slowest_net_ns:.2f} ns)")  # fmt: skip
+
+
+_PATH_HEADER = re.compile(r"Critical path report for clock '([^']*)'")
+_STEP = re.compile(r"Info:\s+(\S+)\s+([\d.]+)\s+([\d.]+)\s+(Source|Net)\s+(\S+)")
+_SINK = re.compile(r"Info:\s+Sink\s+(\S+)")
+_TOTALS = re.compile(r"Info: ([\d.]+) ns logic, ([\d.]+) ns routing")
+
+
+def _cell(port: str) -> str:
+    """A cell from a `cell.PORT` pin name."""
+    return port.rsplit(".", 1)[0]
+
+
+def parse_critical_path(log: str) -> CriticalPath | None:
+    """The last (post-route) critical path report of a clock in a nextpnr log, or None."""
+    blocks = list(_PATH_HEADER.finditer(log))
+    if not blocks:
+        return None
+    header = blocks[-1]
+    body = log[header.end() :]
+    totals = _TOTALS.search(body)
+    if totals is None:
+        return None
+    body = body[: totals.start()]
+    steps = _STEP.findall(body)
+    sources = [name for _, _, _, kind, name in steps if kind == "Source"]
+    nets = [(name, float(delay)) for _, delay, _, kind, name in steps if kind == "Net"]
+    sinks = _SINK.findall(body)
+    if not sources or not sinks:
+        return None
+    slowest = max(nets, key=lambda net: net[1], default=("", 0.0))
+    return CriticalPath(header.group(1), _cell(sources[0]), _cell(sinks[-1]), len(nets), float(totals.group(1)),
+                        float(totals.group(2)), slowest[0], slowest[1])  # fmt: skip
 
 
 def lut_sites(luts: int, carry: int = 0) -> int:
@@ -73,7 +128,11 @@ def place_and_route(work: Path, luts: int, dsps: int = 0, timeout: float = 900.0
     work = Path(work).absolute()
     result = work / "timing.json"
     if result.exists():
-        return Timing(**json.loads(result.read_text()))
+        cached = json.loads(result.read_text())
+        if "critical_path" not in cached and (work / "pnr.log").exists():  # a run cached before paths were read
+            path = parse_critical_path((work / "pnr.log").read_text())
+            cached["critical_path"] = None if path is None else path.__dict__
+        return Timing(**cached)
     if carry is None:
         carry = netlist_cells(work / "top.json", "CCU2C")
     flag, capacity = device_for(luts, dsps, carry)
@@ -91,7 +150,9 @@ def place_and_route(work: Path, luts: int, dsps: int = 0, timeout: float = 900.0
         fmax = parse_fmax(log_path.read_text() if log_path.exists() else "")
     except ValueError as error:
         raise SynthError(f"nextpnr-ecp5 gave no Fmax (exit {run.returncode})", log_path) from error
-    timing = Timing(flag.lstrip("-"), fmax, lut_sites(luts, carry) / capacity, time.perf_counter() - started)
+    path = parse_critical_path(log_path.read_text())
+    timing = Timing(flag.lstrip("-"), fmax, lut_sites(luts, carry) / capacity, time.perf_counter() - started,
+                    None if path is None else path.__dict__)  # fmt: skip
     temporary = result.with_suffix(".tmp")
     temporary.write_text(json.dumps(timing.__dict__))
     temporary.replace(result)

@@ -46,6 +46,16 @@ def test_nextpnr_fmax_is_the_post_route_figure() -> None:
         synth.parse_fmax("Info: Program finished normally.")
 
 
+def test_nextpnr_critical_path_names_its_ends_and_its_slowest_net() -> None:
+    path = synth.parse_critical_path((DATA / "pnr_int4_pe_ecp5.log").read_text())
+    assert path is not None and path.clock == "$glbnet$clk$TRELLIS_IO_IN"
+    assert (path.start, path.end) == ("\\$1_TRELLIS_FF_Q_3", "inner.aligned_TRELLIS_FF_Q_7")  # pins' cells
+    assert (path.nets, path.logic_ns, path.routing_ns) == (9, 2.74, 2.9)
+    assert (path.slowest_net, path.slowest_net_ns) == ("inner.booth_sum0_0_CCU2C_S1_1_A1_CCU2C_S1_S0", 1.07)
+    assert path.describe().startswith("\\$1_TRELLIS_FF_Q_3 -> inner.aligned_TRELLIS_FF_Q_7 (9 nets, 2.74 ns logic")
+    assert synth.parse_critical_path("Info: Program finished normally.") is None
+
+
 def test_devices_are_chosen_to_fit() -> None:
     assert synth.device_for(1000) == ("--25k", 24_288)
     assert synth.device_for(30_000) == ("--45k", 43_848)
