@@ -6,12 +6,19 @@ the order the dataflow realises: `models.accuracy_with`; `exact` is the Kulisch 
 per inference (one image, every quantized layer on the array, `hw.cycles`), resources from
 the calibrated cost model (and from real yosys + nextpnr with `--synth`), energy per inference
 (synth.energy at the chosen node), and, with `--synth`, the post-route Fmax on ECP5.
+
+With `--output-stage` every array carries its output stage (`hw.RequantArray` as `bitfab cosim
+network` builds it: int32 codes, 32-bit bias, 16-bit multiplier, a parameter row per fold of the
+model's widest layer): its LUT equivalents are shown beside the whole design's, its register adds
+a cycle per layer and its bias add, multiply and rounding count in the energy. The accuracy stays
+the array's (the model's requantization between layers is Brevitas' own).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -24,7 +31,7 @@ import models
 import numerics
 import synth
 from synth.cost import predict
-from synth.energy import Energy, gemm_energy
+from synth.energy import Energy, gemm_energy, output_stage_pj
 
 from . import output, paths
 from .options import K_MAX, M_MAX, add_cache_option, array_accumulator, positive_int
@@ -32,9 +39,9 @@ from .options import K_MAX, M_MAX, add_cache_option, array_accumulator, positive
 # lut_equivalents: LUT4 + 2 x CCU2C on ECP5 (a carry cell holds two LUT4s), LUTs on Xilinx 7: the cost axis
 DEFAULT_ACCUMULATOR = "default"
 DEFAULT_FORMATS = "int4,int8,fp8_e4m3,fp4_e2m1,mxfp4,ovp4"
-COLUMNS = ("model", "format", "array", "accumulator", "accuracy", "cycles_per_inference", "lut_equivalents", "luts",
-           "carry", "ffs", "energy_pj", "pj_per_mac", "partial_sums_share", "synth_luts", "synth_lut_equivalents",
-           "fmax_mhz")  # fmt: skip
+COLUMNS = ("model", "format", "array", "accumulator", "output_stage", "accuracy", "cycles_per_inference",
+           "lut_equivalents", "stage_lut_equivalents", "luts", "carry", "ffs", "energy_pj", "pj_per_mac",
+           "partial_sums_share", "synth_luts", "synth_lut_equivalents", "fmax_mhz")  # fmt: skip
 
 
 def layer_shapes(model: Any, fmt: str) -> list[tuple[int, int, int]]:
@@ -62,18 +69,22 @@ def operands(model: str, fmt: str) -> tuple[str, str]:
     return scheme.activation, scheme.weight
 
 
-def default_accumulator(model: str, fmt: str) -> str:
+def default_accumulator(model: str, fmt: str, output_stage: bool = False) -> str:
     """The accumulator an array gets when none is named: the OCP-style FP32 datapath for MX
-    operands (each block's exact sum, scaled, added in FP32), the exact register otherwise."""
-    return array_accumulator(None, operands(model, fmt)[0])
+    operands (each block's exact sum, scaled, added in FP32), the exact register otherwise, and
+    always with an output stage (it requantizes an integer sum)."""
+    return "exact" if output_stage else array_accumulator(None, operands(model, fmt)[0])
 
 
 def design(fmt: str, rows: int, cols: int, dataflow: str, k: int = K_MAX, m_max: int = M_MAX,
-           accumulator: str = "exact", model: str = "mlp") -> synth.DesignSpec:  # fmt: skip
-    """The array for a model format, with the CLI's array defaults (WS double-buffered, pipeline 1)."""
+           accumulator: str = "exact", model: str = "mlp", output_stage: bool = False,
+           n_max: int = M_MAX) -> synth.DesignSpec:  # fmt: skip
+    """The array for a model format, with the CLI's array defaults (WS double-buffered, pipeline 1),
+    and with `output_stage` the stage `bitfab cosim network` puts behind it, for up to `n_max` channels."""
     a, b = operands(model, fmt)
-    return synth.DesignSpec("array", a, b, rows, cols, dataflow,
-                            double_buffer=dataflow == "ws", accumulator=accumulator, k=k, m_max=m_max)  # fmt: skip
+    return synth.DesignSpec("array", a, b, rows, cols, dataflow, double_buffer=dataflow == "ws",
+                            accumulator=accumulator, k=k, m_max=m_max, output_stage=output_stage,
+                            n_max=n_max)  # fmt: skip
 
 
 def inference_cost(model: Any, fmt: str, spec: synth.DesignSpec, node_nm: int = 45) -> tuple[int, Energy]:
@@ -91,11 +102,20 @@ def inference_cost(model: Any, fmt: str, spec: synth.DesignSpec, node_nm: int = 
     return cycles, energy
 
 
+def output_stage_cost(model: Any, fmt: str, spec: synth.DesignSpec, node_nm: int = 45) -> tuple[int, float]:
+    """Cycles and energy (pJ) the output stage adds to one inference: its register (one cycle per
+    layer, `hw.requant_cycles`) and, per result, its bias add, multiply and rounding."""
+    shapes = layer_shapes(model, fmt)
+    per_result = output_stage_pj(spec.stage_config(), node_nm)
+    return len(shapes), per_result * sum(m * n for m, _, n in shapes)
+
+
 def evaluate(point: dict[str, Any]) -> dict[str, Any]:
     """One design point (runs in a worker process or on a Dask worker)."""
     split = models.digits()
     cache = Path(point["cache"])
     rows, cols = (int(v) for v in point["array"].split("x"))
+    staged = bool(point.get("output_stage", False))  # the demo's points have no stage
     spec = design(point["format"], rows, cols, point["dataflow"], accumulator=point["accumulator"],
                   model=point["model"])  # fmt: skip
     accumulator = spec.config().numerics_accumulator  # the order this dataflow adds in
@@ -108,9 +128,19 @@ def evaluate(point: dict[str, Any]) -> dict[str, Any]:
         model = models.quantized_model(point["model"], point["format"], base, split)
         accuracy = models.accuracy_with(model, point["format"], split.test_images, split.test_labels, accumulator)
     cycles, energy = inference_cost(model, point["format"], spec, point["node_nm"])
-    resources = predict(spec, point["target"], dsp=False)
-    result = {"accuracy": accuracy, "cycles_per_inference": cycles, "energy_pj": energy.total_pj,
-              "pj_per_mac": energy.pj_per_mac, "partial_sums_share": energy.breakdown()["partial_sums"],
+    bare = predict(spec, point["target"], dsp=False)
+    resources, stage_luts, stage_pj = bare, None, 0.0
+    if staged:  # the parameter memory holds a row per fold of the widest layer's channels
+        n_max = max(n for _, _, n in layer_shapes(model, point["format"]))
+        spec = dataclasses.replace(spec, output_stage=True, n_max=n_max)
+        stage_cycles, stage_pj = output_stage_cost(model, point["format"], spec, point["node_nm"])
+        cycles += stage_cycles
+        resources = predict(spec, point["target"], dsp=False)
+        stage_luts = round(resources["lut_equivalents"] - bare["lut_equivalents"])
+    total_pj = energy.total_pj + stage_pj
+    result = {"accuracy": accuracy, "cycles_per_inference": cycles, "energy_pj": total_pj,
+              "pj_per_mac": total_pj / max(energy.macs, 1), "partial_sums_share": energy.partial_sums_pj / total_pj,
+              "output_stage": staged, "stage_lut_equivalents": stage_luts,
               "synth_luts": None, "synth_lut_equivalents": None, "fmax_mhz": None,
               **{key: round(v) for key, v in resources.items()}}  # fmt: skip
     if point["synth"]:
@@ -157,18 +187,23 @@ def cmd_explore(args: argparse.Namespace, console: Console) -> int:
         operands(args.model, fmt)
     arrays = _list(args.arrays, "arrays")
     accumulators = _list(args.accumulators, "accumulators") if args.accumulators else [DEFAULT_ACCUMULATOR]
+    staged = args.output_stage
     for accumulator in accumulators:
         if accumulator != DEFAULT_ACCUMULATOR:
-            numerics.parse_accumulator(accumulator)
+            parsed = numerics.parse_accumulator(accumulator)
+            if staged and isinstance(parsed, numerics.FloatAccumulator):
+                raise ValueError(f"--output-stage requantizes an integer sum: --accumulators must be exact or "
+                                 f"int{{W}} with it, got {accumulator!r}")  # fmt: skip
     for array in arrays:
         if not re.fullmatch(r"\d+x\d+", array):
             raise ValueError(f"--arrays takes RxC shapes like 4x4,8x8, got {array!r}")
         rows, cols = (int(v) for v in array.split("x"))
         for fmt in formats:
             for given in accumulators:
-                accumulator = default_accumulator(args.model, fmt) if given == DEFAULT_ACCUMULATOR else given
+                accumulator = default_accumulator(args.model, fmt, staged) if given == DEFAULT_ACCUMULATOR else given
                 try:  # every point's array is valid before any work
-                    design(fmt, rows, cols, args.dataflow, accumulator=accumulator, model=args.model).config()
+                    design(fmt, rows, cols, args.dataflow, accumulator=accumulator, model=args.model,
+                           output_stage=staged).config()  # fmt: skip
                 except ValueError as error:
                     with_acc = "" if given == DEFAULT_ACCUMULATOR else f" and --accumulators {accumulator}"
                     raise ValueError(f"--arrays {array} with {fmt}{with_acc}: {error}") from None
@@ -185,30 +220,36 @@ def cmd_explore(args: argparse.Namespace, console: Console) -> int:
             models.float_model(args.model, split, cache=cache / "models")
     points = [{"model": args.model, "format": fmt, "array": array, "accumulator": accumulator,
                "dataflow": args.dataflow, "target": args.target, "synth": args.synth, "node_nm": args.node,
-               "cache": str(cache)}
+               "cache": str(cache), "output_stage": staged}
               for fmt in formats for array in arrays
-              for accumulator in dict.fromkeys(default_accumulator(args.model, fmt) if a == DEFAULT_ACCUMULATOR
-                                               else a for a in accumulators)]  # fmt: skip
+              for accumulator in dict.fromkeys(default_accumulator(args.model, fmt, staged)
+                                               if a == DEFAULT_ACCUMULATOR else a for a in accumulators)]  # fmt: skip
     what = f"exploring {len(points)} points ({len(formats)} formats x {len(arrays)} arrays"
     what += f" x {len(accumulators)} accumulators)" if len(accumulators) > 1 else ")"
     with synth.executor_for(args.scheduler, args.jobs) as executor, reporter.stage(what):
         rows = synth.sweep(points, evaluate, executor, out / "points",
                            lambda done, total: reporter.count(f"{what}: points", done, total))  # fmt: skip
-    write_outputs(rows, out, f"{args.model}: accuracy vs cost ({args.target}, {args.node} nm)", args.provenance)
+    with_stage = " with the output stage" if staged else ""
+    write_outputs(rows, out, f"{args.model}: accuracy vs cost ({args.target}, {args.node} nm){with_stage}",
+                  args.provenance)  # fmt: skip
     if args.json:
-        print(json.dumps([{k: row[k] for k in COLUMNS} for row in rows], indent=2))
+        print(json.dumps([{k: row.get(k) for k in COLUMNS} for row in rows], indent=2))
         return 0
     shown = {"format": "format", "array": "array", "accumulator": "acc.", "accuracy": "accuracy",
-             "cycles_per_inference": "cycles/inf", "lut_equivalents": "LUT eq.", "ffs": "FF", "energy_pj": "pJ/inf",
-             "synth_lut_equivalents": "yosys LUT eq.", "fmax_mhz": "Fmax"}  # fmt: skip
-    table = output.table(f"{args.model} on {args.target} ({args.dataflow.upper()}, energy at {args.node} nm)",
-                         [*shown.values(), "Pareto"], text_columns=3)  # fmt: skip
+             "cycles_per_inference": "cycles/inf", "lut_equivalents": "LUT eq.", "stage_lut_equivalents": "stage",
+             "ffs": "FF", "energy_pj": "pJ/inf", "synth_lut_equivalents": "yosys LUT eq.",
+             "fmax_mhz": "Fmax"}  # fmt: skip
+    if not staged:
+        del shown["stage_lut_equivalents"]
+    table = output.table(f"{args.model} on {args.target} ({args.dataflow.upper()}{with_stage}, energy at "
+                         f"{args.node} nm)", [*shown.values(), "Pareto"], text_columns=3)  # fmt: skip
     front = {id(r) for r in synth.pareto(rows, "lut_equivalents")}
     for row in rows:
-        table.add_row(*(_cell(row[key]) for key in shown), "*" if id(row) in front else "")
+        table.add_row(*(_cell(row.get(key)) for key in shown), "*" if id(row) in front else "")
     console.print(table)
+    stage = "; stage = the output stage's share of the LUT equivalents" if staged else ""
     console.print(f"Pareto: * = no other point has higher accuracy at no more LUT equivalents (LUT4 + 2 x CCU2C on "
-                  f"ECP5); wrote {out / 'explore.csv'}, explore.json, pareto.png")  # fmt: skip
+                  f"ECP5){stage}; wrote {out / 'explore.csv'}, explore.json, pareto.png")  # fmt: skip
     return 0
 
 
@@ -223,7 +264,7 @@ def _cell(value: Any) -> str:
 def write_outputs(rows: list[dict[str, Any]], out: Path, title: str, provenance: dict[str, Any]) -> None:
     """explore.csv, explore.json (with provenance) and pareto.png, each written whole."""
     front = {id(r) for r in synth.pareto(rows, "lut_equivalents")}
-    table = [{**{k: row[k] for k in COLUMNS}, "pareto": id(row) in front} for row in rows]
+    table = [{**{k: row.get(k) for k in COLUMNS}, "pareto": id(row) in front} for row in rows]
     with paths.atomic(out / "explore.csv") as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, "pareto"])
         writer.writeheader()
@@ -250,6 +291,10 @@ def add_explore_command(sub: argparse._SubParsersAction) -> None:  # type: ignor
                         "(an alignment window of 14 bits), bf16_rz (adds toward zero)")  # fmt: skip
     p.add_argument("--dataflow", default="ws", choices=["ws", "os"], help="weight- (double-buffered) or "
                    "output-stationary")  # fmt: skip
+    p.add_argument("--output-stage", action="store_true",
+                   help="every array with its output stage (bias, multiplier, rounding shift, zero point, clamp: "
+                        "hw.RequantArray as `bitfab cosim network` builds it); its LUT equivalents get a column; "
+                        "the default accumulator is then exact for every format")  # fmt: skip
     p.add_argument("--target", default="ecp5", choices=["ecp5", "xilinx7"], help="FPGA family of the cost model")
     p.add_argument("--node", type=int, default=45, help="technology node for energy (45, 32, 28, 20, 16, 14, 7)")
     p.add_argument("--synth", action="store_true", help="also run yosys (and nextpnr on ECP5) for every point")

@@ -1,8 +1,10 @@
-"""Design points the cost model knows: a MAC PE or a systolic array, described by format names and
-options, buildable as hardware (for synthesis) and measurable as format parameters (for the model).
+"""Design points the cost model knows: a MAC PE or a systolic array (optionally with its output
+stage, `hw.RequantArray`), described by format names and options, buildable as hardware (for
+synthesis) and measurable as format parameters (for the model).
 
 Multipliers are LUT logic (bitfab's radix-4 Booth) so the LUT count is the cost of the format;
-with DSPs each multiplier of <= 18 x 18 bits takes one DSP block instead (`dsp_blocks`).
+with DSPs each multiplier of <= 18 x 18 bits takes one DSP block instead (`dsp_blocks`). The
+output stage's multiplier is yosys' own `*` (an array multiplier without DSPs).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Any
 import hw
 import numerics
 from hw import ArrayConfig
+
+STAGE_FIELDS = ("output_stage", "out_bits", "bias_bits", "multiplier_bits", "n_max")
+STAGE_FEATURES = ("stage_multiplier", "stage_lane", "stage_memory", "stage_unit")
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,14 @@ class DesignSpec:
     k: int = 1024  # PE: terms per dot product; array: k_max
     m_max: int = 64
     pipeline: int = 1  # registers inside each PE (the cost model was calibrated at 1)
+    # array only: an output stage on every result lane (hw.RequantArray), with its widths (the
+    # defaults are bitfab network's: int32 codes, 32-bit bias, 16-bit multiplier) and the channels
+    # it serves at most (its parameter memory holds ceil(n_max / cols) rows)
+    output_stage: bool = False
+    out_bits: int = 32
+    bias_bits: int = 32
+    multiplier_bits: int = 16
+    n_max: int = 64
 
     def __post_init__(self) -> None:
         if self.kind not in ("pe", "array", "bitserial"):
@@ -44,6 +57,19 @@ class DesignSpec:
         if self.k < 1 or self.m_max < 1:
             raise ValueError(f"k_max and m_max must be positive, got k_max={self.k}, m_max={self.m_max}")
         numerics.parse_accumulator(self.accumulator)
+        if self.output_stage:
+            self._check_stage()
+
+    def _check_stage(self) -> None:
+        if self.kind != "array":
+            raise ValueError(f"an output stage needs kind 'array', got {self.kind!r}")
+        if isinstance(self._accumulator(), numerics.FloatAccumulator):
+            raise ValueError(f"the output stage takes an exact or int{{W}} accumulator, got {self.accumulator!r}")
+        for name, low, high in (("out_bits", 2, 48), ("bias_bits", 2, 64), ("multiplier_bits", 1, 32),
+                                ("n_max", 1, 65535)):  # fmt: skip  # hw.RequantArray's bounds
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be between {low} and {high}, got {value}")
 
     def label(self) -> str:
         if self.kind == "bitserial":
@@ -51,10 +77,17 @@ class DesignSpec:
         if self.kind == "pe":
             return f"PE {self.a}x{self.b} {self.accumulator}"
         db = "-db" if self.double_buffer else ""
-        return f"{self.rows}x{self.cols} {self.dataflow}{db} {self.a}x{self.b} {self.accumulator}"
+        stage = (f", stage int{self.out_bits} b{self.bias_bits} m{self.multiplier_bits} n{self.n_max}"
+                 if self.output_stage else "")  # fmt: skip
+        return f"{self.rows}x{self.cols} {self.dataflow}{db} {self.a}x{self.b} {self.accumulator}{stage}"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields; without the output stage's when there is none (so older records read the same)."""
+        fields = asdict(self)
+        if not self.output_stage:
+            for name in STAGE_FIELDS:
+                del fields[name]
+        return fields
 
     def _accumulator(self) -> numerics.ExactAccumulator | numerics.FixedAccumulator | numerics.FloatAccumulator:
         return numerics.parse_accumulator(self.accumulator)
@@ -65,9 +98,14 @@ class DesignSpec:
             return hw.BitSerialArray(self.a, lanes=self.rows, cols=self.cols, group=self.k)
         if self.kind == "pe":
             return hw.MacPE(self.a, self.b, self._accumulator(), k_terms=self.k, pipeline=self.pipeline, use_dsp=dsp)
-        return hw.SystolicArray(self.a, self.b, self._accumulator(), rows=self.rows, cols=self.cols,
-                                dataflow=self.dataflow, double_buffer=self.double_buffer, pipeline=self.pipeline,
-                                dsp_budget=None if dsp else 0, k_max=self.k, m_max=self.m_max)  # fmt: skip
+        options = {"rows": self.rows, "cols": self.cols, "dataflow": self.dataflow, "double_buffer": self.double_buffer,
+                   "pipeline": self.pipeline, "dsp_budget": None if dsp else 0, "k_max": self.k,
+                   "m_max": self.m_max}  # fmt: skip
+        if self.output_stage:
+            return hw.RequantArray(self.a, self.b, self._accumulator(), out_bits=self.out_bits,
+                                   bias_bits=self.bias_bits, multiplier_bits=self.multiplier_bits, n_max=self.n_max,
+                                   **options)  # fmt: skip
+        return hw.SystolicArray(self.a, self.b, self._accumulator(), **options)
 
     def config(self) -> ArrayConfig:
         """The array configuration (a PE is modelled as the 1 x 1 core of one)."""
@@ -75,18 +113,33 @@ class DesignSpec:
                                  dataflow=self.dataflow, double_buffer=self.double_buffer, pipeline=self.pipeline,
                                  k_max=self.k, m_max=self.m_max)  # fmt: skip
 
+    def stage_config(self) -> hw.RequantConfig:
+        """The output stage's configuration (its array's, and its widths)."""
+        if not self.output_stage:
+            raise ValueError(f"{self.label()} has no output stage")
+        return hw.RequantConfig(self.config(), self.out_bits, self.bias_bits, self.multiplier_bits, self.n_max)
+
     @property
     def pes(self) -> int:
         return self.rows * self.cols
 
     def dsp_blocks(self) -> int:
-        """DSP blocks with DSP inference on: one per multiplier that fits 18 x 18 (the bit-serial
-        unit has no multipliers)."""
+        """DSP blocks with DSP inference on: one per PE multiplier that fits 18 x 18 (the
+        bit-serial unit has no multipliers); the output stage's (acc + bias) x multiplier product,
+        split into 18 x 18 pieces, on every lane (the unsigned multiplier is one bit wider signed)."""
+        pes = self.pes if "multiplier" in self.dsp_features() else 0
+        if not self.output_stage:
+            return pes
+        pieces = math.ceil(_stage_sum_width(self.stage_config()) / 18) * math.ceil((self.multiplier_bits + 1) / 18)
+        return pes + self.cols * pieces
+
+    def dsp_features(self) -> tuple[str, ...]:
+        """The features whose multipliers become DSP blocks when DSPs are used."""
         if self.kind == "bitserial":
-            return 0
+            return ()
         cfg = self.config()
         fits = cfg.a_layout.sig_width + 1 <= 18 and cfg.b_layout.sig_width + 1 <= 18
-        return self.pes if fits else 0
+        return ("multiplier",) * fits + ("stage_multiplier",) * self.output_stage
 
 
 def _decoder_cost(fmt: Any) -> float:
@@ -109,9 +162,43 @@ def features(spec: DesignSpec) -> dict[str, float]:
     accumulators), the stationary weights (WS, two per PE when double-buffered) and the MX block
     scale shifts (once per column in WS, per PE in OS). The bit-serial unit has its own three: per
     lane and PE the term adder (activation width + 4), per PE the group and scaled accumulators,
-    one controller."""
-    if spec.kind == "bitserial":
-        return _bitserial_features(spec)
+    one controller. The output stage has four (`_stage_features`)."""
+    core = _bitserial_features(spec) if spec.kind == "bitserial" else _core_features(spec)
+    return {**core, **_stage_features(spec)}
+
+
+def _stage_features(spec: DesignSpec) -> dict[str, float]:
+    """The output stage (hw.RequantArray), on each of the C result lanes: the (acc + bias) x
+    multiplier product's partial-product bits (yosys' array multiplier, not bitfab's Booth: its own
+    coefficient); the rest of the lane at the product's width w: the rounding shifter (log2 w
+    stages) and four rows of adders and compares (bias add, half-lsb add, tie mask, zero point) plus
+    the clamp and register at out_bits. Per stage: the parameter memory's read multiplexer (LUT RAM
+    holds 16 words per cell on ECP5: one more mux input per bit for every further 16 rows; the RAM
+    cells themselves count as LUT RAM, not LUTs) and one controller (fold counter, settings, and the
+    shift's mask and half-lsb decoders, which yosys shares between the lanes). On single lanes alone
+    (48 width combinations, ECP5) the two lane terms fit within 2% MAPE; in the arrays the ECP5 fit
+    gives the lane's logic beyond the multiplier to the multiplier term. Every RequantArray run so
+    far was mapped by plain `abc` (ABC9 fails on them, see synth._yosys), which the stage is
+    calibrated to."""
+    if not spec.output_stage:
+        return dict.fromkeys(STAGE_FEATURES, 0.0)
+    cfg = spec.stage_config()
+    width = cfg.product_width
+    depth = max(2, cfg.folds_max)
+    return {
+        "stage_multiplier": float(spec.cols * _stage_sum_width(cfg) * cfg.multiplier_bits),
+        "stage_lane": float(spec.cols * ((width + 1) * (math.ceil(math.log2(width + 1)) + 4) + cfg.out_bits)),
+        "stage_memory": float(spec.cols * (cfg.bias_bits + cfg.multiplier_bits) * (math.ceil(depth / 16) - 1)),
+        "stage_unit": 1.0,
+    }
+
+
+def _stage_sum_width(cfg: hw.RequantConfig) -> int:
+    """Bits of acc + bias, the multiplicand of the output stage's product."""
+    return max(cfg.array.acc_width, cfg.bias_bits) + 1
+
+
+def _core_features(spec: DesignSpec) -> dict[str, float]:
     cfg = spec.config()
     sa, sb = cfg.a_layout.sig_width + 1, cfg.b_layout.sig_width + 1
     floating = _is_float(cfg)

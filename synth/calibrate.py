@@ -1,12 +1,14 @@
 """Calibrate the analytic LUT model against real yosys runs and store the result in the repo.
 
-    python -m synth.calibrate [--jobs 2] [--cache .synth_cache] [--refit]
+    python -m synth.calibrate [--jobs 2] [--cache .synth_cache] [--refit | --missing]
 
-Synthesizes every design of `CALIBRATION` (MAC PEs, systolic arrays, the bit-serial unit) for ECP5
-and Xilinx 7 (LUT-only multipliers), fits the
-per-feature coefficients of `synth.cost` by non-negative least squares, and writes
-synth/data/calibration.json (the measured resources, the coefficients, the in-sample and
-leave-one-out errors). Takes ~10 minutes on 2 cores the first time; yosys runs are cached.
+Synthesizes every design of `CALIBRATION` (MAC PEs, systolic arrays, arrays with their output
+stage, the bit-serial unit) and of `HELD_OUT` for ECP5 and Xilinx 7 (LUT-only multipliers), fits
+the per-feature coefficients of `synth.cost` by non-negative least squares on `CALIBRATION` only,
+and writes synth/data/calibration.json (the measured resources, the coefficients, the in-sample
+and leave-one-out errors, and the errors on the held-out designs, which the fit never saw).
+Takes ~1 hour on 2 cores the first time (the output stages are most of it); yosys runs are
+cached. `--missing` synthesizes only the designs the stored runs lack.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ._yosys import Resources, synthesize, version
 from .cost import CALIBRATION_FILE, fit
 
 CALIBRATION_TARGETS = ("ecp5", "xilinx7")
+NARROW_STAGE = {"out_bits": 8, "bias_bits": 16, "multiplier_bits": 8}
 CALIBRATION = [
     *(DesignSpec("pe", f, f) for f in ("int2", "int3", "int4", "int6", "int8")),
     DesignSpec("pe", "int8", "int8", accumulator="int32"),
@@ -52,6 +55,20 @@ CALIBRATION = [
         DesignSpec("bitserial", a, "int2..8/fp4/bitmod", lanes, pes, k=128)
         for a, lanes, pes in (("int8", 4, 2), ("int8", 8, 4), ("int4", 8, 4), ("int8", 8, 8), ("int8", 16, 4))
     ),
+    # the output stage (hw.RequantArray) at bitfab network's widths, on 2, 4 lanes; a narrow stage;
+    # a deep parameter memory (256 rows)
+    *(
+        DesignSpec("array", "int8", "int8", rows, cols, dataflow, dataflow == "ws", output_stage=True)
+        for rows, cols in ((2, 2), (2, 4), (4, 4))
+        for dataflow in ("os", "ws")
+    ),
+    DesignSpec("array", "int4", "int4", 2, 2, "ws", True, output_stage=True, **NARROW_STAGE),
+    DesignSpec("array", "int8", "int8", 2, 2, "os", output_stage=True, n_max=512),
+]
+# Measured and stored, never fitted: the check that the model holds beyond its calibration set.
+HELD_OUT = [
+    DesignSpec("array", "int8", "int8", 8, 8, "os", output_stage=True),
+    DesignSpec("array", "int4", "int4", 4, 4, "ws", True, output_stage=True, **NARROW_STAGE),
 ]
 
 
@@ -61,32 +78,54 @@ def _run(job: tuple[DesignSpec, str, str]) -> Resources:
     return synthesize(hw.to_verilog(design, "top"), target, Path(cache), dsp=False)
 
 
-def measure(specs: list[DesignSpec], targets: tuple[str, ...], cache: Path, jobs: int) -> list[dict]:
+def measure(specs: list[DesignSpec], targets: tuple[str, ...], cache: Path, jobs: int,
+            held_out: tuple[DesignSpec, ...] = ()) -> list[dict]:  # fmt: skip
+    """One run per (design, target): {"spec", "target", "resources"}, and "held_out": true for
+    the designs of `held_out` (stored for the held-out check, never fitted)."""
     work = [(spec, target, str(cache)) for spec in specs for target in targets]
     with ProcessPoolExecutor(jobs) as pool:
         results = list(pool.map(_run, work))
-    return [{"spec": spec.to_json(), "target": target, "resources": r.to_json()}
-            for (spec, target, _), r in zip(work, results, strict=True)]  # fmt: skip
+    runs = []
+    for (spec, target, _), result in zip(work, results, strict=True):
+        resources = result.to_json()
+        del resources["cells"]
+        run = {"spec": spec.to_json(), "target": target, "resources": resources}
+        runs.append({**run, "held_out": True} if spec in held_out else run)
+    return runs
+
+
+def _key(run: dict) -> str:
+    return json.dumps([DesignSpec(**run["spec"]).to_json(), run["target"]], sort_keys=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--cache", default=".synth_cache", help="yosys results cache (default: .synth_cache)")
-    parser.add_argument("--refit", action="store_true",
-                        help="fit the stored runs again, no yosys (after a feature changed)")  # fmt: skip
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--refit", action="store_true",
+                      help="fit the stored runs again, no yosys (after a feature changed)")  # fmt: skip
+    mode.add_argument("--missing", action="store_true",
+                      help="synthesize only the designs the stored runs lack, keep the others, refit")  # fmt: skip
     args = parser.parse_args()
-    if args.refit:
+    designs = [*CALIBRATION, *HELD_OUT]
+    if args.refit or args.missing:
         runs = json.loads(CALIBRATION_FILE.read_text())["runs"]
+        if args.missing:
+            stored = {_key(run) for run in runs}
+            todo = [spec for spec in designs if any(_key({"spec": spec.to_json(), "target": target}) not in stored
+                                                    for target in CALIBRATION_TARGETS)]  # fmt: skip
+            print(f"synthesizing {len(todo)} designs the stored runs lack: {', '.join(s.label() for s in todo)}")
+            new = measure(todo, CALIBRATION_TARGETS, Path(args.cache), args.jobs, tuple(HELD_OUT))
+            runs += [run for run in new if _key(run) not in stored]
     else:
-        runs = measure(CALIBRATION, CALIBRATION_TARGETS, Path(args.cache), args.jobs)
-        for run in runs:
-            run["resources"].pop("cells", None)
+        runs = measure(designs, CALIBRATION_TARGETS, Path(args.cache), args.jobs, tuple(HELD_OUT))
     models = {target: fit([r for r in runs if r["target"] == target]) for target in CALIBRATION_TARGETS}
     CALIBRATION_FILE.write_text(json.dumps({"yosys": version(), "runs": runs, "models": models}, indent=1) + "\n")
     for target, model in models.items():
         print(f"{target}: MAPE {model['mape']:.1%} in sample, {model['loo_mape']:.1%} leave-one-out, "
-              f"{len(model['errors'])} designs")  # fmt: skip
+              f"{len(model['errors'])} designs; held out {model['held_out_mape']:.1%} on "
+              f"{len(model['held_out'])} designs")  # fmt: skip
     print(f"wrote {CALIBRATION_FILE}")
 
 

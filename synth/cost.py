@@ -2,11 +2,13 @@
 
 LUT equivalents, carry cells and flip-flops are each a non-negative combination of the design features of
 `synth._designs.features` (multiplier partial-product bits, aligner shift stages, accumulator and
-partial-sum widths, edge decoders, fold controller, output accumulators, a per-PE constant), with
-coefficients per target fitted against yosys by `python -m synth.calibrate` and stored in
-synth/data/calibration.json. The fit minimizes relative error (the rows are weighted by 1/y), so
-small PEs count as much as 8x8 arrays. DSP blocks are counted, not fitted: one per multiplier of
-<= 18 x 18 bits when DSPs are used (then the multiplier feature drops out of the LUTs).
+partial-sum widths, edge decoders, fold controller, output accumulators, a per-PE constant; the
+output stage's multiplier, lane logic, parameter memory and controller), with coefficients per target
+fitted against yosys by `python -m synth.calibrate` and stored in synth/data/calibration.json, with
+the errors on held-out designs the fit never saw. The fit minimizes relative error (the rows are
+weighted by 1/y), so small PEs count as much as 8x8 arrays. DSP blocks are counted, not fitted: one
+per multiplier of <= 18 x 18 bits when DSPs are used, and 18 x 18 pieces of each output-stage
+product (then those multiplier features drop out of the LUTs).
 LUT equivalents are what the accuracy goal is measured on: LUT4 + 2 x CCU2C on ECP5 (a carry cell
 occupies two LUT4s of a slice; yosys trades one for the other from design to design), the LUT
 count on Xilinx 7 (CARRY4s sit beside the LUTs); `luts` is the equivalents minus the carry LUTs.
@@ -20,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from ._designs import DesignSpec, features
+from ._designs import STAGE_FEATURES, DesignSpec, features
 
 CALIBRATION_FILE = Path(__file__).parent / "data" / "calibration.json"
 FEATURES = ("pe", "multiplier", "aligner", "accumulator", "float_pe", "specials", "decoders", "control", "output",
-            "weights", "mx_shift", "float_add", "bs_lane", "bs_pe", "bs_unit")  # fmt: skip
+            "weights", "mx_shift", "float_add", "bs_lane", "bs_pe", "bs_unit", *STAGE_FEATURES)  # fmt: skip
 QUANTITIES = ("lut_equivalents", "carry", "ffs")
 
 
@@ -42,7 +44,10 @@ def _nnls_relative(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def fit(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Coefficients per quantity from measured runs ({"spec", "resources"}), with the LUT errors."""
+    """Coefficients per quantity from measured runs ({"spec", "resources"}), with the LUT errors:
+    in sample, leave-one-out, and on the runs marked "held_out" (never fitted)."""
+    held = [run for run in runs if run.get("held_out")]
+    runs = [run for run in runs if not run.get("held_out")]
     specs = [DesignSpec(**run["spec"]) for run in runs]
     x = np.stack([_row(spec) for spec in specs])
     model: dict[str, Any] = {"features": list(FEATURES)}
@@ -59,6 +64,13 @@ def fit(runs: list[dict[str, Any]]) -> dict[str, Any]:
                        for spec, m, p, q in zip(specs, luts, predicted, loo, strict=True)]  # fmt: skip
     model["mape"] = float(np.mean(np.abs(predicted - luts) / luts))
     model["loo_mape"] = float(np.mean(np.abs(loo - luts) / luts))
+    model["held_out"] = []
+    for run in held:
+        spec, measured = DesignSpec(**run["spec"]), _measured(run, "lut_equivalents")
+        guess = float(_row(spec) @ np.array(model["lut_equivalents"]))
+        model["held_out"].append({"design": spec.label(), "measured": int(measured), "predicted": round(guess, 1)})
+    errors = [abs(e["predicted"] / e["measured"] - 1) for e in model["held_out"]]
+    model["held_out_mape"] = float(np.mean(errors)) if errors else None
     return model
 
 
@@ -94,8 +106,8 @@ def predict(spec: DesignSpec, target: str = "ecp5", dsp: bool = False) -> dict[s
                          "needs: run python -m synth.calibrate")  # fmt: skip
     row = np.array([values[name] for name in known], dtype=np.float64)
     dsps = spec.dsp_blocks() if dsp else 0
-    if dsps:
-        row[known.index("multiplier")] = 0.0
+    for name in spec.dsp_features() if dsp else ():  # those multipliers are DSP blocks now
+        row[known.index(name)] = 0.0
     out = {quantity: float(row @ np.array(model[quantity])) for quantity in QUANTITIES}
     out["luts"] = out["lut_equivalents"] - (2 * out["carry"] if target == "ecp5" else 0.0)
     out["dsps"] = float(dsps)

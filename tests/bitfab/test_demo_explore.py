@@ -167,3 +167,31 @@ def test_explore_runs_an_a2q_model_on_narrow_registers(
         "'fp8_e4m3'" in err  # fmt: skip
     code, _, err = run(capsys, "explore", "--model", "a2q9", "-o", "bad")
     assert code == 2 and "the accumulator width P must be between 10 and 32 bits" in err
+
+
+def test_explore_prices_the_output_stage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--output-stage: every array with its output stage (hw.RequantArray); the stage's LUT
+    equivalents beside the whole design's, its register one more cycle per layer (the MLP has two),
+    its energy on top; MX formats take the exact accumulator it needs."""
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "explore", "--formats", "int8", "--arrays", "2x2", "-o", "bare", "--json")
+    (bare,) = json.loads(out)
+    argv = ("explore", "--formats", "int8,mxfp4", "--arrays", "2x2", "--output-stage", "-o", "staged")
+    code, out, _ = run(capsys, *argv, "--json")
+    staged = {r["format"]: r for r in json.loads(out)}
+    assert code == 0 and not bare["output_stage"] and bare["stage_lut_equivalents"] is None
+    int8 = staged["int8"]
+    assert int8["output_stage"] and int8["accumulator"] == "exact" and int8["accuracy"] == bare["accuracy"]
+    assert abs(int8["lut_equivalents"] - bare["lut_equivalents"] - int8["stage_lut_equivalents"]) <= 1
+    assert 2 * 1000 < int8["stage_lut_equivalents"] < 2 * 4000  # two lanes of an int32 stage
+    assert int8["cycles_per_inference"] == bare["cycles_per_inference"] + 2
+    assert int8["energy_pj"] > bare["energy_pj"]
+    assert staged["mxfp4"]["accumulator"] == "exact"
+    assert staged["mxfp4"]["stage_lut_equivalents"] > 5 * int8["stage_lut_equivalents"]  # a 500-bit sum to requantize
+    code, out, _ = run(capsys, *argv)  # the cached points, as a table
+    assert code == 0 and "stage" in out and "with the output stage" in out
+    code, _, err = run(capsys, "explore", "--output-stage", "--accumulators", "fp32", "-o", "bad")
+    assert code == 2 and "--output-stage requantizes an integer sum: --accumulators must be exact or int{W} with " \
+        "it, got 'fp32'" in err  # fmt: skip

@@ -1,5 +1,6 @@
 """The analytic cost model against the yosys runs stored in synth/data/calibration.json (measured
-by `python -m synth.calibrate`), and the energy model against its anchors."""
+by `python -m synth.calibrate`): the fitted designs, the held-out ones, the output stage; and the
+energy model against its anchors."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 
 import synth
 from hw import ArrayConfig
-from synth.cost import CALIBRATION_FILE, FEATURES, _measured, _row, fit, predict
+from synth._designs import STAGE_FEATURES
+from synth.cost import CALIBRATION_FILE, FEATURES, _measured, _row, calibration, fit, predict
 from synth.energy import SCALING, add_pj, gemm_energy, mac_pj, mult_pj
 
 RUNS = json.loads(CALIBRATION_FILE.read_text())["runs"]
@@ -19,13 +21,53 @@ RUNS = json.loads(CALIBRATION_FILE.read_text())["runs"]
 @pytest.mark.parametrize("target", ["ecp5", "xilinx7"])
 def test_lut_model_is_within_ten_percent_of_yosys(target: str) -> None:
     """Recomputed here from the stored measurements, not read from the stored summary."""
-    runs = [r for r in RUNS if r["target"] == target]
+    runs = [r for r in RUNS if r["target"] == target and not r.get("held_out")]
     assert len(runs) >= 20
     kinds = {r["spec"]["a"] for r in runs}
     assert {"int2", "int8", "fp4_e2m1", "fp8_e4m3", "posit8_2", "mxfp4", "ovp4"} <= kinds
     predicted = [predict(synth.DesignSpec(**r["spec"]), target)["lut_equivalents"] for r in runs]
     errors = [abs(p / _measured(r, "lut_equivalents") - 1) for p, r in zip(predicted, runs, strict=True)]
     assert np.mean(errors) <= 0.10  # LUT4 + 2 x CCU2C on ECP5, LUTs on Xilinx 7
+
+
+@pytest.mark.parametrize("target", ["ecp5", "xilinx7"])
+def test_held_out_designs_are_predicted_within_ten_percent(target: str) -> None:
+    """Designs measured but never fitted: an 8x8 array with its int32 output stage (twice the lanes
+    of any fitted stage) and a 4x4 int4 array with a narrow stage."""
+    held = [r for r in RUNS if r["target"] == target and r.get("held_out")]
+    labels = {synth.DesignSpec(**r["spec"]).label() for r in held}
+    assert "8x8 os int8xint8 exact, stage int32 b32 m16 n64" in labels and len(held) >= 2
+    assert not labels & {e["design"] for e in calibration()["models"][target]["errors"]}  # not in the fit
+    for run in held:
+        predicted = predict(synth.DesignSpec(**run["spec"]), target)["lut_equivalents"]
+        assert abs(predicted / _measured(run, "lut_equivalents") - 1) <= 0.10
+
+
+def test_the_calibration_holds_output_stages_on_both_dataflows() -> None:
+    for target in ("ecp5", "xilinx7"):
+        staged = [r["spec"] for r in RUNS if r["target"] == target and r["spec"].get("output_stage")]
+        assert {(s["rows"], s["cols"], s["dataflow"]) for s in staged} >= {(2, 2, "os"), (2, 2, "ws"), (4, 4, "ws")}
+        assert set(STAGE_FEATURES) <= set(calibration()["models"][target]["features"])
+    bare = [r for r in RUNS if not r["spec"].get("output_stage")]
+    assert all("n_max" not in r["spec"] for r in bare)  # records without a stage kept their old form
+
+
+@pytest.mark.parametrize(("target", "per_lane"), [("ecp5", (1500, 3500)), ("xilinx7", (1000, 3000))])
+def test_the_output_stage_costs_a_multiplier_and_a_shifter_per_lane(target: str, per_lane: tuple[int, int]) -> None:
+    """int32 codes, 32-bit bias, 16-bit multiplier behind a 4x4 INT8 array: a 33 x 16 bit LUT
+    multiplier and a 52-bit rounding shifter per lane (plus the shared controller and memory)."""
+    for dataflow in ("os", "ws"):
+        bare = synth.DesignSpec("array", "int8", "int8", 4, 4, dataflow, dataflow == "ws")
+        staged = synth.DesignSpec("array", "int8", "int8", 4, 4, dataflow, dataflow == "ws", output_stage=True)
+        stage = predict(staged, target)["lut_equivalents"] - predict(bare, target)["lut_equivalents"]
+        assert per_lane[0] < stage / 4 < per_lane[1]
+        assert predict(staged, target)["ffs"] > predict(bare, target)["ffs"] + 4 * 32  # at least the code registers
+    wide = synth.DesignSpec("array", "int4", "int4", 4, 4, "ws", True, output_stage=True)
+    narrow = synth.DesignSpec("array", "int4", "int4", 4, 4, "ws", True, output_stage=True, out_bits=8, bias_bits=16,
+                              multiplier_bits=8)  # fmt: skip
+    assert predict(narrow, target)["lut_equivalents"] < predict(wide, target)["lut_equivalents"]
+    with_dsp = predict(wide, target, dsp=True)
+    assert with_dsp["dsps"] == 16 + 4 * 2 and with_dsp["luts"] < predict(wide, target)["luts"]
 
 
 def test_fit_recovers_known_coefficients() -> None:
