@@ -123,6 +123,10 @@ def test_cli_cosim_network_from_a_users_directory(tmp_path: Path, monkeypatch: p
         (["--model", "mlp", "--format", "mxfp8_e4m3"], "a whole-network run takes per-tensor activation scales"),
         (["--model", "zoo.py:residual", "--inputs", "x.npy", "--format", "int8"], "--format is for a bundled model"),
         (["--model", "zoo.py:residual"], "--inputs X.npy is required for a user's model"),
+        (
+            ["--model", "zoo.py:misnamed", "--inputs", "x.npy"],
+            "the hardware program names layer 'fc9'; the model's quantized layers: embed, fc_a, fc_b, head",
+        ),
     ],
 )
 def test_cli_cosim_network_refusals(argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

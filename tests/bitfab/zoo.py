@@ -170,6 +170,17 @@ def residual() -> nn.Module:
     return _calibrated(Residual())
 
 
+class Misnamed(Residual):
+    def hardware_program(self, net: object) -> object:
+        return net.layer("fc9", net.quantize("embed", net.images))  # type: ignore[attr-defined]
+
+
+def misnamed() -> nn.Module:
+    """A hardware program that names a layer the model does not have."""
+    torch.manual_seed(0)
+    return _calibrated(Misnamed())
+
+
 def residual_pow2() -> nn.Module:
     """The residual block with power-of-two scales and Int32Bias: every layer exact in hardware."""
     torch.manual_seed(0)
