@@ -31,6 +31,7 @@ from .endtoend import Hardware, bitserial_fits
 
 MULTIPLIER_BITS = 16  # an 18x18 DSP's operand; power-of-two ratios are exact at any width
 OUT_BITS = 32
+STAGE_BOUND_LSB = 1.0  # the stage alone vs Brevitas, float scales: one rounding more, never more
 M_ROWS = 1024  # rows of the largest layer per simulation: its operand streams stay within the player's depth
 
 
@@ -50,6 +51,7 @@ class LayerRecord:
     brevitas_max_lsb: float = 0.0  # max |hardware - Brevitas| in output LSBs, earlier layers' errors carried
     brevitas_differing: int = 0  # outputs that differ from Brevitas at all
     stage_max_lsb: float = 0.0  # the stage alone: fed Brevitas' own input codes, max |difference| in output LSBs
+    single_input_cycles: int = 0  # the cycle model for one input's rows
     outputs: int = 0
     energy_pj: float = 0.0
 
@@ -94,18 +96,37 @@ class NetworkRun:
         return all(record.exact_stage for record in self.layers)
 
     @property
+    def hardware_ok(self) -> bool:
+        return all(r.bit_exact and r.cycles == r.model_cycles for r in self.layers)
+
+    @property
+    def stages_match_the_model(self) -> bool:
+        """Fed Brevitas' own inputs, every stage is within one LSB of Brevitas (integer-only
+        requantization of float scales rounds once more, no further): more means the hardware
+        program is not the model's forward pass (a missing ReLU, a wrong `into`)."""
+        return all(r.stage_max_lsb <= STAGE_BOUND_LSB for r in self.layers)
+
+    @property
     def passed(self) -> bool:
-        hardware_ok = all(r.bit_exact and r.cycles == r.model_cycles for r in self.layers)
+        if not (self.hardware_ok and self.stages_match_the_model):
+            return False
         if not self.exact:
-            return hardware_ok
+            return True
         agrees = all(r.agrees_with_brevitas for r in self.layers) and self.host_differing == 0
-        return hardware_ok and agrees and self.same_predictions == self.images
+        return agrees and self.same_predictions == self.images
+
+    @property
+    def latency_cycles(self) -> int:
+        """Cycles of one input alone, layer after layer (the cycle model at one input's rows):
+        a batch shares each layer's weight loads and pipeline fill, so its per-input cost is lower."""
+        return sum(r.single_input_cycles for r in self.layers)
 
     def summary(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k not in ("layers", "extras", "design")}
         out["layers"] = [{**r.__dict__} for r in self.layers]
-        out.update(cycles_per_inference=self.cycles_per_inference, energy_pj_per_inference=self.energy_pj_per_inference,
-                   exact=self.exact, passed=self.passed, **self.extras)  # fmt: skip
+        out.update(cycles_per_inference=self.cycles_per_inference, latency_cycles=self.latency_cycles,
+                   energy_pj_per_inference=self.energy_pj_per_inference, exact=self.exact, passed=self.passed,
+                   stages_match_the_model=self.stages_match_the_model, **self.extras)  # fmt: skip
         return out
 
 
@@ -167,17 +188,21 @@ class _Engine:
             return stage.integers(np.asarray(sim.in_units(product, self.acc_exponent(tap)), dtype=np.int64))
         return np.asarray(sim.expected_codes(config, a, b, stage), dtype=np.int64)
 
+    def cycle_model(self, m: int, k: int, n: int, tap: models.Tap) -> int:
+        """The design's cycles for an M x K x N layer (the stage's register included)."""
+        config = self.design.config
+        if self.bitserial:
+            plan = hw.plan_weights(config.array, tap.codes.weight_codes, tap.weight_format)
+            return int(hw.bitserial_cycles(config.array, m, k, n, plan)) + 1
+        return int(hw.requant_cycles(config, m, k, n))
+
     def execute(self, layer: str, a: Any, tap: models.Tap, stage: numerics.Requantization) -> np.ndarray:
         record, b, config = self.records[layer], tap.codes.weight_codes, self.design.config
         (m, k), n = a.shape, b.shape[1]
         if not self.bitserial:
             record.energy_pj += layer_energy_pj(config, m, k, n)
         if not self.simulate:
-            if self.bitserial:
-                plan = hw.plan_weights(config.array, b, tap.weight_format)
-                record.cycles += hw.bitserial_cycles(config.array, m, k, n, plan) + 1
-            else:
-                record.cycles += hw.requant_cycles(config, m, k, n)
+            record.cycles += self.cycle_model(m, k, n, tap)
             record.model_cycles = record.cycles
             return self.golden(a, tap, stage)
         work, optimize = self.work / layer, m * k * n > 2e6
@@ -245,6 +270,7 @@ class _Network:
         stage_error = self._lsb_error(tap, into, relu, alone, channel_scale)
         m, k = a.shape
         record.gemm = (record.gemm[0] + m, k, integers.shape[1])
+        record.single_input_cycles = self.engine.cycle_model(m // len(self.images), k, integers.shape[1], tap)
         record.brevitas_max_lsb = max(record.brevitas_max_lsb, float(lsb_error.max(initial=0)))
         record.stage_max_lsb = max(record.stage_max_lsb, float(stage_error.max(initial=0)))
         record.brevitas_differing += int(np.count_nonzero(lsb_error))
@@ -266,9 +292,13 @@ class _Network:
         k = tap.codes.weight_codes.shape[0]
         if tap.codes.kind != "conv":
             return x.integers.reshape(-1, k)
-        conv = dict(self.model.named_modules())[name].layer
+        module = dict(self.model.named_modules())[name]
+        conv = getattr(module, "layer", module)  # a bundled layer wraps its QuantConv2d; a stock one is it
         to_rows = models.gemm_layouts(conv, "conv2d")[0]
-        self._note(f"im2col for {name} (3x3, padding 1), on codes")
+        kernel, stride, padding = (
+            "x".join(str(v) for v in getattr(conv, a)) for a in ("kernel_size", "stride", "padding")
+        )
+        self._note(f"im2col for {name} (kernel {kernel}, stride {stride}, padding {padding}), on codes")
         return to_rows(torch.from_numpy(x.integers.astype(np.float64))).numpy().astype(np.int64)
 
 
@@ -288,6 +318,10 @@ def requant_design(taps: dict[str, models.Tap], hardware: Hardware, m_max: int, 
         raise ValueError(
             f"the network needs K up to {k_need} and N up to {n_need}; the design holds {k_max} and {n_max}"
         )
+    if hardware.kind != "bitserial" and not all(isinstance(numerics.get(f), numerics.IntFormat)
+                                                for f in (a_format, w_format)):  # fmt: skip
+        raise ValueError(f"a whole-network run takes INT activations and weights (the stage rounds to integer codes); "
+                         f"this network has {a_format} x {w_format}")  # fmt: skip
     if hardware.kind == "bitserial":
         if not bitserial_fits(numerics.get(a_format), numerics.get(w_format)):
             raise ValueError(f"the bit-serial unit takes signed INT activations and INT2..8 or FP4 E2M1 weights; "

@@ -25,6 +25,16 @@ from .options import add_cache_option, positive_int
 NOMINAL_MHZ = 100.0
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
 def _model(args: argparse.Namespace, cache: Path, reporter: Any) -> tuple[Any, str | None]:
     """(model, format): a bundled model trained (cached) and quantized, or a user's model as given."""
     if args.model in models.MODELS:
@@ -76,8 +86,16 @@ def cmd_cosim_network(args: argparse.Namespace, console: Console) -> int:
     model, fmt = _model(args, cache, args.reporter)
     # a refusal (formats, scales, the program's own mistakes) must come before anything is written:
     # the program runs once on the first input in numerics, in a scratch directory nothing is put in
-    run_network(args.model, model, fmt, images[:1], None, hardware, cache / "verilator", cache / "unused",
-                simulate=False)  # fmt: skip
+    if args.fmax is not None and args.pnr:
+        raise ValueError("give --fmax MHZ or --pnr (measure it), not both")
+    try:
+        run_network(args.model, model, fmt, images[:1], None, hardware, cache / "verilator", cache / "unused",
+                    simulate=False)  # fmt: skip
+    except ValueError:
+        raise
+    except Exception as error:  # the model's own program or inputs: the user's mistake, named
+        raise ValueError(f"the model's hardware program failed on the first input: {type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}") from error  # fmt: skip
     out = paths.output_directory(args.output)
     what = f"{args.model} on the array in {'Verilator' if not args.numerics_only else 'numerics'}"
     with args.reporter.stage(what):
@@ -86,7 +104,8 @@ def cmd_cosim_network(args: argparse.Namespace, console: Console) -> int:
                           progress=lambda done, total: args.reporter.count(f"{what}: chunks", done, total))  # fmt: skip
     assert run.design is not None
     mhz, source = _fmax(args, run.design, cache, args.reporter)
-    run.extras.update(fmax_mhz=mhz, fmax_source=source, latency_us=run.cycles_per_inference / mhz)
+    run.extras.update(fmax_mhz=mhz, fmax_source=source, latency_us=run.latency_cycles / mhz,
+                      batch_us_per_inference=run.cycles_per_inference / mhz)  # fmt: skip
     output.write_json(out / "report.json", run.summary(), args.provenance)
     if args.json:
         print(json.dumps(run.summary(), indent=2))
@@ -96,12 +115,16 @@ def cmd_cosim_network(args: argparse.Namespace, console: Console) -> int:
 
 
 def verdict(run: NetworkRun) -> str:
-    if not all(r.bit_exact and r.cycles == r.model_cycles for r in run.layers):
+    if not run.hardware_ok:
         return "[red]FAIL[/red] (the hardware differs from numerics)"
+    if not run.stages_match_the_model:
+        return ("[red]FAIL[/red] (fed Brevitas' own inputs, a stage differs from Brevitas by more than one LSB: the "
+                "hardware program does not do what the model's forward pass does, e.g. a missing ReLU)")  # fmt: skip
     if run.exact:
         if run.passed:
             return "[green]PASS[/green] (bit-exact against numerics and Brevitas at every layer)"
-        return "[red]FAIL[/red] (every stage is exact, yet the codes differ from Brevitas')"
+        return ("[red]FAIL[/red] (every stage is exact, yet the codes differ from Brevitas': does the hardware "
+                "program do what the model's forward pass does?)")  # fmt: skip
     return ("[green]PASS[/green] against numerics; [yellow]deviates from Brevitas[/yellow] (float scales: integer-only "
             "requantization, see the LSB columns)")  # fmt: skip
 
@@ -109,8 +132,9 @@ def verdict(run: NetworkRun) -> str:
 def _show(run: NetworkRun, console: Console, out: Path) -> None:
     console.print(f"{verdict(run)}: {run.model} ({run.format or 'formats read from the model'}) on the {run.hardware}, "
                   f"{run.images} inputs{'' if run.simulated else ' (numerics only, no simulation)'}")  # fmt: skip
+    cycles = "cycles (measured / model)" if run.simulated else "cycles (model; not simulated)"
     table = output.table("layers in order (hardware codes in, hardware codes out)",
-                         ["layer", "GEMM (M,K,N)", "output stage", "cycles (measured / model)", "= numerics",
+                         ["layer", "GEMM (M,K,N)", "output stage", cycles, "= numerics",
                           "vs Brevitas: max LSB, differing", "stage alone: max LSB"], text_columns=3)  # fmt: skip
     for r in run.layers:
         m, k, n = r.gemm
@@ -123,8 +147,10 @@ def _show(run: NetworkRun, console: Console, out: Path) -> None:
     energy = run.energy_pj_per_inference
     energy_words = "energy not modelled for the bit-serial unit" if energy is None else \
         f"{energy:,.0f} pJ (45 nm, output stage included)"  # fmt: skip
-    console.print(f"one inference: {run.cycles_per_inference:,.0f} cycles, {extras['latency_us']:.2f} us at "
-                  f"{extras['fmax_mhz']:.1f} MHz ({extras['fmax_source']}); {energy_words}")  # fmt: skip
+    console.print(f"one inference alone: {run.latency_cycles:,} cycles, {extras['latency_us']:.2f} us at "
+                  f"{extras['fmax_mhz']:.1f} MHz ({extras['fmax_source']}); in this batch of {run.images}: "
+                  f"{run.cycles_per_inference:,.1f} cycles per inference (weights loaded once per layer and "
+                  f"chunk); {energy_words}")  # fmt: skip
     if run.hardware_accuracy is not None:
         console.print(f"accuracy from the hardware's last-layer codes: {run.hardware_accuracy:.2%} (Brevitas "
                       f"{run.brevitas_accuracy:.2%}); same prediction on {run.same_predictions} of "
@@ -152,7 +178,7 @@ def add_network_command(cosim: argparse._SubParsersAction) -> None:  # type: ign
                    "largest layer; sets the WS output depth)")  # fmt: skip
     p.add_argument("--numerics-only", action="store_true", help="compute every layer with numerics' golden model "
                    "instead of Verilator (fast; the verdict is then about the arithmetic only)")  # fmt: skip
-    p.add_argument("--fmax", type=float, metavar="MHZ", help="the clock for the latency (default: --pnr, else "
+    p.add_argument("--fmax", type=positive_float, metavar="MHZ", help="the clock for the latency (default: --pnr, else "
                    f"a nominal {NOMINAL_MHZ:g} MHz)")  # fmt: skip
     p.add_argument("--pnr", action="store_true", help="measure Fmax: synthesize and place the design (minutes)")
     p.add_argument("-o", "--output", default="cosim_network_out", metavar="OUTDIR", help="logs and report.json")

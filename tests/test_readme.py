@@ -78,3 +78,18 @@ def test_readme_user_model_passes_all_four_verdicts(tmp_path, monkeypatch, capsy
     assert main(["cosim", "model", "--model", "net.py:build", "--inputs", "x.npy", "--array", "4x4", "--cache-dir",
                  cache]) == 0  # fmt: skip
     assert "PASS: 2 of 2 layers pass all four verdicts" in capsys.readouterr().out
+
+
+def test_readme_network_example_runs_whole_and_equals_brevitas(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The whole-network example: a user's stock-Brevitas model with its hardware program."""
+    import models
+    from bitfab.cli import main
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    (block,) = [b for b in blocks if "def hardware_program" in b]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.py").write_text(block)
+    np.save(tmp_path / "x.npy", models.digits().test_images[:6])
+    assert main(["cosim", "network", "--model", "net.py:build", "--inputs", "x.npy", "--numerics-only"]) == 0
+    printed = capsys.readouterr().out
+    assert "PASS (bit-exact against numerics and Brevitas at every layer)" in printed

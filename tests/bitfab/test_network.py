@@ -65,7 +65,10 @@ def test_the_bundled_pow2_models_run_whole_on_hardware_equal_to_brevitas(pow2_mo
     assert run.simulated and run.cycles_per_inference > 0 and run.energy_pj_per_inference > 0
     assert run.layers[0].stage.startswith("bias, x 2**-") and "ReLU, to int8" in run.layers[0].stage
     if name == "cnn":  # the pooling between conv2 and fc runs on the host, on conv2's accumulator-unit output
-        assert "avg_pool2d 2x2, flatten" in run.host and "im2col for conv2 (3x3, padding 1), on codes" in run.host
+        assert (
+            "avg_pool2d 2x2, flatten" in run.host
+            and "im2col for conv2 (kernel 3x3, stride 1x1, padding 1x1), on codes" in run.host
+        )
         assert run.layers[1].stage == "bias, ReLU, accumulator units (int32) to the host"
 
 
@@ -109,11 +112,23 @@ def test_cli_cosim_network_from_a_users_directory(tmp_path: Path, monkeypatch: p
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "PASS (bit-exact against numerics and Brevitas at every layer)" in printed
-    assert "one inference: " in printed and "at 125.0 MHz (given with --fmax)" in printed
+    assert "one inference alone: " in printed and "at 125.0 MHz (given with --fmax)" in printed
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["passed"] and report["images"] == 5 and len(report["layers"]) == 4
-    assert report["latency_us"] == pytest.approx(report["cycles_per_inference"] / 125)
+    assert report["latency_us"] == pytest.approx(report["latency_cycles"] / 125)
+    assert report["latency_cycles"] > report["cycles_per_inference"]  # a batch shares weight loads
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "x.npy", "y.npy", "zoo.py"]
+
+
+def test_a_program_that_is_not_the_forward_pass_fails_even_with_float_scales(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "zoo.py").write_text(Path(zoo.__file__).read_text())
+    np.save("x.npy", SPLIT.test_images[:4])
+    code = main(["cosim", "network", "--model", "zoo.py:residual_norelu", "--inputs", "x.npy", "--numerics-only"])
+    printed = capsys.readouterr().out
+    assert code == 1 and "FAIL (fed Brevitas' own inputs, a stage differs from Brevitas by more than one LSB" in printed
 
 
 @pytest.mark.parametrize(
@@ -121,6 +136,9 @@ def test_cli_cosim_network_from_a_users_directory(tmp_path: Path, monkeypatch: p
     [
         (["--model", "zoo.py:int8_tensor", "--inputs", "x.npy"], "TwoLayer has no hardware_program(net) method"),
         (["--model", "mlp", "--format", "mxfp8_e4m3"], "a whole-network run takes per-tensor activation scales"),
+        (["--model", "mlp", "--format", "fp8_e4m3"], "a whole-network run takes INT activations and weights"),
+        (["--model", "mlp", "--fmax", "0"], "argument --fmax: must be a positive number, got '0'"),
+        (["--model", "mlp", "--fmax", "90", "--pnr"], "give --fmax MHZ or --pnr (measure it), not both"),
         (["--model", "zoo.py:residual", "--inputs", "x.npy", "--format", "int8"], "--format is for a bundled model"),
         (["--model", "zoo.py:residual"], "--inputs X.npy is required for a user's model"),
         (

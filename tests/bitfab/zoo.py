@@ -181,6 +181,21 @@ def misnamed() -> nn.Module:
     return _calibrated(Misnamed())
 
 
+class NoRelu(Residual):
+    def hardware_program(self, net: object) -> object:  # fc_a's ReLU forgotten
+        x = net.quantize("embed", net.host("flatten", lambda t: t.flatten(1), net.images))  # type: ignore[attr-defined]
+        h = net.layer("embed", x, relu=True)  # type: ignore[attr-defined]
+        a = net.layer("fc_a", net.quantize("fc_a", h), into="fc_b")  # type: ignore[attr-defined]
+        added = net.host("residual add", lambda u, v: u + v, h, net.layer("fc_b", a))  # type: ignore[attr-defined]
+        return net.layer("head", net.quantize("head", added))  # type: ignore[attr-defined]
+
+
+def residual_norelu() -> nn.Module:
+    """The float-scale residual block with a program that forgets a ReLU its forward pass has."""
+    torch.manual_seed(0)
+    return _calibrated(NoRelu())
+
+
 def residual_pow2() -> nn.Module:
     """The residual block with power-of-two scales and Int32Bias: every layer exact in hardware."""
     torch.manual_seed(0)
