@@ -12,7 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def test_readme_python_example_runs_and_its_comments_hold() -> None:
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert len(blocks) == 4, "README has four python examples (numerics, a PE, an array, a user's model)"
+    assert len(blocks) == 5, "README has five python examples (numerics, a PE, an array, a user's model, a network)"
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     e4m3 = namespace["e4m3"]
