@@ -80,6 +80,10 @@ def _fmax(args: argparse.Namespace, run_design: Any, cache: Path, reporter: Any)
 
 
 def cmd_cosim_network(args: argparse.Namespace, console: Console) -> int:
+    if args.bitserial and args.dataflow != "ws":
+        raise ValueError(
+            f"--dataflow {args.dataflow} is a systolic array's; the bit-serial unit has one order (drop it)"
+        )
     hardware = parse_hardware(args.array, args.dataflow, args.bitserial)
     images, labels = _data(args)
     cache = paths.cache_directory(args.cache_dir)
@@ -108,7 +112,7 @@ def cmd_cosim_network(args: argparse.Namespace, console: Console) -> int:
                       batch_us_per_inference=run.cycles_per_inference / mhz)  # fmt: skip
     output.write_json(out / "report.json", run.summary(), args.provenance)
     if args.json:
-        print(json.dumps(run.summary(), indent=2))
+        print(json.dumps({**run.summary(), "provenance": args.provenance}, indent=2))
     else:
         _show(run, console, out)
     return 0 if run.passed else 1

@@ -139,6 +139,7 @@ def test_a_program_that_is_not_the_forward_pass_fails_even_with_float_scales(
         (["--model", "mlp", "--format", "fp8_e4m3"], "a whole-network run takes INT activations and weights"),
         (["--model", "mlp", "--fmax", "0"], "argument --fmax: must be a positive number, got '0'"),
         (["--model", "mlp", "--fmax", "90", "--pnr"], "give --fmax MHZ or --pnr (measure it), not both"),
+        (["--model", "mlp", "--bitserial", "--dataflow", "os"], "--dataflow os is a systolic array's; the bit-serial"),
         (["--model", "zoo.py:residual", "--inputs", "x.npy", "--format", "int8"], "--format is for a bundled model"),
         (["--model", "zoo.py:residual"], "--inputs X.npy is required for a user's model"),
         (
