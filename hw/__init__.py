@@ -12,7 +12,7 @@ from ._mac import MacPE
 from ._mx_quantizer import MXQuantizer
 from ._output_stage import OutputStage
 from ._ovp import OVPMacPE, OVPPairDecoder
-from ._requant_array import RequantArray, RequantConfig, requant_cycles
+from ._requant_array import RequantArray, RequantConfig, check_stage_widths, requant_cycles
 from ._requant_bitserial import RequantBitSerial
 from ._round import OutputRounder
 from ._schedule import (
@@ -55,6 +55,7 @@ __all__ = [
     "bitserial_beats",
     "bitserial_cycles",
     "check_gemm",
+    "check_stage_widths",
     "code_term",
     "compact_fits",
     "cycles",

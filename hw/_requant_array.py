@@ -44,9 +44,14 @@ class RequantConfig:
         return -(-self.n_max // self.array.cols)
 
     @property
+    def sum_width(self) -> int:
+        """Bits of acc + bias, the multiplier's other operand."""
+        return max(self.array.acc_width, self.bias_bits) + 1
+
+    @property
     def product_width(self) -> int:
         """Bits of (acc + bias) * multiplier, rounding increment included."""
-        return max(self.array.acc_width, self.bias_bits) + 1 + self.multiplier_bits + 2
+        return self.sum_width + self.multiplier_bits + 2
 
     @property
     def shift_max(self) -> int:
@@ -105,7 +110,7 @@ class RequantArray(wiring.Component):
             raise ValueError(f"the output stage takes integer accumulators; this array accumulates in "
                              f"{array.float_format.name} (use an exact or int{{W}} accumulator)")  # fmt: skip
         n_max = array.k_max if n_max is None else n_max
-        check_widths(out_bits, bias_bits, multiplier_bits, n_max)
+        check_stage_widths(out_bits, bias_bits, multiplier_bits, n_max)
         return RequantConfig(array, out_bits, bias_bits, multiplier_bits, n_max)
 
     def elaborate(self, platform: object) -> Module:
@@ -125,7 +130,7 @@ class RequantArray(wiring.Component):
         return m
 
 
-def check_widths(out_bits: int, bias_bits: int, multiplier_bits: int, n_max: int) -> None:
+def check_stage_widths(out_bits: int, bias_bits: int, multiplier_bits: int, n_max: int) -> None:
     for name, value, low, high in (("out_bits", out_bits, 2, 48), ("bias_bits", bias_bits, 2, 64),
                                    ("multiplier_bits", multiplier_bits, 1, 32), ("n_max", n_max, 1,
                                                                                  (1 << SIZE_BITS) - 1)):  # fmt: skip

@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from ._array_config import SIZE_BITS
 from ._bitserial import BitSerialArray
-from ._requant_array import RequantConfig, check_widths, drive_stage
+from ._requant_array import RequantConfig, check_stage_widths, drive_stage
 
 
 class RequantBitSerial(wiring.Component):
@@ -30,7 +30,7 @@ class RequantBitSerial(wiring.Component):
         try:
             self.unit = BitSerialArray(a_format, lanes=lanes, cols=cols, group=group)
             self.unit._MustUse__silence = True  # elaborated by this component, or unused with it
-            check_widths(out_bits, bias_bits, multiplier_bits, n_max)
+            check_stage_widths(out_bits, bias_bits, multiplier_bits, n_max)
         except ValueError:
             self._MustUse__silence = True
             raise

@@ -175,6 +175,13 @@ def _shown(cfg: hw.ArrayConfig, value: Any) -> str:
     return f"{number!r} ({fmt.name} code {int(value):#x})"
 
 
+def write_bitserial_beats(path: Path, cfg: Any, beats: dict[str, np.ndarray]) -> int:
+    """The bit-serial unit's beats, one hex word each, in its beat layout's field order."""
+    order = [("a", cfg.a_format.bits), ("w", 4), ("selector", 2), ("scale", 16), ("mode", 2), ("term", 2),
+             ("first", 1), ("last", 1), ("emit", 1)]  # fmt: skip
+    return write_beats(path, [(beats[name], bits) for name, bits in order])
+
+
 def cosim_bitserial(array: hw.BitSerialArray, a_codes: np.ndarray, weights: Any, w_format: str, build_root: Path,
                     work: Path, waves: bool = False, optimize: bool = False) -> GemmReport:  # fmt: skip
     """A @ W on the bit-serial unit: W is (K, N) int2..int8 / fp4_e2m1 codes or a BitMoD encoding
@@ -188,9 +195,7 @@ def cosim_bitserial(array: hw.BitSerialArray, a_codes: np.ndarray, weights: Any,
     model = hw.bitserial_cycles(cfg, m, k, n, plan)
     results = -(-n // cfg.cols) * m
     work.mkdir(parents=True, exist_ok=True)
-    order = [("a", cfg.a_format.bits), ("w", 4), ("selector", 2), ("scale", 16), ("mode", 2), ("term", 2),
-             ("first", 1), ("last", 1), ("emit", 1)]  # fmt: skip
-    width = write_beats(work / "beats.hex", [(beats[name], bits) for name, bits in order])
+    width = write_bitserial_beats(work / "beats.hex", cfg, beats)
     started = time.perf_counter()
     first, last, count, out_hex = play(array, [("beat", width, work / "beats.hex", len(beats["a"]))],
                                        cfg.cols * cfg.acc_width, results, None, 4 * model + 1000, build_root, work,

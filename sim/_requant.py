@@ -12,13 +12,15 @@ import numpy as np
 import hw
 import numerics
 
-from ._gemm import GemmReport, expected_gemm, in_units
+from ._gemm import GemmReport, expected_gemm, in_units, write_bitserial_beats
 from ._player import DEPTH_BITS, play, read_lanes, write_beats
 
 
 def check_stage(config: hw.RequantConfig, stage: numerics.Requantization, n: int) -> None:
     """Refuse a stage the design cannot hold, naming the value and the limit."""
     bias, multiplier = np.asarray(stage.bias, dtype=np.int64), np.asarray(stage.multiplier, dtype=np.int64)
+    if n > config.n_max:
+        raise ValueError(f"N = {n} exceeds the design's n_max {config.n_max}")
     if bias.shape != (n,) or multiplier.shape != (n,):
         raise ValueError(f"the stage needs one bias and one multiplier per output channel ({n}), got "
                          f"{bias.shape} and {multiplier.shape}")  # fmt: skip
@@ -52,8 +54,6 @@ def cosim_requant(design: hw.RequantArray, a_codes: Any, b_codes: Any, stage: nu
         array, a_codes, b_codes)[:2]  # fmt: skip
     (m, k), n = a_el.shape, b_el.shape[1]
     check_stage(cfg, stage, n)
-    if n > cfg.n_max:
-        raise ValueError(f"N = {n} exceeds the design's n_max {cfg.n_max}")
     model = hw.requant_cycles(cfg, m, k, n)
     folds = -(-n // array.cols)
     if max(len(beats.a), len(beats.b), beats.results) > 1 << DEPTH_BITS:
@@ -63,14 +63,9 @@ def cosim_requant(design: hw.RequantArray, a_codes: Any, b_codes: Any, stage: nu
     if beats.a_scales is not None and beats.b_scales is not None:
         a_fields.append((beats.a_scales, 8))
         b_fields.append((beats.b_scales, 8))
-    padded = folds * array.cols
-    bias = np.zeros(padded, np.int64)
-    multiplier = np.zeros(padded, np.int64)
-    bias[:n], multiplier[:n] = stage.bias, stage.multiplier
-    param_fields = [(bias.reshape(folds, -1), cfg.bias_bits), (multiplier.reshape(folds, -1), cfg.multiplier_bits)]
     inputs = [("a", write_beats(work / "a.hex", a_fields), work / "a.hex", len(beats.a)),
               ("b", write_beats(work / "b.hex", b_fields), work / "b.hex", len(beats.b)),
-              ("params", write_beats(work / "params.hex", param_fields), work / "params.hex", folds)]  # fmt: skip
+              _params(work, cfg, stage, folds)]  # fmt: skip
     settings = _settings(cfg, stage)
     started = time.perf_counter()
     first, last, count, out_hex = play(design, inputs, array.cols * cfg.out_bits, beats.results, (m, k, n),
@@ -97,19 +92,11 @@ def cosim_requant_bitserial(design: hw.RequantBitSerial, a_codes: Any, weights: 
     beats = hw.bitserial_beats(unit, a_codes, plan)
     (m, k), n = a_codes.shape, plan.slices.shape[2]
     check_stage(cfg, stage, n)
-    if n > cfg.n_max:
-        raise ValueError(f"N = {n} exceeds the design's n_max {cfg.n_max}")
     model = hw.bitserial_cycles(unit, m, k, n, plan) + 1
     folds = -(-n // unit.cols)
     work.mkdir(parents=True, exist_ok=True)
-    order = [("a", unit.a_format.bits), ("w", 4), ("selector", 2), ("scale", 16), ("mode", 2), ("term", 2),
-             ("first", 1), ("last", 1), ("emit", 1)]  # fmt: skip
-    width = write_beats(work / "beats.hex", [(beats[name], bits) for name, bits in order])
-    bias, multiplier = np.zeros(folds * unit.cols, np.int64), np.zeros(folds * unit.cols, np.int64)
-    bias[:n], multiplier[:n] = stage.bias, stage.multiplier
-    params = [(bias.reshape(folds, -1), cfg.bias_bits), (multiplier.reshape(folds, -1), cfg.multiplier_bits)]
-    inputs = [("beat", width, work / "beats.hex", len(beats["a"])),
-              ("params", write_beats(work / "params.hex", params), work / "params.hex", folds)]  # fmt: skip
+    width = write_bitserial_beats(work / "beats.hex", unit, beats)
+    inputs = [("beat", width, work / "beats.hex", len(beats["a"])), _params(work, cfg, stage, folds)]
     started = time.perf_counter()
     first, last, count, out_hex = play(design, inputs, unit.cols * cfg.out_bits, folds * m, (m, k, n), 4 * model + 1000,
                                        build_root, work, optimize=optimize, settings=_settings(cfg, stage))  # fmt: skip
@@ -125,6 +112,16 @@ def cosim_requant_bitserial(design: hw.RequantBitSerial, a_codes: Any, weights: 
 def bitserial_lsb(unit: Any, plan: Any) -> int:
     """The exponent of the bit-serial unit's accumulator lsb for weights planned as `plan`."""
     return unit.a_format.lsb_exponent + plan.unit_exponent + unit.lsb_exponent_offset
+
+
+def _params(work: Path, cfg: hw.RequantConfig, stage: numerics.Requantization, folds: int) -> tuple[Any, ...]:
+    """The `params` stream's input for the player: one beat of C (bias, multiplier) per fold,
+    the last fold's missing channels zero."""
+    n = len(stage.bias)
+    bias, multiplier = (np.zeros(folds * cfg.array.cols, np.int64) for _ in range(2))
+    bias[:n], multiplier[:n] = stage.bias, stage.multiplier
+    fields = [(bias.reshape(folds, -1), cfg.bias_bits), (multiplier.reshape(folds, -1), cfg.multiplier_bits)]
+    return ("params", write_beats(work / "params.hex", fields), work / "params.hex", folds)
 
 
 def _settings(cfg: hw.RequantConfig, stage: numerics.Requantization) -> tuple[tuple[str, int, int], ...]:

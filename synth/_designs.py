@@ -65,11 +65,7 @@ class DesignSpec:
             raise ValueError(f"an output stage needs kind 'array', got {self.kind!r}")
         if isinstance(self._accumulator(), numerics.FloatAccumulator):
             raise ValueError(f"the output stage takes an exact or int{{W}} accumulator, got {self.accumulator!r}")
-        for name, low, high in (("out_bits", 2, 48), ("bias_bits", 2, 64), ("multiplier_bits", 1, 32),
-                                ("n_max", 1, 65535)):  # fmt: skip  # hw.RequantArray's bounds
-            value = getattr(self, name)
-            if not low <= value <= high:
-                raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+        hw.check_stage_widths(self.out_bits, self.bias_bits, self.multiplier_bits, self.n_max)
 
     def label(self) -> str:
         if self.kind == "bitserial":
@@ -130,7 +126,7 @@ class DesignSpec:
         pes = self.pes if "multiplier" in self.dsp_features() else 0
         if not self.output_stage:
             return pes
-        pieces = math.ceil(_stage_sum_width(self.stage_config()) / 18) * math.ceil((self.multiplier_bits + 1) / 18)
+        pieces = math.ceil(self.stage_config().sum_width / 18) * math.ceil((self.multiplier_bits + 1) / 18)
         return pes + self.cols * pieces
 
     def dsp_features(self) -> tuple[str, ...]:
@@ -186,16 +182,11 @@ def _stage_features(spec: DesignSpec) -> dict[str, float]:
     width = cfg.product_width
     depth = max(2, cfg.folds_max)
     return {
-        "stage_multiplier": float(spec.cols * _stage_sum_width(cfg) * cfg.multiplier_bits),
+        "stage_multiplier": float(spec.cols * cfg.sum_width * cfg.multiplier_bits),
         "stage_lane": float(spec.cols * ((width + 1) * (math.ceil(math.log2(width + 1)) + 4) + cfg.out_bits)),
         "stage_memory": float(spec.cols * (cfg.bias_bits + cfg.multiplier_bits) * (math.ceil(depth / 16) - 1)),
         "stage_unit": 1.0,
     }
-
-
-def _stage_sum_width(cfg: hw.RequantConfig) -> int:
-    """Bits of acc + bias, the multiplicand of the output stage's product."""
-    return max(cfg.array.acc_width, cfg.bias_bits) + 1
 
 
 def _core_features(spec: DesignSpec) -> dict[str, float]:

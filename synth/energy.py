@@ -163,6 +163,6 @@ def output_stage_pj(config: RequantConfig, node_nm: int = 45) -> float:
     """One result through the output stage (hw.RequantArray): the bias add at the accumulator's
     width, the multiply by the per-channel multiplier, the rounding add at the product's width and
     the code's register (its SRAM write stays counted at the accumulator's width, by gemm_energy)."""
-    wide = max(config.array.acc_width, config.bias_bits) + 1
+    wide = config.sum_width
     return (add_pj(wide) + mult_pj(wide, config.multiplier_bits) + add_pj(config.product_width)
             + add_pj(config.out_bits)) * scale_factor(node_nm)  # fmt: skip
