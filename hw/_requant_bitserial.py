@@ -12,43 +12,41 @@ from __future__ import annotations
 
 from typing import Any
 
-from amaranth import Module, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth import Module, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ._array_config import SIZE_BITS
 from ._bitserial import BitSerialArray
-from ._requant_array import RequantConfig, check_stage_widths, drive_stage
+from ._requant_array import check_stage_widths, drive_stage, stage_config, stage_ports
 
 
 class RequantBitSerial(wiring.Component):
-    """Ports: beat (the bit-serial unit's); params, shift, zero_point, low, high, out as
-    `hw.RequantArray`'s; m_size, n_size, start : In (the layer's M and N); busy : Out(1)."""
+    """Ports: beat (the bit-serial unit's); params, the settings and out as `hw.RequantArray`'s
+    (`out_format` likewise); m_size, n_size, start : In (the layer's M and N); busy : Out(1)."""
 
     def __init__(self, a_format: Any, *, lanes: int = 8, cols: int = 4, group: int = 128, out_bits: int = 32,
-                 bias_bits: int = 64, multiplier_bits: int = 16, n_max: int = 1024) -> None:  # fmt: skip
+                 bias_bits: int = 64, multiplier_bits: int = 16, n_max: int = 1024, m_max: int = 1024,
+                 out_format: str | None = None) -> None:  # fmt: skip
+        """`m_max` bounds M where it matters: the depth of an MX output's row buffer."""
         try:
             self.unit = BitSerialArray(a_format, lanes=lanes, cols=cols, group=group)
             self.unit._MustUse__silence = True  # elaborated by this component, or unused with it
             check_stage_widths(out_bits, bias_bits, multiplier_bits, n_max)
+            if not 1 <= m_max < 1 << SIZE_BITS:
+                raise ValueError(f"m_max must be between 1 and {(1 << SIZE_BITS) - 1}, got {m_max}")
+            self.config = stage_config(self.unit.config, out_bits, bias_bits, multiplier_bits, n_max, out_format,
+                                       m_max)  # fmt: skip
         except ValueError:
             self._MustUse__silence = True
             raise
-        self.config = RequantConfig(self.unit.config, out_bits, bias_bits, multiplier_bits, n_max)  # type: ignore[arg-type]
-        lane = data.StructLayout({"bias": data.ArrayLayout(signed(bias_bits), cols),
-                                  "multiplier": data.ArrayLayout(unsigned(multiplier_bits), cols)})  # fmt: skip
         super().__init__({
             "beat": In(stream.Signature(self.unit.beat.payload.shape())),
-            "params": In(stream.Signature(lane)),
-            "shift": In(range(self.config.shift_max + 1)),
-            "zero_point": In(signed(out_bits)),
-            "low": In(signed(out_bits)),
-            "high": In(signed(out_bits)),
+            **stage_ports(self.config),
             "m_size": In(SIZE_BITS),
             "k_size": In(SIZE_BITS),
             "n_size": In(SIZE_BITS),
             "start": In(1),
-            "out": Out(stream.Signature(data.ArrayLayout(signed(out_bits), cols))),
             "busy": Out(1),
         })  # fmt: skip
 

@@ -4,6 +4,8 @@ to nearest even, to codes of an integer or minifloat format — the hardware twi
 
 from __future__ import annotations
 
+from typing import Any
+
 from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -18,7 +20,9 @@ class OutputRounder(wiring.Component):
     them, else saturation) unless `saturate` says otherwise."""
 
     def __init__(self, acc_width: int, lsb_exponent: int, fmt: numerics.ElementFormat | str,
-                 saturate: bool | None = None) -> None:  # fmt: skip
+                 saturate: bool | None = None, lsb_range: tuple[int, int] | None = None) -> None:  # fmt: skip
+        """`lsb_range` = (lowest, highest): the lsb exponent is a run-time input `lsb` in that
+        range (minifloats only; `lsb_exponent` is then unused)."""
         resolved = numerics.get(fmt)
         supported = isinstance(resolved, IntFormat | Posit) or (
             isinstance(resolved, Minifloat) and resolved.bits <= 32 and resolved.signed and resolved.subnormals
@@ -32,12 +36,19 @@ class OutputRounder(wiring.Component):
         if acc_width < 2:
             self._MustUse__silence = True
             raise ValueError(f"acc_width must be >= 2, got {acc_width}")
+        if lsb_range is not None and not (isinstance(resolved, Minifloat) and lsb_range[0] <= lsb_range[1]):
+            self._MustUse__silence = True
+            raise ValueError(f"a run-time lsb exponent takes a minifloat output and lsb_range=(lowest, highest), "
+                             f"got {resolved.name} and {lsb_range}")  # fmt: skip
         self.format = resolved
-        self.acc_width, self.lsb_exponent = acc_width, lsb_exponent
+        self.acc_width, self.lsb_exponent, self.lsb_range = acc_width, lsb_exponent, lsb_range
         default = not (resolved.has_inf or resolved.has_nan)
         self.saturate = default if saturate is None else saturate
-        super().__init__({"acc": In(signed(acc_width)), "nan": In(1), "pos_inf": In(1), "neg_inf": In(1),
-                          "code": Out(resolved.bits)})  # fmt: skip
+        ports = {"acc": In(signed(acc_width)), "nan": In(1), "pos_inf": In(1), "neg_inf": In(1),
+                 "code": Out(resolved.bits)}  # fmt: skip
+        if lsb_range is not None:
+            ports["lsb"] = In(signed(max(abs(lsb_range[0]), abs(lsb_range[1])).bit_length() + 1))
+        super().__init__(ports)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -147,25 +158,27 @@ class OutputRounder(wiring.Component):
     def _round_minifloat(self, m: Module, negative: Signal, magnitude: Signal) -> None:
         fmt = self.format
         assert isinstance(fmt, Minifloat)
-        width, lsb = self.acc_width, self.lsb_exponent
+        width = self.acc_width
+        lsb: Any = self.lsb_exponent if self.lsb_range is None else self.lsb
+        reach = abs(lsb) if self.lsb_range is None else max(abs(self.lsb_range[0]), abs(self.lsb_range[1]))
         man, emin = fmt.man_bits, fmt.emin
         offset = 0 if fmt.subnormals else 1
         top = self._leading_one(m, magnitude, width)
         # quantum exponent q = max(top + lsb, emin) - man; shift = q - lsb (may be negative)
-        e_top = Signal(signed(max(width, abs(lsb), abs(emin)).bit_length() + 3))
+        e_top = Signal(signed(max(width, reach, abs(emin)).bit_length() + 3))
         m.d.comb += e_top.eq(top + lsb)
         binade = Signal(signed(e_top.shape().width + 1))
         m.d.comb += binade.eq(Mux(e_top > emin, e_top, emin))
         shift = Signal(signed(binade.shape().width + 2))
         m.d.comb += shift.eq(binade - man - lsb)
-        right = Signal(range(max(width + man + abs(lsb) + abs(emin) + 2, 2)))
+        right = Signal(range(max(width + man + reach + abs(emin) + 2, 2)))
         m.d.comb += right.eq(Mux(shift > 0, shift, 0))
         rounded = self._round_shift(m, magnitude, right, width)
-        left = Signal(range(max(man + abs(lsb) + abs(emin) + 2, 2)))
+        left = Signal(range(max(man + reach + abs(emin) + 2, 2)))
         m.d.comb += left.eq(Mux(shift < 0, -shift, 0))
         significand = Signal(width + man + 2)
         m.d.comb += significand.eq(Mux(shift < 0, magnitude << left, rounded))
-        mag_code = Signal(width + man + abs(emin) + abs(lsb) + 8)
+        mag_code = Signal(width + man + abs(emin) + reach + 8)
         m.d.comb += mag_code.eq(significand + ((binade - emin - offset) << man))
         max_mag = fmt._max_mag  # the same constant numerics uses
         inf_mag = ((1 << fmt.exp_bits) - 1) << man if fmt.has_inf else -1

@@ -28,7 +28,7 @@ from ._ovp import OVPEncoded, OVPFormat
 from ._posit import Posit
 from ._registry import formats, get
 from ._reorder import outlier_permutation, permute_operands
-from ._requant import Requantization, quantized_multiplier, requantize
+from ._requant import Requantization, quantized_multiplier, requantize, requantize_minifloat, requantize_mx
 from ._rounding import Rounding
 
 __all__ = [
@@ -71,4 +71,6 @@ __all__ = [
     "quantize_ternary",
     "quantized_multiplier",
     "requantize",
+    "requantize_minifloat",
+    "requantize_mx",
 ]

@@ -140,11 +140,26 @@ MUTANTS = (
            ("tests/sim/test_requant_array_cosim.py::test_the_output_stage_behind_the_array_rounds_every_boundary_"
             "like_numerics[ws]",),
            "the array's output stage rounds ties up instead of to even"),
-    Mutant("requant-fold-wraps-late", "hw/_requant_array.py", "with m.If(base + cols >= n_size):",
-           "with m.If(base + cols > n_size):",
+    Mutant("requant-fold-wraps-late", "hw/_requant_array.py", "last_fold.eq(base + cols >= n_size)",
+           "last_fold.eq(base + cols > n_size)",
            ("tests/sim/test_requant_array_cosim.py::test_the_output_stage_behind_the_array_rounds_every_boundary_"
             "like_numerics[os]",),
            "the stage's fold counter misses the last fold of an output-stationary tile row (N a multiple of C)"),
+    Mutant("requant-float-negative-zero", "hw/_requant_array.py", "Mux(sign, -1 - magnitude, magnitude)",
+           "Mux(sign, -magnitude, magnitude)",
+           ("tests/sim/test_requant_float_cosim.py::test_minifloat_outputs_round_every_tie_and_saturate_like_numerics"
+            "[fp8_e4m3-ws]",),
+           "a minifloat stage's clamp takes -0 for +0, so ReLU lets negative zeros through"),
+    Mutant("requant-mx-scale-unshifted", "hw/_requant_array.py",
+           "Mux(quantizer.scale == 0, 0, quantizer.scale - shift)", "quantizer.scale",
+           ("tests/sim/test_requant_float_cosim.py::test_mx_outputs_collect_their_blocks_across_folds_and_equal_"
+            "numerics[mxfp8_e4m3-ws-64]",),
+           "the MX stage's block scale ignores the layer's shift"),
+    Mutant("requant-mx-stale-row-buffer", "hw/_requant_array.py", "earlier.append([Mux(position > q, read.data[j], 0)",
+           "earlier.append([Mux(1, read.data[j], 0)",
+           ("tests/sim/test_requant_float_cosim.py::test_mx_outputs_collect_their_blocks_across_folds_and_equal_"
+            "numerics[mxint8-ws-40]",),
+           "a partial last MX block takes the row buffer's stale values from an earlier block"),
     Mutant("output-stage-bias-dropped", "hw/_output_stage.py", "(self.acc + self.bias) * self.multiplier",
            "self.acc * self.multiplier",
            ("tests/sim/test_output_stage_cosim.py::test_output_stage_matches_numerics_bit_for_bit",),

@@ -35,6 +35,7 @@ _EXPORTS = {
     "cosim_requant_bitserial": "_requant",
     "bitserial_lsb": "_requant",
     "expected_codes": "_requant",
+    "stage_output": "_requant",
     "RoundReport": "_round_check",
     "RounderBank": "_round_check",
     "RounderLane": "_round_check",
@@ -88,6 +89,7 @@ __all__ = [
     "run",
     "setup_verilator",
     "special_codes",
+    "stage_output",
     "systolic_testbench",
 ]
 

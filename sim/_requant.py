@@ -1,5 +1,6 @@
 """Co-simulation of a layer on the requantizing array (`hw.RequantArray`): A @ B through the
-output stage, every code checked against numerics (matmul, then `Requantization.integers`)."""
+output stage, every code checked against numerics (matmul, then the `Requantization`: INT
+integers, minifloat codes, or MX blocks — every element code and every block scale)."""
 
 from __future__ import annotations
 
@@ -31,15 +32,33 @@ def check_stage(config: hw.RequantConfig, stage: numerics.Requantization, n: int
         raise ValueError(f"multipliers must be in 0..{(1 << config.multiplier_bits) - 1}, got {int(multiplier.max())}")
     if not 0 <= stage.shift <= config.shift_max:
         raise ValueError(f"shift must be between 0 and {config.shift_max}, got {stage.shift}")
+    designed = "int" if config.output is None else config.output.name
+    if config.kind != "int" or isinstance(stage.output_format, numerics.Minifloat | numerics.BlockFormat):
+        if numerics.get(stage.format) != config.output:
+            raise ValueError(f"the stage rounds to {stage.format}; this design's output is {designed}")
+        if config.kind == "mx" and stage.activation not in ("identity", "relu"):
+            raise ValueError(f"an MX output takes activation identity or relu, got {stage.activation}")
+        return
     low, high = stage.bounds()
     if min(low, high, stage.zero_point) < -(1 << (config.out_bits - 1)) or max(low, high) >= 1 << config.out_bits - 1:
         raise ValueError(f"{stage.format} codes do not fit the stage's int{config.out_bits} lanes")
 
 
 def expected_codes(config: hw.RequantConfig, a_codes: Any, b_codes: Any, stage: numerics.Requantization) -> Any:
-    """(M, N) integers the stage must produce: numerics' accumulators, then the requantization."""
+    """What the stage must produce from numerics' accumulators (`stage_output`)."""
     acc, _ = expected_gemm(config.array, a_codes, b_codes)
-    return stage.integers(np.asarray(acc, dtype=np.int64))
+    return stage_output(config, stage, np.asarray(acc, dtype=np.int64))
+
+
+def stage_output(config: hw.RequantConfig, stage: numerics.Requantization, acc: np.ndarray) -> np.ndarray:
+    """(M, N) integers (INT outputs) or codes (minifloat); MX: (M, blocks, 1 + block) with each
+    block's scale code first, then its element codes."""
+    if config.kind == "int":
+        return stage.integers(acc)
+    if config.kind == "minifloat":
+        return stage.codes(acc).astype(np.int64)
+    encoded = stage.blocks(acc)
+    return np.concatenate([encoded.scales[..., None], encoded.elements], axis=-1).astype(np.int64)
 
 
 def cosim_requant(design: hw.RequantArray, a_codes: Any, b_codes: Any, stage: numerics.Requantization,
@@ -66,16 +85,15 @@ def cosim_requant(design: hw.RequantArray, a_codes: Any, b_codes: Any, stage: nu
     inputs = [("a", write_beats(work / "a.hex", a_fields), work / "a.hex", len(beats.a)),
               ("b", write_beats(work / "b.hex", b_fields), work / "b.hex", len(beats.b)),
               _params(work, cfg, stage, folds)]  # fmt: skip
-    settings = _settings(cfg, stage)
+    order = _beat_order(cfg, beats.results, m, n, array.dataflow == "os")
     started = time.perf_counter()
-    first, last, count, out_hex = play(design, inputs, array.cols * cfg.out_bits, beats.results, (m, k, n),
-                                       4 * model + 1000, build_root, work, optimize=optimize,
-                                       stall_every=stall_every, settings=settings)  # fmt: skip
+    first, last, count, out_hex = play(design, inputs, _out_width(cfg), len(order[0]), (m, k, n), 4 * model + 1000,
+                                       build_root, work, optimize=optimize, stall_every=stall_every,
+                                       settings=_settings(cfg, stage))  # fmt: skip
     seconds = time.perf_counter() - started
-    lanes = read_lanes(out_hex, array.cols, (("code", cfg.out_bits, True),))["code"]
-    got = hw.result_matrix(array, lanes, m, n).astype(np.int64)
     want = expected_codes(cfg, a_codes, b_codes, stage)
-    return _report(cfg, stage, got, want, count, beats.results, (m, k, n), last - first + 1, model, seconds,
+    got = _decode(cfg, out_hex, order, want.shape, lambda lanes: hw.result_matrix(array, lanes, m, n))
+    return _report(cfg, stage, got, want, count, len(order[0]), (m, k, n), last - first + 1, model, seconds,
                    array.rows * array.cols)  # fmt: skip
 
 
@@ -98,14 +116,15 @@ def cosim_requant_bitserial(design: hw.RequantBitSerial, a_codes: Any, weights: 
     width = write_bitserial_beats(work / "beats.hex", unit, beats)
     inputs = [("beat", width, work / "beats.hex", len(beats["a"])), _params(work, cfg, stage, folds)]
     started = time.perf_counter()
-    first, last, count, out_hex = play(design, inputs, unit.cols * cfg.out_bits, folds * m, (m, k, n), 4 * model + 1000,
+    order = _beat_order(cfg, folds * m, m, n, False)
+    first, last, count, out_hex = play(design, inputs, _out_width(cfg), len(order[0]), (m, k, n), 4 * model + 1000,
                                        build_root, work, optimize=optimize, settings=_settings(cfg, stage))  # fmt: skip
     seconds = time.perf_counter() - started
-    lanes = read_lanes(out_hex, unit.cols, (("code", cfg.out_bits, True),))["code"]
-    got = lanes.reshape(-1, m, unit.cols).transpose(1, 0, 2).reshape(m, -1)[:, :n].astype(np.int64)
     acc = in_units(numerics.matmul(a_codes, weights, unit.a_format, w_format), bitserial_lsb(unit, plan))
-    want = stage.integers(np.asarray(acc, dtype=np.int64))
-    return _report(cfg, stage, got, want, count, folds * m, (m, k, n), last - first + 1, model, seconds,
+    want = stage_output(cfg, stage, np.asarray(acc, dtype=np.int64))
+    got = _decode(cfg, out_hex, order, want.shape,
+                  lambda lanes: lanes.reshape(-1, m, unit.cols).transpose(1, 0, 2).reshape(m, -1)[:, :n])  # fmt: skip
+    return _report(cfg, stage, got, want, count, len(order[0]), (m, k, n), last - first + 1, model, seconds,
                    unit.cols * unit.lanes)  # fmt: skip
 
 
@@ -125,9 +144,60 @@ def _params(work: Path, cfg: hw.RequantConfig, stage: numerics.Requantization, f
 
 
 def _settings(cfg: hw.RequantConfig, stage: numerics.Requantization) -> tuple[tuple[str, int, int], ...]:
+    shift = ("shift", cfg.shift_max.bit_length(), stage.shift)
+    if cfg.kind == "mx":
+        return shift, ("relu", 1, int(stage.activation == "relu"))
     low, high = stage.bounds()
-    return (("shift", cfg.shift_max.bit_length(), stage.shift), ("zero_point", cfg.out_bits, stage.zero_point),
-            ("low", cfg.out_bits, low), ("high", cfg.out_bits, high))  # fmt: skip
+    if cfg.kind == "minifloat":
+        return shift, ("low", cfg.code_bits, low), ("high", cfg.code_bits, high)
+    return shift, ("zero_point", cfg.out_bits, stage.zero_point), ("low", cfg.out_bits, low), \
+        ("high", cfg.out_bits, high)  # fmt: skip
+
+
+def _out_width(cfg: hw.RequantConfig) -> int:
+    if cfg.kind == "mx":
+        return cfg.blocks_per_beat * (8 + cfg.block * cfg.code_bits)
+    return cfg.array.cols * cfg.code_bits
+
+
+def _beat_order(cfg: hw.RequantConfig, results: int, m: int, n: int, os: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(row, first block) of every `out` beat. INT and minifloat outputs: one beat per result beat
+    (rows unused). MX: a beat where a fold completes a block of channels; the array's beats go fold
+    after fold, `m` rows each (WS, bit-serial) or, per tile of R rows, `rows` per fold (OS)."""
+    if cfg.kind != "mx":
+        return np.zeros(results, np.int64), np.zeros(results, np.int64)
+    folds = -(-n // cfg.array.cols)
+    beat = np.arange(results)
+    if os:
+        r = cfg.array.rows
+        fold, row = (beat // r) % folds, (beat // (r * folds)) * r + beat % r
+    else:
+        fold, row = beat // m, beat % m
+    per = cfg.folds_per_block
+    completes = (fold % per == per - 1) | (fold == folds - 1)
+    first = fold // per if cfg.array.cols < cfg.block else fold * cfg.blocks_per_beat
+    return row[completes], first[completes]
+
+
+def _decode(cfg: hw.RequantConfig, out_hex: Path, order: tuple[np.ndarray, np.ndarray], shape: tuple[int, ...],
+            to_matrix: Any) -> np.ndarray:  # fmt: skip
+    """The design's output in `stage_output`'s layout (missing beats: -1)."""
+    if cfg.kind != "mx":
+        lanes = read_lanes(out_hex, cfg.array.cols, (("code", cfg.code_bits, cfg.kind == "int"),))["code"]
+        if len(lanes) != len(order[0]):
+            return np.full(shape, -1, np.int64)
+        return np.asarray(to_matrix(lanes), dtype=np.int64)
+    fields = (("scale", 8, False), *((f"e{i}", cfg.code_bits, False) for i in range(cfg.block)))
+    lanes = read_lanes(out_hex, cfg.blocks_per_beat, fields)
+    got = np.full(shape, -1, np.int64)
+    if len(lanes["scale"]) != len(order[0]):
+        return got
+    blocks = np.stack([lanes[name] for name, _, _ in fields], axis=-1).astype(np.int64)  # (beats, per beat, 1 + block)
+    rows, first = order
+    index = first[:, None] + np.arange(cfg.blocks_per_beat)
+    keep = (rows[:, None] < shape[0]) & (index < shape[1])
+    got[np.broadcast_to(rows[:, None], index.shape)[keep], index[keep]] = blocks[keep]
+    return got
 
 
 def _report(cfg: hw.RequantConfig, stage: numerics.Requantization, got: np.ndarray, want: np.ndarray, count: int,
@@ -140,7 +210,12 @@ def _report(cfg: hw.RequantConfig, stage: numerics.Requantization, got: np.ndarr
     else:
         bad = np.argwhere(got != want)
         mismatches = len(bad)
-        if mismatches:
+        if mismatches and cfg.kind == "mx":
+            i, block, slot = (int(x) for x in bad[0])
+            what = "scale" if slot == 0 else f"element {slot - 1}"
+            described = (f"row {i} block {block} {what} = {got[i, block, slot]}, expected {want[i, block, slot]} "
+                         f"({stage.format}, shift {stage.shift})")  # fmt: skip
+        elif mismatches:
             i, j = (int(x) for x in bad[0])
             described = (f"C[{i}, {j}] = {got[i, j]}, expected {want[i, j]} ({stage.format}, bias {stage.bias[j]}, "
                          f"multiplier {stage.multiplier[j]}, shift {stage.shift})")  # fmt: skip

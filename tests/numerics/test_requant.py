@@ -3,6 +3,7 @@ multipliers against Brevitas-style float requantization."""
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 
@@ -83,3 +84,88 @@ def test_power_of_two_ratios_are_exact_and_others_are_bounded() -> None:
 def test_bad_requantization_input_is_named(call: object, message: str) -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
         call()  # type: ignore[operator]
+
+
+def binade_windows(fmt: numerics.Minifloat, lowest: int = 0, span: int = 40) -> tuple[np.ndarray, np.ndarray,
+                                                                                      np.ndarray, int]:  # fmt: skip
+    """(acc (256, 1), bias, multiplier, shift): per channel, 256 consecutive exact values
+    (acc + bias) * multiplier / 2**shift in steps of an eighth of a quantum, the windows (one every
+    two binades, both signs) covering the subnormals, every binade and past the largest value, so
+    every tie, binade edge and saturation is reached; multipliers 2**lift for lifts from `lowest`
+    (the shift lowered to match) up to `span` bits, plus three odd ones near zero."""
+    shift = fmt.man_bits + 3 - fmt.emin - lowest  # one step: an eighth of the subnormal quantum x 2**lowest
+    start = 1 << fmt.man_bits  # a window's first value: 2**(emin - 3 + lift)
+    emax = math.frexp(float(fmt.max))[1] - 1
+    biases, multipliers = [], []
+    for lift in range(lowest, min(emax - fmt.emin + 4, lowest + span + 1), 2):
+        for sign in (1, -1):
+            biases.append(sign * (start + 128))
+            multipliers.append(1 << (lift - lowest))
+    if lowest == 0:
+        biases += [0, 5, -3]
+        multipliers += [1, 7, 255]
+    return np.arange(-128, 128)[:, None], np.array(biases), np.array(multipliers), shift
+
+
+@pytest.mark.parametrize("name", ["fp8_e4m3", "fp8_e5m2", "fp6_e2m3", "fp4_e2m1"])
+@pytest.mark.parametrize("activation", ["identity", "relu", "clamp"])
+def test_requantize_minifloat_equals_ml_dtypes_at_every_tie_and_saturates(name: str, activation: str) -> None:
+    """The independent oracle: the exact value (a float64, checked exact by Fraction), clipped,
+    cast by ml_dtypes (round to nearest even)."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    fmt = numerics.get(name)
+    assert isinstance(fmt, numerics.Minifloat)
+    acc, bias, multiplier, shift = binade_windows(fmt)
+    clamp = (-2.0, 3.0) if activation == "clamp" else None
+    codes = numerics.requantize_minifloat(acc, bias, multiplier, shift, fmt, activation, clamp)  # type: ignore[arg-type]
+    pairs = list(zip(bias, multiplier, strict=True))
+    exact = [[Fraction(int(a + b) * int(m), 2**shift) for b, m in pairs] for a in acc[:, 0]]
+    values = np.array(exact, dtype=np.float64)
+    assert all(Fraction(float(v)) == x for v, x in zip(values.ravel(), np.array(exact).ravel(), strict=True))
+    top = float(fmt.max)
+    low, high = {"identity": (-top, top), "relu": (0.0, top), "clamp": clamp}[activation]  # type: ignore[dict-item]
+    dtype = {"fp8_e4m3": ml_dtypes.float8_e4m3fn, "fp8_e5m2": ml_dtypes.float8_e5m2,
+             "fp6_e2m3": ml_dtypes.float6_e2m3fn, "fp4_e2m1": ml_dtypes.float4_e2m1fn}[name]  # fmt: skip
+    want = np.clip(values, low, high).astype(dtype).astype(np.float64)
+    got = fmt.decode(codes)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # ReLU and clamp give +0, identity keeps -0
+    grid = values / float(2.0 ** (fmt.emin - fmt.man_bits))
+    assert (np.abs(values) > top).any() and ((grid % 1) == 0.5).any()  # saturation and subnormal ties are reached
+
+
+def test_requantize_mx_equals_the_ocp_rule_from_ml_dtypes() -> None:
+    """Blocks of 32 channels: scale 2**(floor(log2 amax) - 8), elements cast by ml_dtypes after
+    clipping to E4M3's largest value; ReLU before the amax."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(5)
+    n = 70  # two whole blocks and a partial one (zero padded)
+    acc = rng.integers(-(1 << 20), 1 << 20, (16, n))
+    acc[0], acc[1, :32] = 0, 1  # a zero block, a block of ones
+    bias, multiplier, shift = rng.integers(-500, 500, n), rng.integers(1, 1 << 12, n), 13
+    for activation in ("identity", "relu"):
+        blocks = numerics.requantize_mx(acc, bias, multiplier, shift, "mxfp8_e4m3", activation)  # type: ignore[arg-type]
+        values = np.ldexp(((acc + bias) * multiplier).astype(np.float64), -shift)
+        values = np.maximum(values, 0) if activation == "relu" else values
+        padded = np.concatenate([values, np.zeros((16, 3 * 32 - n))], axis=1).reshape(16, 3, 32)
+        amax = np.abs(padded).max(axis=-1)
+        exponent = np.where(amax > 0, np.floor(np.log2(np.where(amax > 0, amax, 1))) - 8, -127)
+        np.testing.assert_array_equal(blocks.scales, (exponent + 127).astype(np.int64))
+        scaled = np.clip(padded / np.ldexp(1.0, exponent.astype(int))[..., None], -448, 448)
+        want = scaled.astype(ml_dtypes.float8_e4m3fn).astype(np.float64)
+        np.testing.assert_array_equal(numerics.get("fp8_e4m3").decode(blocks.elements), want)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"format": "fp8_e4m3", "zero_point": 3}, "has no zero point"),
+        ({"format": "fp8_e4m3", "activation": "clamp", "clamp": (-1.1, 2.0)}, "must be a finite value"),
+        ({"format": "mxfp8_e4m3", "activation": "clamp", "clamp": (-1, 2)}, "identity' or 'relu"),
+        ({"format": "posit8_2"}, "INT, minifloat or MX"),
+    ],
+)
+def test_bad_float_outputs_are_named(kwargs: dict[str, object], message: str) -> None:
+    stage = numerics.Requantization(np.zeros(32, np.int64), np.ones(32, np.int64), 2, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        stage.blocks(np.zeros((1, 32))) if kwargs["format"].startswith("mx") else stage.codes(np.zeros((1, 32)))
