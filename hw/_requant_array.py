@@ -13,9 +13,13 @@ settings sampled on `start`, so one design serves every layer of a network. A re
 its fold's parameters have arrived; the stage is registered: results leave one cycle after the
 array's (`cycles` = `hw.cycles` + 1 when nothing stalls).
 
-With `out_format` a minifloat, each lane rounds the same exact (acc + bias) * multiplier / 2**shift
-to the format (the `OutputRounder`, its lsb exponent -shift a run-time input), saturating, then
-clamps between two codes of the format (`low`, `high`: ReLU is low = +0). With an MX format, each
+With `out_format` a minifloat, the layer's `to_format` setting chooses per layer between the INT
+path above and the minifloat path: each lane rounds the same exact (acc + bias) * multiplier /
+2**shift to the format (the `OutputRounder`, its lsb exponent -shift a run-time input),
+saturating, then clamps between two codes of the format (`low`, `high`, in their low bits: ReLU
+is low = +0); the code leaves zero-extended in the int{out_bits} lane. So a network's hidden
+layers hand minifloat codes to the next layer and its last layer hands accumulators to the
+host, on one design. With an MX format, each
 lane keeps the exact value (ReLU: `relu`), a row buffer collects a block of channels across the
 folds that carry it, and `hw.MXQuantizer` (run on the value in units of 2**0, its scale code then
 lowered by the shift — no E8M0 clamp is reachable at these widths) emits the block's scale and
@@ -87,19 +91,17 @@ class RequantConfig:
     def settings(self) -> dict[str, Any]:
         """The layer's run-time settings (ports sampled on `start`) and their shapes."""
         shift = range(self.shift_max + 1)
-        if self.kind == "int":
-            word = signed(self.out_bits)
-            return {"shift": shift, "zero_point": word, "low": word, "high": word}
-        if self.kind == "minifloat":
-            return {"shift": shift, "low": unsigned(self.code_bits), "high": unsigned(self.code_bits)}
-        return {"shift": shift, "relu": unsigned(1)}
+        if self.kind == "mx":
+            return {"shift": shift, "relu": unsigned(1)}
+        word = signed(self.out_bits)
+        ints = {"shift": shift, "zero_point": word, "low": word, "high": word}
+        return ints if self.kind == "int" else {**ints, "to_format": unsigned(1)}
 
     def out_layout(self) -> Any:
         if self.kind == "mx":
             block = data.StructLayout({"scale": unsigned(8), "elements": data.ArrayLayout(self.code_bits, self.block)})
             return data.ArrayLayout(block, self.blocks_per_beat)
-        lane = signed(self.out_bits) if self.kind == "int" else unsigned(self.code_bits)
-        return data.ArrayLayout(lane, self.array.cols)
+        return data.ArrayLayout(signed(self.out_bits), self.array.cols)
 
     @property
     def folds_max(self) -> int:
@@ -210,6 +212,8 @@ def stage_config(array: Any, out_bits: int, bias_bits: int, multiplier_bits: int
                          f"(integer outputs: out_format=None, the format's range is the run-time low/high), "
                          f"got {out_format!r}")  # fmt: skip
     config = RequantConfig(array, out_bits, bias_bits, multiplier_bits, n_max, fmt, period_max)  # type: ignore[arg-type]
+    if isinstance(fmt, Minifloat) and out_bits < fmt.bits:
+        raise ValueError(f"out_bits ({out_bits}) must hold a {fmt.name} code ({fmt.bits} bits)")
     if isinstance(fmt, BlockFormat):
         c, block = array.cols, fmt.block_size
         if block % c and c % block:
@@ -286,8 +290,10 @@ def drive_stage(m: Module, top: Any, results: Any, accs: list[Any], period: Any,
                   for j, acc in enumerate(accs)]  # fmt: skip
         _mx_blocks(m, top, cfg, totals, take, row, position, last_fold, latched["shift"])
         return
-    lane = _lane if cfg.kind == "int" else _float_lane
-    codes = [lane(m, cfg, acc, params.bias[j], params.multiplier[j], latched) for j, acc in enumerate(accs)]
+    codes = [_lane(m, cfg, acc, params.bias[j], params.multiplier[j], latched) for j, acc in enumerate(accs)]
+    if cfg.kind == "minifloat":
+        floats = [_float_lane(m, cfg, acc, params.bias[j], params.multiplier[j], latched) for j, acc in enumerate(accs)]
+        codes = [Mux(latched["to_format"], f, c) for f, c in zip(floats, codes, strict=True)]
     with m.If(take):
         m.d.sync += [top.out.payload.eq(Cat(*codes)), top.out.valid.eq(1)]
     with m.Elif(top.out.ready):
@@ -323,10 +329,11 @@ def _float_lane(m: Module, cfg: RequantConfig, acc: Any, bias: Any, multiplier: 
     rounder = OutputRounder(cfg.product_width, 0, fmt, saturate=True, lsb_range=(-cfg.shift_max, 0))
     m.submodules += rounder
     m.d.comb += [rounder.acc.eq(total), rounder.lsb.eq(-settings["shift"])]
-    code = rounder.code
-    order = [_code_order(m, fmt, x) for x in (code, settings["low"], settings["high"])]
-    out = Signal(cfg.code_bits)
-    m.d.comb += out.eq(Mux(order[0] < order[1], settings["low"], Mux(order[0] > order[2], settings["high"], code)))
+    code, bits = rounder.code, cfg.code_bits
+    low, high = settings["low"][:bits], settings["high"][:bits]
+    order = [_code_order(m, fmt, x) for x in (code, low, high)]
+    out = Signal(bits)
+    m.d.comb += out.eq(Mux(order[0] < order[1], low, Mux(order[0] > order[2], high, code)))
     return out
 
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from . import _kernels as k
 from ._block import BlockEncoded, BlockFormat
 from ._int import IntFormat
 from ._minifloat import Minifloat
@@ -137,12 +138,50 @@ def requantize_minifloat(acc: Any, bias: Any, multiplier: Any, shift: int, fmt: 
                          activation: Activation = "identity",
                          clamp: tuple[float, float] | None = None) -> np.ndarray:  # fmt: skip
     """Codes of minifloat `fmt` for (acc + bias) * multiplier / 2**shift, clamped to the activation's
-    bounds, rounded once to nearest even, saturating."""
+    bounds, rounded once to nearest even, saturating. Exact for products below 2**62: the product is
+    rounded as an exact significand and exponent (`round_parts`), then clamped in the format's
+    value order (the bounds are values of the format, so clamping after the rounding equals
+    clamping before it; a bound of +0 takes -0 to +0)."""
     out = get(fmt) if isinstance(fmt, str) else fmt
     if not isinstance(out, Minifloat):
         raise ValueError(f"requantize_minifloat rounds to minifloat formats, got {getattr(out, 'name', out)}")
+    if shift < 0:
+        raise ValueError(f"shift must be >= 0, got {shift}")
     low, high = minifloat_bounds(out, activation, clamp)
-    return out.encode(np.clip(_exact_values(acc, bias, multiplier, shift), low, high), saturate=True)
+    total = _exact_product(acc, bias, multiplier)
+    magnitude = np.abs(total)
+    lengths = _bit_lengths(magnitude)
+    lift = np.where(magnitude == 0, 0, 62 - lengths)  # the top bit at 61
+    codes = out.round_parts(np.where(magnitude == 0, k.ZERO, k.FINITE), total < 0, magnitude << lift, -shift - lift,
+                            61, np.zeros(total.shape, np.bool_), saturate=True)  # fmt: skip
+    values = out.decode(codes)
+    below = (values < low) | ((values == 0) & np.signbit(values) & (low == 0) & (not np.signbit(low)))  # -0 < +0
+    clamped = np.where(below, low, np.where(values > high, high, values))
+    changed = below | (values > high)
+    return np.where(changed, out.encode(clamped, saturate=True), codes).astype(codes.dtype)
+
+
+def _exact_product(acc: Any, bias: Any, multiplier: Any) -> np.ndarray:
+    """(acc + bias) * multiplier as int64, checked to stay below 2**62."""
+    values = np.asarray(acc, dtype=np.int64) + np.asarray(bias, dtype=np.int64)
+    scale = np.asarray(multiplier, dtype=np.int64)
+    if (scale < 0).any():
+        raise ValueError(f"multipliers must be >= 0, got {scale[scale < 0][:3]}")
+    largest = int(np.abs(values).max(initial=0)) * int(scale.max(initial=0))
+    if largest >= 2**_EXACT_BITS:
+        raise ValueError(f"(acc + bias) * multiplier reaches {largest:.3e}; the exact golden model holds < 2**62")
+    return values * scale
+
+
+def _bit_lengths(magnitude: np.ndarray) -> np.ndarray:
+    """Bit lengths of non-negative int64 values (< 2**62), exactly (float64's log2 rounds near powers of two)."""
+    lengths = np.zeros(magnitude.shape, np.int64)
+    rest = magnitude.copy()
+    for step in (32, 16, 8, 4, 2, 1):
+        big = rest >= (np.int64(1) << step)
+        lengths += np.where(big, step, 0)
+        rest = np.where(big, rest >> step, rest)
+    return lengths + (rest > 0)
 
 
 def requantize_mx(acc: Any, bias: Any, multiplier: Any, shift: int, fmt: BlockFormat | str,

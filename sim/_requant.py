@@ -33,8 +33,9 @@ def check_stage(config: hw.RequantConfig, stage: numerics.Requantization, n: int
     if not 0 <= stage.shift <= config.shift_max:
         raise ValueError(f"shift must be between 0 and {config.shift_max}, got {stage.shift}")
     designed = "int" if config.output is None else config.output.name
-    if config.kind != "int" or isinstance(stage.output_format, numerics.Minifloat | numerics.BlockFormat):
-        if numerics.get(stage.format) != config.output:
+    output = stage.output_format
+    if isinstance(output, numerics.Minifloat | numerics.BlockFormat) or config.kind == "mx":
+        if output != config.output:
             raise ValueError(f"the stage rounds to {stage.format}; this design's output is {designed}")
         if config.kind == "mx" and stage.activation not in ("identity", "relu"):
             raise ValueError(f"an MX output takes activation identity or relu, got {stage.activation}")
@@ -53,9 +54,10 @@ def expected_codes(config: hw.RequantConfig, a_codes: Any, b_codes: Any, stage: 
 def stage_output(config: hw.RequantConfig, stage: numerics.Requantization, acc: np.ndarray) -> np.ndarray:
     """(M, N) integers (INT outputs) or codes (minifloat); MX: (M, blocks, 1 + block) with each
     block's scale code first, then its element codes."""
-    if config.kind == "int":
+    output = stage.output_format
+    if isinstance(output, numerics.IntFormat):
         return stage.integers(acc)
-    if config.kind == "minifloat":
+    if isinstance(output, numerics.Minifloat):
         return stage.codes(acc).astype(np.int64)
     encoded = stage.blocks(acc)
     return np.concatenate([encoded.scales[..., None], encoded.elements], axis=-1).astype(np.int64)
@@ -92,7 +94,8 @@ def cosim_requant(design: hw.RequantArray, a_codes: Any, b_codes: Any, stage: nu
                                        settings=_settings(cfg, stage))  # fmt: skip
     seconds = time.perf_counter() - started
     want = expected_codes(cfg, a_codes, b_codes, stage)
-    got = _decode(cfg, out_hex, order, want.shape, lambda lanes: hw.result_matrix(array, lanes, m, n))
+    floats = isinstance(stage.output_format, numerics.Minifloat)
+    got = _decode(cfg, out_hex, order, want.shape, lambda lanes: hw.result_matrix(array, lanes, m, n), floats)
     return _report(cfg, stage, got, want, count, len(order[0]), (m, k, n), last - first + 1, model, seconds,
                    array.rows * array.cols)  # fmt: skip
 
@@ -123,7 +126,8 @@ def cosim_requant_bitserial(design: hw.RequantBitSerial, a_codes: Any, weights: 
     acc = in_units(numerics.matmul(a_codes, weights, unit.a_format, w_format), bitserial_lsb(unit, plan))
     want = stage_output(cfg, stage, np.asarray(acc, dtype=np.int64))
     got = _decode(cfg, out_hex, order, want.shape,
-                  lambda lanes: lanes.reshape(-1, m, unit.cols).transpose(1, 0, 2).reshape(m, -1)[:, :n])  # fmt: skip
+                  lambda lanes: lanes.reshape(-1, m, unit.cols).transpose(1, 0, 2).reshape(m, -1)[:, :n],
+                  isinstance(stage.output_format, numerics.Minifloat))  # fmt: skip
     return _report(cfg, stage, got, want, count, len(order[0]), (m, k, n), last - first + 1, model, seconds,
                    unit.cols * unit.lanes)  # fmt: skip
 
@@ -147,17 +151,17 @@ def _settings(cfg: hw.RequantConfig, stage: numerics.Requantization) -> tuple[tu
     shift = ("shift", cfg.shift_max.bit_length(), stage.shift)
     if cfg.kind == "mx":
         return shift, ("relu", 1, int(stage.activation == "relu"))
-    low, high = stage.bounds()
-    if cfg.kind == "minifloat":
-        return shift, ("low", cfg.code_bits, low), ("high", cfg.code_bits, high)
-    return shift, ("zero_point", cfg.out_bits, stage.zero_point), ("low", cfg.out_bits, low), \
-        ("high", cfg.out_bits, high)  # fmt: skip
+    low, high = stage.bounds()  # a minifloat's: codes, in the lanes' low bits
+    words = (("zero_point", cfg.out_bits, stage.zero_point), ("low", cfg.out_bits, low), ("high", cfg.out_bits, high))
+    if cfg.kind == "int":
+        return shift, *words
+    return shift, *words, ("to_format", 1, int(isinstance(stage.output_format, numerics.Minifloat)))
 
 
 def _out_width(cfg: hw.RequantConfig) -> int:
     if cfg.kind == "mx":
         return cfg.blocks_per_beat * (8 + cfg.block * cfg.code_bits)
-    return cfg.array.cols * cfg.code_bits
+    return cfg.array.cols * cfg.out_bits
 
 
 def _beat_order(cfg: hw.RequantConfig, results: int, m: int, n: int, os: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -180,13 +184,15 @@ def _beat_order(cfg: hw.RequantConfig, results: int, m: int, n: int, os: bool) -
 
 
 def _decode(cfg: hw.RequantConfig, out_hex: Path, order: tuple[np.ndarray, np.ndarray], shape: tuple[int, ...],
-            to_matrix: Any) -> np.ndarray:  # fmt: skip
-    """The design's output in `stage_output`'s layout (missing beats: -1)."""
+            to_matrix: Any, floats: bool) -> np.ndarray:  # fmt: skip
+    """The design's output in `stage_output`'s layout (missing beats: -1); `floats`: minifloat codes
+    in the lanes' low bits."""
     if cfg.kind != "mx":
-        lanes = read_lanes(out_hex, cfg.array.cols, (("code", cfg.code_bits, cfg.kind == "int"),))["code"]
+        lanes = read_lanes(out_hex, cfg.array.cols, (("code", cfg.out_bits, True),))["code"]
         if len(lanes) != len(order[0]):
             return np.full(shape, -1, np.int64)
-        return np.asarray(to_matrix(lanes), dtype=np.int64)
+        got = np.asarray(to_matrix(lanes), dtype=np.int64)
+        return got & ((1 << cfg.code_bits) - 1) if floats else got
     fields = (("scale", 8, False), *((f"e{i}", cfg.code_bits, False) for i in range(cfg.block)))
     lanes = read_lanes(out_hex, cfg.blocks_per_beat, fields)
     got = np.full(shape, -1, np.int64)

@@ -169,3 +169,21 @@ def test_bad_float_outputs_are_named(kwargs: dict[str, object], message: str) ->
     stage = numerics.Requantization(np.zeros(32, np.int64), np.ones(32, np.int64), 2, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=re.escape(message)):
         stage.blocks(np.zeros((1, 32))) if kwargs["format"].startswith("mx") else stage.codes(np.zeros((1, 32)))
+
+
+def test_requantize_minifloat_is_exact_beyond_float64s_53_bits() -> None:
+    """Products up to 2**61, just off ties that a float64 would round onto: the nearest of the
+    format's values by exact Fractions (ties to the even code), found by brute force."""
+    fmt = numerics.get("fp8_e4m3")
+    assert isinstance(fmt, numerics.Minifloat)
+    finite = [c for c in range(256) if np.isfinite(fmt.decode(np.array([c], np.uint8))[0])]
+    grid = sorted((Fraction(float(fmt.decode(np.array([c], np.uint8))[0])), c) for c in finite if c != 0x80)
+    shift = 58  # a float64 of tie +- 1 would be the tie itself
+    tie = (Fraction(17, 16) + Fraction(9, 8)) / 2 * 2**shift  # halfway between 1.0625 and 1.125
+    totals = [int(tie) + d for d in (-1, 0, 1)] + [(1 << 61) - 1, -(1 << 60) - 3, 3 << 55]
+    codes = numerics.requantize_minifloat(np.array(totals), 0, 1, shift, fmt)
+    for total, code in zip(totals, codes, strict=True):
+        value = Fraction(total, 2**shift)
+        best = min(grid, key=lambda g: (abs(g[0] - value), g[1] & 1))
+        want = best[1] if abs(value) <= 448 else (0x7E if value > 0 else 0xFE)
+        assert int(code) == want, (total, int(code), want)

@@ -42,7 +42,7 @@ def test_minifloat_outputs_round_every_tie_and_saturate_like_numerics(name: str,
     runs, saturating = 0, False
     for lowest in (0, 16):
         acc, bias, multiplier, shift = binade_windows(fmt, lowest, span=15)
-        if len(bias) == 0:
+        if len(bias) == 0 or shift < 0:
             continue  # the first windows reach past the largest value already
         a, b = INT8.encode(acc.astype(float)), INT8.encode(np.ones((1, len(bias))))
         for activation, clamp in (("identity", None), ("relu", None), ("clamp", (-2.0, 3.0))):
@@ -54,6 +54,12 @@ def test_minifloat_outputs_round_every_tie_and_saturate_like_numerics(name: str,
         values = np.ldexp(((acc + bias) * multiplier).astype(float), -shift)
         saturating |= bool((np.abs(values) > float(fmt.max)).any())
     assert runs >= 3 and saturating
+    # the same design in INT mode (`to_format` low): a network's last layer, accumulators to the host
+    acc, bias, multiplier, _ = binade_windows(fmt, 0, span=15)
+    stage = numerics.Requantization(bias, multiplier, 3, "int16", activation="relu")
+    report = sim.cosim_requant(design, INT8.encode(acc.astype(float)), INT8.encode(np.ones((1, len(bias)))), stage,
+                               build_root, tmp_path / "int")  # fmt: skip
+    assert report.passed, report.failure()
 
 
 def mx_rows(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -122,6 +128,7 @@ def test_the_bitserial_unit_rounds_to_minifloat_and_mx_too(build_root: Path, tmp
         ("posit8_2", {}, "out_format must be a signed minifloat"),
         ("int8", {}, "integer outputs: out_format=None"),
         ("mxfp8_e4m3", {"cols": 3}, "divide one another"),
+        ("fp16", {"out_bits": 8}, "must hold a fp16 code"),
         (dataclasses.replace(numerics.get("mxfp8_e4m3"), element_exponent=80), {}, "E8M0's exponents"),
     ],
 )
