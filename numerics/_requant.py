@@ -83,15 +83,11 @@ def requantize(acc: Any, bias: Any, multiplier: Any, shift: int, fmt: IntFormat 
     if shift < 0:
         raise ValueError(f"shift must be >= 0, got {shift}")
     out, low, high = stage_bounds(fmt, zero_point, activation, clamp)
-    values = np.asarray(acc, dtype=np.int64) + np.asarray(bias, dtype=np.int64)
-    scale = np.asarray(multiplier, dtype=np.int64)
-    if (scale < 0).any():
-        raise ValueError(f"multipliers must be >= 0, got {scale[scale < 0][:3]}")
-    largest = (int(np.abs(values).max(initial=0)) * int(scale.max(initial=0))
-               + abs(zero_point) * 2**shift + 2**shift)  # fmt: skip
+    product = _exact_product(acc, bias, multiplier)
+    largest = int(np.abs(product).max(initial=0)) + abs(zero_point) * 2**shift + 2**shift
     if largest >= 2**_EXACT_BITS:
         raise ValueError(f"(acc + bias) * multiplier reaches {largest:.3e}; the exact golden model holds < 2**62")
-    total = values * scale + (zero_point << shift)
+    total = product + (zero_point << shift)
     if shift:
         floor = total >> shift
         remainder = total - (floor << shift)
@@ -106,15 +102,11 @@ def _exact_values(acc: Any, bias: Any, multiplier: Any, shift: int) -> np.ndarra
     """(acc + bias) * multiplier / 2**shift as float64, exactly (checked)."""
     if shift < 0:
         raise ValueError(f"shift must be >= 0, got {shift}")
-    values = np.asarray(acc, dtype=np.int64) + np.asarray(bias, dtype=np.int64)
-    scale = np.asarray(multiplier, dtype=np.int64)
-    if (scale < 0).any():
-        raise ValueError(f"multipliers must be >= 0, got {scale[scale < 0][:3]}")
-    largest = int(np.abs(values).max(initial=0)) * int(scale.max(initial=0))
-    if largest >= 2**_FLOAT_EXACT_BITS:
-        raise ValueError(f"(acc + bias) * multiplier reaches {largest:.3e}; a minifloat or MX output stage's golden "
-                         "model holds < 2**53 (exact in float64)")  # fmt: skip
-    return np.ldexp((values * scale).astype(np.float64), -shift)
+    total = _exact_product(acc, bias, multiplier)
+    if np.abs(total).max(initial=0) >= 2**_FLOAT_EXACT_BITS:
+        raise ValueError(f"(acc + bias) * multiplier reaches {float(np.abs(total).max()):.3e}; an MX output stage's "
+                         "golden model holds < 2**53 (exact in float64)")  # fmt: skip
+    return np.ldexp(total.astype(np.float64), -shift)
 
 
 def minifloat_bounds(fmt: Minifloat, activation: str, clamp: tuple[float, float] | None) -> tuple[float, float]:
