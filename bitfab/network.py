@@ -8,6 +8,9 @@ numerics only). The input of every layer is the previous layer's hardware codes,
 values. Verdicts per layer: the hardware against numerics (bit for bit, cycles = model), and the
 hardware's codes against Brevitas' integers at the same boundary (max |difference| in output
 LSBs; zero wherever the stage is exact: power-of-two scales and biases on the accumulator grid).
+Minifloat activations (FP8 networks) run on a design whose stage rounds hidden layers to the
+minifloat (`hw.RequantArray(out_format=...)`) and the last layer to integers for the host; their
+LSB differences count code steps (adjacent values of the format are one step apart).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from .endtoend import Hardware, bitserial_fits
 
 MULTIPLIER_BITS = 16  # an 18x18 DSP's operand; power-of-two ratios are exact at any width
 OUT_BITS = 32
+FLOAT_BIAS_BITS = 48  # a minifloat array's accumulator lsb lies far below the operands' scales
 STAGE_BOUND_LSB = 1.0  # the stage alone vs Brevitas, float scales: one rounding more, never more
 M_ROWS = 1024  # rows of the largest layer per simulation: its operand streams stay within the player's depth
 
@@ -145,8 +149,9 @@ def _stage(tap: models.Tap, into: models.Tap | None, relu: bool, acc_exponent: i
     if into is None:
         stage = numerics.Requantization(bias, np.ones_like(bias), fraction_bits, f"int{OUT_BITS}",
                                         activation=activation)  # fmt: skip
+        units = "accumulator units" if not fraction_bits else f"accumulator units / 2**{fraction_bits}"
         return stage, unit * 2.0**fraction_bits, exact, \
-            f"bias{', ReLU' if relu else ''}, accumulator units (int{OUT_BITS}) to the host"  # fmt: skip
+            f"bias{', ReLU' if relu else ''}, {units} (int{OUT_BITS}) to the host"  # fmt: skip
     activation_format = into.input_format
     ratio = unit / into.input_scale
     multiplier, shift = numerics.quantized_multiplier(ratio, bits=MULTIPLIER_BITS)
@@ -169,8 +174,10 @@ class _Engine:
     def __init__(self, design: Any, simulate: bool, build_root: Path, work: Path) -> None:
         self.design, self.simulate, self.build_root, self.work = design, simulate, build_root, work
         self.bitserial = isinstance(design, hw.RequantBitSerial)
-        # the bit-serial unit's accumulator carries its fp16 group scale's fraction below the grid
-        self.fraction_bits = -design.config.array.lsb_exponent_offset if self.bitserial else 0
+        # accumulator bits below the operands' grid, which output to the host drops: the bit-serial
+        # unit's fp16 group scale fraction, a minifloat array's products' fraction
+        array = design.config.array
+        self.fraction_bits = -array.lsb_exponent_offset if self.bitserial else max(0, -array.lsb_exponent)
         self.records: dict[str, LayerRecord] = {}
         self.seconds = 0.0
 
@@ -182,11 +189,12 @@ class _Engine:
         return unit.lsb_exponent
 
     def golden(self, a: Any, tap: models.Tap, stage: numerics.Requantization) -> np.ndarray:
+        """The stage's output on the output format's grid (`_units`), from numerics."""
         b, config = tap.codes.weight_codes, self.design.config
         if self.bitserial:
             product = numerics.matmul(a, b, config.array.a_format, tap.weight_format)
             return stage.integers(np.asarray(sim.in_units(product, self.acc_exponent(tap)), dtype=np.int64))
-        return np.asarray(sim.expected_codes(config, a, b, stage), dtype=np.int64)
+        return _units(stage, sim.expected_codes(config, a, b, stage))
 
     def cycle_model(self, m: int, k: int, n: int, tap: models.Tap) -> int:
         """The design's cycles for an M x K x N layer (the stage's register included)."""
@@ -216,7 +224,16 @@ class _Engine:
         record.model_cycles += report.model_cycles
         if report.mismatches and record.bit_exact:
             record.bit_exact, record.first_mismatch = False, report.first_mismatch
-        return np.asarray(report.result, dtype=np.int64)
+        return _units(stage, report.result)
+
+
+def _units(stage: numerics.Requantization, result: Any) -> np.ndarray:
+    """A stage's output as values of its format's grid: the integers (INT), or the minifloat's
+    values decoded from its codes."""
+    output = stage.output_format
+    if isinstance(output, numerics.Minifloat):
+        return output.decode(np.asarray(result, dtype=np.int64).astype(output.code_dtype))
+    return np.asarray(result, dtype=np.int64)
 
 
 class _Network:
@@ -237,8 +254,10 @@ class _Network:
         tap = self._tap(layer)
         fmt = numerics.get(tap.input_format)
         data = values.values() if isinstance(values, models.Codes) else np.asarray(values, dtype=np.float64)
-        integers = fmt.decode(fmt.encode(data / tap.input_scale)).astype(np.int64)
-        reference = tap.input_integers.reshape(integers.shape)
+        integers = fmt.decode(fmt.encode(data / tap.input_scale, saturate=True))
+        if isinstance(fmt, numerics.IntFormat):
+            integers = integers.astype(np.int64)
+        reference = tap.input_units.reshape(integers.shape)
         self.counts["host_differing"] += int(np.count_nonzero(integers != reference))
         self._note(f"quantize to {layer}'s input ({tap.input_format}, scale {tap.input_scale:g})")
         return models.Codes(integers, np.asarray(tap.input_scale))
@@ -279,10 +298,12 @@ class _Network:
 
     def _lsb_error(self, tap: models.Tap, into: str | None, relu: bool, out: np.ndarray,
                    channel_scale: np.ndarray) -> np.ndarray:  # fmt: skip
-        """|codes - Brevitas| in the output's LSBs: against the next layer's input integers, or
-        (to the host) against the layer's float output with its bias, in accumulator units."""
+        """|codes - Brevitas| in the output's LSBs: against the next layer's input values (integers,
+        or a minifloat's values: code steps), or (to the host) against the layer's float output with
+        its bias, in accumulator units."""
         if into is not None:
-            return np.abs(out - self.taps[into].input_integers.reshape(out.shape)).astype(np.float64)
+            target = self.taps[into]
+            return code_steps(target.input_format, out, target.input_units.reshape(out.shape))
         reference = np.maximum(tap.output, 0) if relu else tap.output
         return np.abs(out * channel_scale - reference.astype(np.float64)) / channel_scale
 
@@ -299,7 +320,25 @@ class _Network:
             "x".join(str(v) for v in getattr(conv, a)) for a in ("kernel_size", "stride", "padding")
         )
         self._note(f"im2col for {name} (kernel {kernel}, stride {stride}, padding {padding}), on codes")
-        return to_rows(torch.from_numpy(x.integers.astype(np.float64))).numpy().astype(np.int64)
+        return to_rows(torch.from_numpy(x.integers.astype(np.float64))).numpy()
+
+
+def code_steps(fmt: str, got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """|got - want| in steps of the format's grid: the integers' difference (INT), or how many
+    values of the minifloat lie between them (+0 and -0 are one value)."""
+    resolved = numerics.get(fmt)
+    if not isinstance(resolved, numerics.Minifloat):
+        return np.abs(np.asarray(got) - np.asarray(want)).astype(np.float64)
+    ranks = [_rank(resolved, x) for x in (got, want)]
+    return np.abs(ranks[0] - ranks[1]).astype(np.float64)
+
+
+def _rank(fmt: numerics.Minifloat, values: np.ndarray) -> np.ndarray:
+    """A minifloat's values as signed ordinals: 0 for zero, +-k for the k-th magnitude."""
+    codes = fmt.encode(np.asarray(values, dtype=np.float64), saturate=True).astype(np.int64)
+    sign = 1 << (fmt.bits - 1)
+    magnitude = codes & (sign - 1)
+    return np.where(codes & sign, -magnitude, magnitude)
 
 
 def requant_design(taps: dict[str, models.Tap], hardware: Hardware, m_max: int, k_max: int | None = None,
@@ -318,10 +357,15 @@ def requant_design(taps: dict[str, models.Tap], hardware: Hardware, m_max: int, 
         raise ValueError(
             f"the network needs K up to {k_need} and N up to {n_need}; the design holds {k_max} and {n_max}"
         )
-    if hardware.kind != "bitserial" and not all(isinstance(numerics.get(f), numerics.IntFormat)
-                                                for f in (a_format, w_format)):  # fmt: skip
-        raise ValueError(f"a whole-network run takes INT activations and weights (the stage rounds to integer codes); "
-                         f"this network has {a_format} x {w_format}")  # fmt: skip
+    activation, weight = numerics.get(a_format), numerics.get(w_format)
+    floats = isinstance(activation, numerics.Minifloat)
+    if hardware.kind != "bitserial" and not (
+        isinstance(weight, numerics.IntFormat | numerics.Minifloat)
+        and (isinstance(activation, numerics.IntFormat) or (floats and activation.signed and activation.subnormals))
+    ):
+        raise ValueError(f"a whole-network run takes INT or signed minifloat (with subnormals) activations and INT or "
+                         f"minifloat weights (the stages the output rounder has); this network has {a_format} x "
+                         f"{w_format}")  # fmt: skip
     if hardware.kind == "bitserial":
         if not bitserial_fits(numerics.get(a_format), numerics.get(w_format)):
             raise ValueError(f"the bit-serial unit takes signed INT activations and INT2..8 or FP4 E2M1 weights; "
@@ -335,7 +379,8 @@ def requant_design(taps: dict[str, models.Tap], hardware: Hardware, m_max: int, 
     return hw.RequantArray(a_format, w_format, rows=hardware.rows, cols=hardware.cols,
                            dataflow=hardware.dataflow, double_buffer=hardware.dataflow == "ws", pipeline=1,
                            k_max=k_max, m_max=max(m_max, hardware.rows), n_max=n_max, out_bits=OUT_BITS,
-                           multiplier_bits=MULTIPLIER_BITS)  # fmt: skip
+                           multiplier_bits=MULTIPLIER_BITS, bias_bits=FLOAT_BIAS_BITS if floats else 32,
+                           out_format=a_format if floats else None)  # fmt: skip
 
 
 def run_network(name: str, model: nn.Module, fmt: str | None, images: np.ndarray, labels: np.ndarray | None,

@@ -41,8 +41,9 @@ INT32 = (-(1 << 31), (1 << 31) - 1)
 
 @dataclass(frozen=True, eq=False)
 class Codes:
-    """Integer activations in a layer's layout: value = (integers - zero_point) * scale (`scale`
-    broadcasts: a scalar, or one per channel on the layout's channel axis)."""
+    """Activations in a layer's layout as the values of their format's grid — integers for INT
+    formats, the format's own values for minifloats: value = (integers - zero_point) * scale
+    (`scale` broadcasts: a scalar, or one per channel on the layout's channel axis)."""
 
     integers: np.ndarray
     scale: np.ndarray
@@ -67,7 +68,7 @@ class Tap:
     """One quantized layer in one Brevitas forward pass."""
 
     codes: LayerCodes
-    input_integers: np.ndarray  # the input quantizer's integer codes, in the layer's input layout
+    input_units: np.ndarray  # the input quantizer's values / scale (integers for INT), in the layer's input layout
     input_scale: float  # per tensor
     input_format: str  # numerics name of the input codes' format
     weight_format: str
@@ -131,9 +132,9 @@ def _bundled_hooks(model: nn.Module, biased: nn.Module, name: str, fmt: str, tap
         codes = layer_codes(quant_layer, name, layer_kind(model, name), fmt, seen["x"], seen["product"])
         quant_input = quant_layer.input_quant(seen["x"])
         s = scheme(fmt)
-        taps[name] = Tap(codes, quant_input.int().detach().numpy().astype(np.int64), _tensor_scale(name, quant_input),
-                         s.activation, s.weight, output.detach().numpy(),
-                         module.bias.detach().double().numpy())  # fmt: skip
+        scale = _tensor_scale(name, quant_input)
+        taps[name] = Tap(codes, _units(quant_input, scale, s.activation), scale, s.activation, s.weight,
+                         output.detach().numpy(), module.bias.detach().double().numpy())  # fmt: skip
 
     return [biased.layer.register_forward_hook(inner), biased.register_forward_hook(outer)]
 
@@ -152,9 +153,9 @@ def _stock_tap(module: nn.Module, inputs: tuple[Any, ...], output: Any, *, name:
     a = read(quant_input, rows, 1, f"layer {name!r} input")
     b = read(quant_weight, columns, 0, f"layer {name!r} weight")
     for operand, what in ((a, "input"), (b, "weight")):
-        if not isinstance(operand.format, numerics.IntFormat) or operand.zero_point:
+        if not isinstance(operand.format, numerics.IntFormat | numerics.Minifloat) or operand.zero_point:
             raise Unmappable(f"layer {name!r}: its {what} is {operand.description}; a whole-network run takes INT "
-                             "operands without zero points")  # fmt: skip
+                             "operands without zero points or minifloats")  # fmt: skip
     bias = layer_bias(module, quant_input, quant_weight, a, b)[0]
     value = (output.value if hasattr(output, "value") else output).detach()
     channels = value.shape[-1] if kind == "linear" else value.shape[1]
@@ -162,9 +163,21 @@ def _stock_tap(module: nn.Module, inputs: tuple[Any, ...], output: Any, *, name:
     codes = LayerCodes(name, format_name(a.format), "conv" if kind == "conv2d" else "linear", a.codes, b.codes,
                        np.asarray(a.scale, np.float32), np.asarray(b.scale, np.float32), flat.numpy(),
                        tuple(value.shape))  # fmt: skip
-    taps[name] = Tap(codes, quant_input.int().detach().numpy().astype(np.int64), _tensor_scale(name, quant_input),
-                     format_name(a.format), format_name(b.format), value.numpy(),
+    scale = _tensor_scale(name, quant_input)
+    taps[name] = Tap(codes, _units(quant_input, scale, format_name(a.format)), scale, format_name(a.format),
+                     format_name(b.format), value.numpy(),
                      np.zeros(channels) if bias is None else np.asarray(bias, np.float64))  # fmt: skip
+
+
+def _units(quant_input: Any, scale: float, fmt: str) -> np.ndarray:
+    """The quantized input / its scale on the format's grid: Brevitas' integers for INT formats
+    (`.int()`), a minifloat's values re-read from the float tensor (value / scale, rounded to the
+    nearest value of the format: Brevitas' float32 product may sit an ulp off the grid)."""
+    resolved = numerics.get(fmt)
+    if isinstance(resolved, numerics.IntFormat):
+        return quant_input.int().detach().numpy().astype(np.int64)
+    ratio = quant_input.value.detach().double().numpy() / scale
+    return resolved.decode(resolved.encode(ratio, saturate=True)).astype(np.float64)
 
 
 def _tensor_scale(name: str, quant_input: Any) -> float:

@@ -84,20 +84,44 @@ def test_a_residual_block_of_stock_brevitas_layers_runs_as_hardware_segments(tmp
     assert floats.layers[1].stage.startswith("bias, x ") and "/ 2**" in floats.layers[1].stage
 
 
-def test_float_scale_int8_deviation_from_brevitas_is_reported_and_bounded(tmp_path: Path) -> None:
-    """The bundled float-scale INT8 MLP and CNN on all 360 test images (numerics' golden model of the
-    same hardware): one LSB at most from the stage alone, and accuracy within one image."""
+@pytest.mark.parametrize("fmt", ["int8", "fp8_e4m3"])
+def test_float_scale_deviation_from_brevitas_is_reported_and_bounded(fmt: str, tmp_path: Path) -> None:
+    """The bundled float-scale INT8 and FP8 MLP and CNN on all 360 test images (numerics' golden
+    model of the same hardware): one LSB (FP8: one code step) at most from the stage alone, and
+    accuracy within one image."""
     cache = Path(os.environ["BITFAB_CACHE"]) / "models"
     for name in ("mlp", "cnn"):
-        model = models.quantized_model(name, "int8", models.float_model(name, SPLIT, cache=cache), SPLIT)
-        run = network(model, "int8", 360, "ws", tmp_path, simulate=False)
+        model = models.quantized_model(name, fmt, models.float_model(name, SPLIT, cache=cache), SPLIT)
+        run = network(model, fmt, 360, "ws", tmp_path, simulate=False)
         assert not run.exact and run.passed
-        requantized = [r for r in run.layers if "to int8" in r.stage]
-        assert requantized and all(0 < r.stage_max_lsb <= 1 for r in requantized), run.layers
+        requantized = [r for r in run.layers if f"to {fmt}" in r.stage]
+        assert requantized and all(r.stage_max_lsb <= 1 for r in requantized), run.layers
+        assert any(r.stage_max_lsb > 0 for r in requantized) or fmt != "int8"
         assert all(r.stage_max_lsb <= 1 for r in run.layers)  # host-bound: the bias rounded to whole units
         assert run.brevitas_accuracy is not None and run.hardware_accuracy is not None
         assert abs(run.hardware_accuracy - run.brevitas_accuracy) <= 1 / 360
         assert run.same_predictions >= 357
+
+
+def test_an_fp8_network_runs_on_a_minifloat_stage_equal_to_numerics(tmp_path: Path) -> None:
+    """The FP8 MLP in Verilator: fc1's stage rounds to FP8 E4M3 (fc2's input codes), fc2's to
+    integers for the host, on one design; every layer equals numerics with the modelled cycles."""
+    cache = Path(os.environ["BITFAB_CACHE"]) / "models"
+    model = models.quantized_model("mlp", "fp8_e4m3", models.float_model("mlp", SPLIT, cache=cache), SPLIT)
+    run = network(model, "fp8_e4m3", 3, "ws", tmp_path)
+    assert run.design is not None and run.design.config.kind == "minifloat"
+    assert run.hardware_ok and run.passed and not run.exact, run.summary()
+    fc1, fc2 = run.layers
+    assert "to fp8_e4m3 (fc2's input)" in fc1.stage and "(int32) to the host" in fc2.stage
+    assert fc1.stage_max_lsb <= 1 and fc1.brevitas_max_lsb <= 1
+    assert run.same_predictions == 3
+
+
+def test_a_residual_block_of_stock_fp8_layers_reads_its_formats_from_the_quantizers(tmp_path: Path) -> None:
+    run = network(zoo.residual_fp8(), None, 8, "ws", tmp_path, simulate=False)
+    assert run.passed and not run.exact and run.hardware_ok, run.summary()
+    assert "fp8_e4m3 x fp8_e4m3" in run.hardware and "to fp8_e4m3 (fc_b's input)" in run.layers[1].stage
+    assert all(r.stage_max_lsb <= 1 for r in run.layers) and run.host_differing == 0
 
 
 def test_cli_cosim_network_from_a_users_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -136,7 +160,7 @@ def test_a_program_that_is_not_the_forward_pass_fails_even_with_float_scales(
     [
         (["--model", "zoo.py:int8_tensor", "--inputs", "x.npy"], "TwoLayer has no hardware_program(net) method"),
         (["--model", "mlp", "--format", "mxfp8_e4m3"], "a whole-network run takes per-tensor activation scales"),
-        (["--model", "mlp", "--format", "fp8_e4m3"], "a whole-network run takes INT activations and weights"),
+        (["--model", "mlp", "--format", "fp8_e4m3", "--bitserial"], "the bit-serial unit takes signed INT activations"),
         (["--model", "mlp", "--fmax", "0"], "argument --fmax: must be a positive number, got '0'"),
         (["--model", "mlp", "--fmax", "90", "--pnr"], "give --fmax MHZ or --pnr (measure it), not both"),
         (["--model", "mlp", "--bitserial", "--dataflow", "os"], "--dataflow os is a systolic array's; the bit-serial"),

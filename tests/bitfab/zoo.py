@@ -202,6 +202,12 @@ def residual_pow2() -> nn.Module:
     return _calibrated(Residual(Int8WeightPerTensorFixedPoint, Int8ActPerTensorFixedPoint, Int32Bias))
 
 
+def residual_fp8() -> nn.Module:
+    """The residual block of stock layers with OCP FP8 E4M3 weights and activations (float scales)."""
+    torch.manual_seed(0)
+    return _calibrated(Residual(Fp8e4m3OCPWeightPerTensorFloat, Fp8e4m3OCPActPerTensorFloat))
+
+
 class WideMLP(nn.Module):
     """784-256-10 (MNIST-sized inputs)."""
 

@@ -24,7 +24,7 @@ def test_int8_pow2_has_power_of_two_scales_and_biases_on_the_accumulator_grid(ml
     # the taps are Brevitas' own: fc2's input integers are its quantizer's codes of relu(fc1)
     fc1 = taps["fc1"]
     expected = np.clip(np.rint(np.maximum(fc1.output, 0) / taps["fc2"].input_scale), -128, 127)
-    assert np.array_equal(taps["fc2"].input_integers, expected)
+    assert np.array_equal(taps["fc2"].input_units, expected)
 
 
 def test_a_stock_brevitas_layer_is_tapped_with_its_quantized_bias() -> None:
