@@ -43,6 +43,7 @@ LUT_WORDS = {
     "ecp5": ("LUT4", "CCU2C", "LUT4 + 2 x CCU2C"),
     "xilinx7": ("LUT6", "CARRY4", "LUTs"),
     "ice40": ("SB_LUT4", "SB_CARRY", "LUTs"),
+    "nexus": ("LUT4", "CCU2", "LUT4 + 2 x CCU2"),
 }
 
 
@@ -54,7 +55,7 @@ def _resources_line(target: str, luts: int, carry: int, ffs: int, dsps: int, equ
 
 def cmd_synth(args: argparse.Namespace, console: Console) -> int:
     if args.pnr and args.target not in synth.PNR_TARGETS:
-        raise ValueError(f"--pnr runs nextpnr for {' and '.join(synth.PNR_TARGETS)}; got --target {args.target}")
+        raise ValueError(f"--pnr runs nextpnr for {', '.join(synth.PNR_TARGETS)}; got --target {args.target}")
     spec = _spec(args)
     runs = paths.cache_directory(args.cache_dir) / "synth"
     out = paths.output_directory(args.output)
@@ -87,7 +88,7 @@ def cmd_synth(args: argparse.Namespace, console: Console) -> int:
                   + _resources_line(args.target, real.luts, real.carry, real.ffs, real.dsps, real.lut_equivalents)
                   + f", {real.brams} BRAM ({real.seconds:.1f} s)")  # fmt: skip
     if args.pnr:
-        sites = "LUTs" if args.target == "ecp5" else "logic cells (LUT4s + flip-flops)"
+        sites = "logic cells (LUT4s + flip-flops)" if args.target == "ice40" else "LUT4 sites"
         console.print(f"post-route Fmax {report['fmax_mhz']:.1f} MHz on {report['device']} "
                       f"({report['utilization']:.0%} of its {sites})")  # fmt: skip
         if timing.critical_path is not None:
@@ -133,7 +134,7 @@ def add_cost_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument(
         "--pnr",
         action="store_true",
-        help="place and route (ecp5, ice40) for Fmax and the critical path, in a small I/O shell",
+        help="place and route (ecp5, ice40, nexus) for Fmax and the critical path, in a small I/O shell",
     )
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per tool run")
     p.add_argument("-o", "--output", default="synth_out", metavar="OUTDIR", help="where synth.json goes")

