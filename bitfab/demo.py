@@ -141,7 +141,7 @@ def _show_synthesis(syn: dict[str, Any], show: Any) -> None:
     show(
         f"ECP5 synthesis (yosys): {syn['lut4']:,} LUT4 + {syn['ccu2c']:,} CCU2C = {syn['lut_equivalents']:,} LUT "
         f"equivalents (LUT4 + 2 x CCU2C), {syn['ffs']:,} FF, {syn['dsps']} DSP; cost model: "
-        f"{syn['model_lut_equivalents']:,} LUT equivalents, {syn['model_dsps']} DSP (calibrated on LUT-only designs)"
+        f"{syn['model_lut_equivalents']:,} LUT equivalents, {syn['model_dsps']} DSP (the ecp5+dsp fit)"
     )
 
 

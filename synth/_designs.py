@@ -160,7 +160,16 @@ def features(spec: DesignSpec) -> dict[str, float]:
     lane and PE the term adder (activation width + 4), per PE the group and scaled accumulators,
     one controller. The output stage has four (`_stage_features`)."""
     core = _bitserial_features(spec) if spec.kind == "bitserial" else _core_features(spec)
-    return {**core, **_stage_features(spec)}
+    return {**core, **_stage_features(spec), **_dsp_mode_features(spec)}
+
+
+def _dsp_mode_features(spec: DesignSpec) -> dict[str, float]:
+    """Two terms only the DSP fit uses (synth.cost.DSP_FEATURES): once the multipliers are DSP
+    blocks, an array's fixed logic (operand feeders, the weight loader, the result path, beyond the
+    log2(k_max) controller term) and, per row of a weight-stationary array, its activation lane
+    (feeder and skew line) stand out; beside a LUT multiplier they vanish in the fit."""
+    array = spec.kind == "array"
+    return {"array": float(array), "ws_rows": float(spec.rows) if array and spec.dataflow == "ws" else 0.0}
 
 
 def _stage_features(spec: DesignSpec) -> dict[str, float]:

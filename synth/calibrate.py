@@ -3,7 +3,8 @@
     python -m synth.calibrate [--jobs 2] [--cache .synth_cache] [--refit | --missing]
 
 Synthesizes every design of `CALIBRATION` (MAC PEs, systolic arrays, arrays with their output
-stage, the bit-serial unit) and of `HELD_OUT` for ECP5 and Xilinx 7 (LUT-only multipliers), fits
+stage, the bit-serial unit) and of `HELD_OUT` for ECP5 and Xilinx 7 (LUT-only multipliers), and
+those of `DSP_CALIBRATION` / `DSP_HELD_OUT` for ECP5 with DSPs (the `ecp5+dsp` model), fits
 the per-feature coefficients of `synth.cost` by non-negative least squares on `CALIBRATION` only,
 and writes synth/data/calibration.json (the measured resources, the coefficients, the in-sample
 and leave-one-out errors, and the errors on the held-out designs, which the fit never saw).
@@ -70,32 +71,69 @@ HELD_OUT = [
     DesignSpec("array", "int8", "int8", 8, 8, "os", output_stage=True),
     DesignSpec("array", "int4", "int4", 4, 4, "ws", True, output_stage=True, **NARROW_STAGE),
 ]
+# With DSP inference on ECP5 (MULT18X18D for every multiplier of <= 18 x 18 bits): the demo's family
+# (INT8 weight-stationary double-buffered arrays, k_max 64, m_max 64) at 2x2 to 8x8, other formats
+# and dataflows, PEs, output stages (their multiplier split over DSPs); fitted as `ecp5+dsp`.
+DSP_TARGETS = ("ecp5",)
+DEMO_FAMILY = {"k": 64, "m_max": 64}
+DSP_CALIBRATION = [
+    *(DesignSpec("pe", f, f) for f in ("int4", "int6", "int8", "fp8_e4m3", "fp8_e5m2")),
+    DesignSpec("pe", "int8", "int8", accumulator="int32"),
+    *(DesignSpec("array", "int8", "int8", n, n, "ws", True, **DEMO_FAMILY) for n in (2, 4, 6, 8)),
+    DesignSpec("array", "int8", "int8", 4, 8, "ws", True, **DEMO_FAMILY),
+    DesignSpec("array", "int8", "int8", 2, 2, "os"),
+    DesignSpec("array", "int8", "int8", 4, 4, "os"),
+    DesignSpec("array", "int8", "int8", 4, 4, "ws"),
+    DesignSpec("array", "int4", "int4", 4, 4, "ws", True),
+    DesignSpec("array", "fp8_e4m3", "fp8_e4m3", 4, 4, "os"),
+    DesignSpec("array", "fp8_e4m3", "fp8_e4m3", 2, 2, "ws", True),
+    *(DesignSpec("array", "int8", "int8", 2, 2, d, d == "ws", output_stage=True) for d in ("os", "ws")),
+    DesignSpec("array", "int8", "int8", 4, 4, "ws", True, output_stage=True, **DEMO_FAMILY),
+]
+DSP_HELD_OUT = [
+    DesignSpec("array", "int8", "int8", 8, 8, "os", accumulator="int32"),
+    DesignSpec("array", "int4", "int4", 8, 8, "ws", True, **DEMO_FAMILY),
+    DesignSpec("array", "fp8_e5m2", "fp8_e5m2", 4, 4, "ws", True, **DEMO_FAMILY),
+]
 
 
-def _run(job: tuple[DesignSpec, str, str]) -> Resources:
-    spec, target, cache = job
-    design = spec.build()
-    return synthesize(hw.to_verilog(design, "top"), target, Path(cache), dsp=False)
+def _run(job: tuple[DesignSpec, str, str, bool]) -> Resources:
+    spec, target, cache, dsp = job
+    design = spec.build(dsp=dsp)
+    return synthesize(hw.to_verilog(design, "top"), target, Path(cache), dsp=dsp)
 
 
 def measure(specs: list[DesignSpec], targets: tuple[str, ...], cache: Path, jobs: int,
-            held_out: tuple[DesignSpec, ...] = ()) -> list[dict]:  # fmt: skip
-    """One run per (design, target): {"spec", "target", "resources"}, and "held_out": true for
-    the designs of `held_out` (stored for the held-out check, never fitted)."""
-    work = [(spec, target, str(cache)) for spec in specs for target in targets]
+            held_out: tuple[DesignSpec, ...] = (), dsp: bool = False) -> list[dict]:  # fmt: skip
+    """One run per (design, target): {"spec", "target", "resources"}, "held_out": true for the
+    designs of `held_out` (stored for the held-out check, never fitted), "dsp": true with DSPs."""
+    work = [(spec, target, str(cache), dsp) for spec in specs for target in targets]
     with ProcessPoolExecutor(jobs) as pool:
         results = list(pool.map(_run, work))
     runs = []
-    for (spec, target, _), result in zip(work, results, strict=True):
+    for (spec, target, _, _), result in zip(work, results, strict=True):
         resources = result.to_json()
         del resources["cells"]
-        run = {"spec": spec.to_json(), "target": target, "resources": resources}
+        run: dict = {"spec": spec.to_json(), "target": target, "resources": resources}
+        if dsp:
+            run["dsp"] = True
         runs.append({**run, "held_out": True} if spec in held_out else run)
     return runs
 
 
 def _key(run: dict) -> str:
-    return json.dumps([DesignSpec(**run["spec"]).to_json(), run["target"]], sort_keys=True)
+    return json.dumps([DesignSpec(**run["spec"]).to_json(), run["target"], run.get("dsp", False)], sort_keys=True)
+
+
+def _model_name(run: dict) -> str:
+    return run["target"] + ("+dsp" if run.get("dsp") else "")
+
+
+def _measure_all(todo: list[DesignSpec], dsp_todo: list[DesignSpec], cache: Path, jobs: int) -> list[dict]:
+    runs = measure(todo, CALIBRATION_TARGETS, cache, jobs, tuple(HELD_OUT)) if todo else []
+    if dsp_todo:
+        runs += measure(dsp_todo, DSP_TARGETS, cache, jobs, tuple(DSP_HELD_OUT), dsp=True)
+    return runs
 
 
 def main() -> None:
@@ -109,21 +147,30 @@ def main() -> None:
                       help="synthesize only the designs the stored runs lack, keep the others, refit")  # fmt: skip
     args = parser.parse_args()
     designs = [*CALIBRATION, *HELD_OUT]
+    dsp_designs = [*DSP_CALIBRATION, *DSP_HELD_OUT]
     if args.refit or args.missing:
         runs = json.loads(CALIBRATION_FILE.read_text())["runs"]
         if args.missing:
             stored = {_key(run) for run in runs}
-            todo = [spec for spec in designs if any(_key({"spec": spec.to_json(), "target": target}) not in stored
-                                                    for target in CALIBRATION_TARGETS)]  # fmt: skip
-            print(f"synthesizing {len(todo)} designs the stored runs lack: {', '.join(s.label() for s in todo)}")
-            new = measure(todo, CALIBRATION_TARGETS, Path(args.cache), args.jobs, tuple(HELD_OUT))
+
+            def lacking(specs: list[DesignSpec], targets: tuple[str, ...], dsp: bool) -> list[DesignSpec]:
+                return [spec for spec in specs if any(_key({"spec": spec.to_json(), "target": target, "dsp": dsp})
+                                                      not in stored for target in targets)]  # fmt: skip
+
+            todo, dsp_todo = lacking(designs, CALIBRATION_TARGETS, False), lacking(dsp_designs, DSP_TARGETS, True)
+            print(
+                f"synthesizing {len(todo) + len(dsp_todo)} designs the stored runs lack: "
+                f"{', '.join(s.label() for s in todo)}; with DSPs: {', '.join(s.label() for s in dsp_todo)}"
+            )
+            new = _measure_all(todo, dsp_todo, Path(args.cache), args.jobs)
             runs += [run for run in new if _key(run) not in stored]
     else:
-        runs = measure(designs, CALIBRATION_TARGETS, Path(args.cache), args.jobs, tuple(HELD_OUT))
-    models = {target: fit([r for r in runs if r["target"] == target]) for target in CALIBRATION_TARGETS}
+        runs = _measure_all(designs, dsp_designs, Path(args.cache), args.jobs)
+    names = [*CALIBRATION_TARGETS, *(f"{target}+dsp" for target in DSP_TARGETS)]
+    models = {name: fit([r for r in runs if _model_name(r) == name]) for name in names}
     CALIBRATION_FILE.write_text(json.dumps({"yosys": version(), "runs": runs, "models": models}, indent=1) + "\n")
-    for target, model in models.items():
-        print(f"{target}: MAPE {model['mape']:.1%} in sample, {model['loo_mape']:.1%} leave-one-out, "
+    for name, model in models.items():
+        print(f"{name}: MAPE {model['mape']:.1%} in sample, {model['loo_mape']:.1%} leave-one-out, "
               f"{len(model['errors'])} designs; held out {model['held_out_mape']:.1%} on "
               f"{len(model['held_out'])} designs")  # fmt: skip
     print(f"wrote {CALIBRATION_FILE}")

@@ -8,7 +8,9 @@ fitted against yosys by `python -m synth.calibrate` and stored in synth/data/cal
 the errors on held-out designs the fit never saw. The fit minimizes relative error (the rows are
 weighted by 1/y), so small PEs count as much as 8x8 arrays. DSP blocks are counted, not fitted: one
 per multiplier of <= 18 x 18 bits when DSPs are used, and 18 x 18 pieces of each output-stage
-product (then those multiplier features drop out of the LUTs).
+product (then those multiplier features drop out of the LUTs). Designs with DSPs have their own
+coefficients where a target was calibrated with them (`ecp5+dsp`: yosys packs adders and registers
+around a DSP differently from a LUT multiplier's, so the LUT-only fit over-prices them by ~50%).
 LUT equivalents are what the accuracy goal is measured on: LUT4 + 2 x CCU2C on ECP5 (a carry cell
 occupies two LUT4s of a slice; yosys trades one for the other from design to design), the LUT
 count on Xilinx 7 (CARRY4s sit beside the LUTs); `luts` is the equivalents minus the carry LUTs.
@@ -27,12 +29,17 @@ from ._designs import STAGE_FEATURES, DesignSpec, features
 CALIBRATION_FILE = Path(__file__).parent / "data" / "calibration.json"
 FEATURES = ("pe", "multiplier", "aligner", "accumulator", "float_pe", "specials", "decoders", "control", "output",
             "weights", "mx_shift", "float_add", "bs_lane", "bs_pe", "bs_unit", *STAGE_FEATURES)  # fmt: skip
+DSP_FEATURES = (*FEATURES, "array", "ws_rows")  # the DSP fit's: see synth._designs._dsp_mode_features
 QUANTITIES = ("lut_equivalents", "carry", "ffs")
 
 
-def _row(spec: DesignSpec) -> np.ndarray:
+def _row(spec: DesignSpec, dsp: bool = False) -> np.ndarray:
+    """The features (DSP_FEATURES with `dsp`, where the multipliers that become DSP blocks count
+    zero LUTs)."""
     f = features(spec)
-    return np.array([f[name] for name in FEATURES], dtype=np.float64)
+    gone = spec.dsp_features() if dsp else ()
+    return np.array([0.0 if name in gone else f[name] for name in (DSP_FEATURES if dsp else FEATURES)],
+                    dtype=np.float64)  # fmt: skip
 
 
 def _nnls_relative(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -49,8 +56,11 @@ def fit(runs: list[dict[str, Any]]) -> dict[str, Any]:
     held = [run for run in runs if run.get("held_out")]
     runs = [run for run in runs if not run.get("held_out")]
     specs = [DesignSpec(**run["spec"]) for run in runs]
-    x = np.stack([_row(spec) for spec in specs])
-    model: dict[str, Any] = {"features": list(FEATURES)}
+    dsp = any(run.get("dsp", False) for run in runs)
+    if any(run.get("dsp", False) != dsp for run in [*runs, *held]):
+        raise ValueError("fit one model on runs with DSPs or on runs without, not both")
+    x = np.stack([_row(spec, dsp) for spec in specs])
+    model: dict[str, Any] = {"features": list(DSP_FEATURES if dsp else FEATURES)}
     for quantity in QUANTITIES:
         y = np.array([_measured(run, quantity) for run in runs], dtype=np.float64)
         model[quantity] = _nnls_relative(x, y).tolist()
@@ -67,7 +77,7 @@ def fit(runs: list[dict[str, Any]]) -> dict[str, Any]:
     model["held_out"] = []
     for run in held:
         spec, measured = DesignSpec(**run["spec"]), _measured(run, "lut_equivalents")
-        guess = float(_row(spec) @ np.array(model["lut_equivalents"]))
+        guess = float(_row(spec, dsp) @ np.array(model["lut_equivalents"]))
         model["held_out"].append({"design": spec.label(), "measured": int(measured), "predicted": round(guess, 1)})
     errors = [abs(e["predicted"] / e["measured"] - 1) for e in model["held_out"]]
     model["held_out_mape"] = float(np.mean(errors)) if errors else None
@@ -96,11 +106,13 @@ def predict(spec: DesignSpec, target: str = "ecp5", dsp: bool = False) -> dict[s
     """Predicted LUT equivalents, LUTs, carry cells, flip-flops and DSP blocks of `spec`."""
     models = calibration()["models"]
     if target not in models:
-        raise ValueError(f"the cost model is calibrated for {', '.join(models)}, not {target!r}")
-    model = models[target]
+        raise ValueError(f"the cost model is calibrated for {', '.join(m for m in models if '+' not in m)}, "
+                         f"not {target!r}")  # fmt: skip
+    dsp_fit = dsp and f"{target}+dsp" in models
+    model = models[f"{target}+dsp"] if dsp_fit else models[target]
     values = features(spec)
     known = model["features"]
-    missing = [name for name in FEATURES if name not in known and values[name]]
+    missing = [name for name in (DSP_FEATURES if dsp_fit else FEATURES) if name not in known and values[name]]
     if missing:
         raise ValueError(f"the cost model's calibration has no {', '.join(missing)} feature, which {spec.label()} "
                          "needs: run python -m synth.calibrate")  # fmt: skip
