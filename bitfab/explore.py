@@ -5,7 +5,10 @@ test accuracy with every quantized product computed by numerics with the array's
 the order the dataflow realises: `models.accuracy_with`; `exact` is the Kulisch register), cycles
 per inference (one image, every quantized layer on the array, `hw.cycles`), resources from
 the calibrated cost model (and from real yosys + nextpnr with `--synth`), energy per inference
-(synth.energy at the chosen node), and, with `--synth`, the post-route Fmax on ECP5.
+(synth.energy at the chosen node), and, with `--synth`, the post-route Fmax on ECP5. On ECP5 the
+Fmax model (`synth.fmax`, fitted on routed designs) gives every point a clock, hence its throughput
+(MAC/s = PEs x Fmax x utilization: the inference's MACs over its cycles at that clock) and its
+energy-delay product; `--rank` orders the table and the Pareto front by area, throughput or EDP.
 
 With `--output-stage` every array carries its output stage (`hw.RequantArray` as `bitfab cosim
 network` builds it: int32 codes, 32-bit bias, 16-bit multiplier, a parameter row per fold of the
@@ -32,6 +35,7 @@ import numerics
 import synth
 from synth.cost import predict
 from synth.energy import Energy, gemm_energy, output_stage_pj
+from synth.fmax import fmax_model, predict_fmax
 
 from . import output, paths
 from .options import K_MAX, M_MAX, add_cache_option, array_accumulator, positive_int
@@ -41,7 +45,11 @@ DEFAULT_ACCUMULATOR = "default"
 DEFAULT_FORMATS = "int4,int8,fp8_e4m3,fp4_e2m1,mxfp4,ovp4"
 COLUMNS = ("model", "format", "array", "accumulator", "output_stage", "accuracy", "cycles_per_inference",
            "lut_equivalents", "stage_lut_equivalents", "luts", "carry", "ffs", "energy_pj", "pj_per_mac",
-           "partial_sums_share", "synth_luts", "synth_lut_equivalents", "fmax_mhz")  # fmt: skip
+           "partial_sums_share", "synth_luts", "synth_lut_equivalents", "fmax_mhz", "model_fmax_mhz",
+           "throughput_gmacs", "edp_pj_us")  # fmt: skip
+# --rank: the cost that orders the table and that the Pareto front is taken against (lower is better)
+RANKS = {"area": lambda row: row["lut_equivalents"], "throughput": lambda row: -(row.get("throughput_gmacs") or 0.0),
+         "edp": lambda row: row.get("edp_pj_us") or float("inf")}  # fmt: skip
 
 
 def layer_shapes(model: Any, fmt: str) -> list[tuple[int, int, int]]:
@@ -143,6 +151,12 @@ def evaluate(point: dict[str, Any]) -> dict[str, Any]:
               "output_stage": staged, "stage_lut_equivalents": stage_luts,
               "synth_luts": None, "synth_lut_equivalents": None, "fmax_mhz": None,
               **{key: round(v) for key, v in resources.items()}}  # fmt: skip
+    result.update(dict.fromkeys(("model_fmax_mhz", "throughput_gmacs", "edp_pj_us")))
+    if point["target"] in fmax_model()["models"]:
+        fmax = predict_fmax(spec, point["target"], dsp=False)
+        latency_us = cycles / fmax
+        result.update({"model_fmax_mhz": round(fmax, 1), "throughput_gmacs": energy.macs / latency_us / 1000,
+                       "edp_pj_us": total_pj * latency_us})  # fmt: skip
     if point["synth"]:
         result.update(_synthesize(spec, point["target"], cache / "synth"))
     return result
@@ -207,6 +221,9 @@ def cmd_explore(args: argparse.Namespace, console: Console) -> int:
                 except ValueError as error:
                     with_acc = "" if given == DEFAULT_ACCUMULATOR else f" and --accumulators {accumulator}"
                     raise ValueError(f"--arrays {array} with {fmt}{with_acc}: {error}") from None
+    if args.rank != "area" and args.target not in fmax_model()["models"]:
+        raise ValueError(f"--rank {args.rank} needs an Fmax model, fitted for {', '.join(fmax_model()['models'])}; "
+                         f"--target {args.target} has none")  # fmt: skip
     if args.scheduler is not None and not args.scheduler.startswith(("tcp://", "tls://", "inproc://")):
         raise ValueError(f"--scheduler must be a Dask scheduler address like tcp://HOST:PORT, got {args.scheduler!r}")
     cache = paths.cache_directory(args.cache_dir)
@@ -237,25 +254,40 @@ def cmd_explore(args: argparse.Namespace, console: Console) -> int:
         return 0
     shown = {"format": "format", "array": "array", "accumulator": "acc.", "accuracy": "accuracy",
              "cycles_per_inference": "cycles/inf", "lut_equivalents": "LUT eq.", "stage_lut_equivalents": "stage",
-             "ffs": "FF", "energy_pj": "pJ/inf", "synth_lut_equivalents": "yosys LUT eq.",
-             "fmax_mhz": "Fmax"}  # fmt: skip
+             "ffs": "FF", "energy_pj": "pJ/inf", "model_fmax_mhz": "Fmax (model)", "throughput_gmacs": "GMAC/s",
+             "edp_pj_us": "EDP pJ*us", "synth_lut_equivalents": "yosys LUT eq.", "fmax_mhz": "Fmax"}  # fmt: skip
     if not staged:
         del shown["stage_lut_equivalents"]
+    if args.target not in fmax_model()["models"]:
+        for key in ("model_fmax_mhz", "throughput_gmacs", "edp_pj_us"):
+            del shown[key]
+    cost = RANKS[args.rank]
     table = output.table(f"{args.model} on {args.target} ({args.dataflow.upper()}{with_stage}, energy at "
-                         f"{args.node} nm)", [*shown.values(), "Pareto"], text_columns=3)  # fmt: skip
-    front = {id(r) for r in synth.pareto(rows, "lut_equivalents")}
-    for row in rows:
-        table.add_row(*(_cell(row.get(key)) for key in shown), "*" if id(row) in front else "")
+                         f"{args.node} nm), by {args.rank}", [*shown.values(), "Pareto"], text_columns=3)  # fmt: skip
+    front = _front(rows, cost)
+    for row in rows if args.rank == "area" else sorted(rows, key=cost):
+        table.add_row(*(_cell(row.get(key), key) for key in shown), "*" if id(row) in front else "")
     console.print(table)
     stage = "; stage = the output stage's share of the LUT equivalents" if staged else ""
-    console.print(f"Pareto: * = no other point has higher accuracy at no more LUT equivalents (LUT4 + 2 x CCU2C on "
-                  f"ECP5){stage}; wrote {out / 'explore.csv'}, explore.json, pareto.png")  # fmt: skip
+    axis = {"area": "at no more LUT equivalents (LUT4 + 2 x CCU2C on ECP5)", "throughput": "at no less throughput",
+            "edp": "at no higher energy-delay product"}[args.rank]  # fmt: skip
+    console.print(f"Pareto: * = no other point has higher accuracy {axis}{stage}; throughput = the inference's "
+                  f"MACs over its cycles at the modelled Fmax; wrote {out / 'explore.csv'}, explore.json, "
+                  "pareto.png")  # fmt: skip
     return 0
 
 
-def _cell(value: Any) -> str:
+def _front(rows: list[dict[str, Any]], cost: Any) -> set[int]:
+    """ids of the rows no other row beats: higher accuracy at no higher `cost`."""
+    keyed = [{"cost": cost(row), "accuracy": row["accuracy"], "row": row} for row in rows]
+    return {id(entry["row"]) for entry in synth.pareto(keyed, "cost")}
+
+
+def _cell(value: Any, key: str = "") -> str:
     if value is None:
         return "-"
+    if key in ("throughput_gmacs", "model_fmax_mhz"):
+        return f"{value:.3g}"
     if isinstance(value, float):
         return f"{value:.2%}" if value <= 1.0 else f"{value:,.0f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
@@ -298,6 +330,9 @@ def add_explore_command(sub: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--target", default="ecp5", choices=["ecp5", "xilinx7"], help="FPGA family of the cost model")
     p.add_argument("--node", type=int, default=45, help="technology node for energy (45, 32, 28, 20, 16, 14, 7)")
     p.add_argument("--synth", action="store_true", help="also run yosys (and nextpnr on ECP5) for every point")
+    p.add_argument("--rank", default="area", choices=list(RANKS),
+                   help="order the table and its Pareto front by LUT equivalents, throughput (MAC/s at the "
+                        "modelled Fmax) or energy-delay product (the last two on ECP5)")  # fmt: skip
     p.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT (default: a local process pool)")
     p.add_argument("--jobs", type=positive_int, default=2, help="local worker processes")
     p.add_argument("-o", "--output", default="explore_out", metavar="OUTDIR", help="table, JSON and plot")

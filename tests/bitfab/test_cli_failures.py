@@ -69,6 +69,10 @@ ARRAY_2X2 = ["--rows", "2", "--cols", "2", "--a", "int8", "--b", "int8"]
         (["explore", "--arrays", "0x4", "-o", "{file}_dir"], "--arrays 0x4 with int4: rows must be between 2 and 64"),
         (["explore", "--scheduler", "nonsense", "-o", "{file}_dir"], "--scheduler must be a Dask scheduler address"),
         (
+            ["explore", "--target", "xilinx7", "--rank", "edp", "-o", "{file}_dir"],
+            "--rank edp needs an Fmax model, fitted for ecp5, ice40, nexus; --target xilinx7 has none",
+        ),
+        (
             ["cosim", "systolic", *ARRAY_2X2, "--gemm", "8x2000x8", "-o", "{file}_dir"],
             "K=2000 exceeds this array's k_max=1024",
         ),

@@ -62,6 +62,26 @@ def test_explore_sweeps_resumes_and_plots(
     assert code == 2 and "--arrays takes RxC shapes like 4x4,8x8, got '8'" in err
 
 
+def test_explore_ranks_by_throughput_and_energy_delay_at_the_modelled_fmax(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bitfab.explore import design
+    from synth.fmax import predict_fmax
+
+    argv = ("explore", "--formats", "int4,int8", "--arrays", "2x2,4x4", "-o", str(tmp_path / "sweep"), "--rank")
+    code, out, _ = run(capsys, *argv, "throughput", "--json")
+    rows = {(r["format"], r["array"]): r for r in json.loads(out)}
+    assert code == 0 and len(rows) == 4
+    for (fmt, array), row in rows.items():
+        rows_, cols = (int(v) for v in array.split("x"))
+        assert row["model_fmax_mhz"] == pytest.approx(predict_fmax(design(fmt, rows_, cols, "ws"), "ecp5"), abs=0.05)
+        latency_us = row["cycles_per_inference"] / row["model_fmax_mhz"]
+        assert row["edp_pj_us"] == pytest.approx(row["energy_pj"] * latency_us, rel=1e-3)
+        assert 0 < row["throughput_gmacs"] * 1000 * latency_us <= rows_ * cols * row["cycles_per_inference"]
+    code, out, _ = run(capsys, *argv, "edp")
+    assert code == 0 and "by edp" in out and "GMAC/s" in out and "at no higher energy-delay product" in out
+
+
 @pytest.mark.slow
 def test_quick_demo_runs_every_step_from_a_relative_directory(tmp_path: Path) -> None:
     """The newcomer's path: the console entry point run in their own directory with a relative -o,
