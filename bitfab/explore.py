@@ -248,7 +248,7 @@ def cmd_explore(args: argparse.Namespace, console: Console) -> int:
                            lambda done, total: reporter.count(f"{what}: points", done, total))  # fmt: skip
     with_stage = " with the output stage" if staged else ""
     write_outputs(rows, out, f"{args.model}: accuracy vs cost ({args.target}, {args.node} nm){with_stage}",
-                  args.provenance)  # fmt: skip
+                  args.provenance, args.rank)  # fmt: skip
     if args.json:
         print(json.dumps([{k: row.get(k) for k in COLUMNS} for row in rows], indent=2))
         return 0
@@ -293,9 +293,11 @@ def _cell(value: Any, key: str = "") -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def write_outputs(rows: list[dict[str, Any]], out: Path, title: str, provenance: dict[str, Any]) -> None:
-    """explore.csv, explore.json (with provenance) and pareto.png, each written whole."""
-    front = {id(r) for r in synth.pareto(rows, "lut_equivalents")}
+def write_outputs(rows: list[dict[str, Any]], out: Path, title: str, provenance: dict[str, Any],
+                  rank: str = "area") -> None:  # fmt: skip
+    """explore.csv, explore.json (with provenance) and pareto.png, each written whole; the `pareto`
+    column marks the front against the `rank` cost (LUT equivalents, throughput or EDP)."""
+    front = _front(rows, RANKS[rank])
     table = [{**{k: row.get(k) for k in COLUMNS}, "pareto": id(row) in front} for row in rows]
     with paths.atomic(out / "explore.csv") as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, "pareto"])

@@ -78,6 +78,11 @@ def test_explore_ranks_by_throughput_and_energy_delay_at_the_modelled_fmax(
         latency_us = row["cycles_per_inference"] / row["model_fmax_mhz"]
         assert row["edp_pj_us"] == pytest.approx(row["energy_pj"] * latency_us, rel=1e-3)
         assert 0 < row["throughput_gmacs"] * 1000 * latency_us <= rows_ * cols * row["cycles_per_inference"]
+    saved = {
+        (p["format"], p["array"]): p for p in json.loads((tmp_path / "sweep" / "explore.json").read_text())["points"]
+    }
+    fastest = max(rows.values(), key=lambda row: row["throughput_gmacs"])
+    assert saved[(fastest["format"], fastest["array"])]["pareto"]  # the front is taken against throughput
     code, out, _ = run(capsys, *argv, "edp")
     assert code == 0 and "by edp" in out and "GMAC/s" in out and "at no higher energy-delay product" in out
 
