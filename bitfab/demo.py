@@ -147,12 +147,9 @@ def _show_synthesis(syn: dict[str, Any], show: Any) -> None:
 
 def _place_and_route(spec: synth.DesignSpec, cache: Path) -> dict[str, Any]:
     """Fmax of the array inside a small I/O shell (it needs pins)."""
-    verilog = hw.to_verilog(synth.IOShell(spec.build(dsp=True)), "top")
-    shelled = synth.synthesize(verilog, "ecp5", cache, dsp=True, netlist=True)
-    work = synth.run_dir(verilog, "ecp5", cache, dsp=True, netlist=True)
-    timing = synth.place_and_route(work, shelled.luts, dsps=shelled.dsps)
+    _, timing = synth.place_in_shell(spec.build(dsp=True), "ecp5", cache, dsp=True)
     return {
-        "device": f"LFE5U-{timing.device.rstrip('k')}F",
+        "device": timing.part,
         "fmax_mhz": timing.fmax_mhz,
         "pnr_seconds": round(timing.seconds, 1),
     }

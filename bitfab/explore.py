@@ -166,10 +166,7 @@ def _synthesize(spec: synth.DesignSpec, target: str, cache: Path) -> dict[str, A
     real = synth.synthesize(hw.to_verilog(spec.build(), "top"), target, cache, dsp=False)
     out: dict[str, Any] = {"synth_luts": real.luts, "synth_lut_equivalents": real.lut_equivalents}
     if target == "ecp5":
-        shell = hw.to_verilog(synth.IOShell(spec.build()), "top")
-        placed = synth.synthesize(shell, "ecp5", cache, dsp=False, netlist=True)
-        work = synth.run_dir(shell, "ecp5", cache, dsp=False, netlist=True)
-        out["fmax_mhz"] = synth.place_and_route(work, placed.luts).fmax_mhz
+        out["fmax_mhz"] = synth.place_in_shell(spec.build(), "ecp5", cache, dsp=False)[1].fmax_mhz
     return out
 
 

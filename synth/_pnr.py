@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._yosys import SynthError, tool
+import hw
+
+from ._shell import IOShell
+from ._yosys import Resources, SynthError, run_dir, synthesize, tool
 
 log = logging.getLogger("bitfab.synth")
 
@@ -187,8 +190,8 @@ def nexus_pin_constraints(netlist: Path, top: str = "top") -> str:
 def place_and_route(work: Path, luts: int, dsps: int = 0, timeout: float = 900.0, freq_mhz: float = 100.0,
                     carry: int | None = None, target: str = "ecp5") -> Timing:  # fmt: skip
     """nextpnr (ecp5, ice40 or nexus) on work/top.json (from `synthesize(..., netlist=True)` for that
-    target); cached in work/. `carry` (ECP5): the design's CCU2Cs (None: counted in work/top.json),
-    which occupy LUT4 sites too."""
+    target); cached in work/. `carry` (ECP5, Nexus): the design's carry cells (None: counted in
+    work/top.json), which occupy LUT4 sites too."""
     if target not in PNR_TARGETS:
         raise ValueError(f"place and route runs for {', '.join(PNR_TARGETS)}, got {target!r}")
     work = Path(work).absolute()
@@ -200,18 +203,16 @@ def place_and_route(work: Path, luts: int, dsps: int = 0, timeout: float = 900.0
             cached["critical_path"] = None if path is None else path.__dict__
         return Timing(**cached)
     log_path = work / "pnr.log"
+    if carry is None and target != "ice40":  # ECP5 / Nexus: a carry cell fills a slice's two LUT4 sites
+        carry = netlist_cells(work / "top.json", {"ecp5": "CCU2C", "nexus": "CCU2"}[target])
     if target == "ecp5":
-        if carry is None:
-            carry = netlist_cells(work / "top.json", "CCU2C")
-        flag, capacity = device_for(luts, dsps, carry)
-        device, package, sites = flag, PACKAGE, lut_sites(luts, carry)
+        flag, capacity = device_for(luts, dsps, carry or 0)
+        device, package, sites = flag, PACKAGE, lut_sites(luts, carry or 0)
     elif target == "ice40":
         sites = luts + netlist_cells(work / "top.json", "SB_DFF", prefix=True)
         device, package, capacity = ice40_device_for(sites, dsps)
     else:
-        if carry is None:
-            carry = netlist_cells(work / "top.json", "CCU2")
-        sites = lut_sites(luts, carry)
+        sites = lut_sites(luts, carry or 0)
         device, capacity = nexus_device_for(sites, dsps)
         (work / "pins.pdc").write_text(nexus_pin_constraints(work / "top.json"))
     name = f"yowasp-nextpnr-{target}"
@@ -236,3 +237,13 @@ def place_and_route(work: Path, luts: int, dsps: int = 0, timeout: float = 900.0
     temporary.replace(result)
     log.info("%s: Fmax %.1f MHz in %.1f s", name, fmax, timing.seconds)
     return timing
+
+
+def place_in_shell(design: Any, target: str, cache: Path, dsp: bool = True,
+                   timeout: float = 900.0) -> tuple[Resources, Timing]:  # fmt: skip
+    """`design` inside a small I/O shell (`IOShell`: a real package has few pins), synthesized for
+    `target` with its netlist kept, then placed and routed: its resources and post-route timing."""
+    verilog = hw.to_verilog(IOShell(design), "top")
+    resources = synthesize(verilog, target, cache, dsp=dsp, netlist=True, timeout=timeout)
+    work = run_dir(verilog, target, cache, dsp=dsp, netlist=True)
+    return resources, place_and_route(work, resources.luts, resources.dsps, timeout=timeout, target=target)

@@ -18,6 +18,7 @@ count on Xilinx 7 (CARRY4s sit beside the LUTs); `luts` is the equivalents minus
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -91,15 +92,16 @@ def _measured(run: dict[str, Any], quantity: str) -> float:
     return float(resources[quantity])
 
 
-_CACHE: dict[str, Any] = {}
+@functools.cache
+def stored_model(path: Path, what: str, remedy: str) -> dict[str, Any]:
+    """A fitted model stored under synth/data (the calibration, the Fmax model), read once."""
+    if not path.exists():
+        raise FileNotFoundError(f"no {what} at {path}; run {remedy}")
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
 
 
 def calibration() -> dict[str, Any]:
-    if not _CACHE:
-        if not CALIBRATION_FILE.exists():
-            raise FileNotFoundError(f"no cost model calibration at {CALIBRATION_FILE}; run python -m synth.calibrate")
-        _CACHE.update(json.loads(CALIBRATION_FILE.read_text()))
-    return _CACHE
+    return stored_model(CALIBRATION_FILE, "cost model calibration", "python -m synth.calibrate")
 
 
 def predict(spec: DesignSpec, target: str = "ecp5", dsp: bool = False) -> dict[str, float]:

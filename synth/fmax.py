@@ -25,12 +25,10 @@ from typing import Any
 
 import numpy as np
 
-import hw
-
 from ._designs import DesignSpec, _is_float
-from ._pnr import place_and_route
-from ._shell import IOShell
-from ._yosys import run_dir, synthesize, version
+from ._pnr import place_in_shell
+from ._yosys import version
+from .cost import _nnls_relative, stored_model
 
 FMAX_FILE = Path(__file__).parent / "data" / "fmax.json"
 FMAX_FEATURES = ("constant", "lut_multiplier", "dsp", "carry", "aligner", "array", "weight_stationary")
@@ -91,13 +89,6 @@ def fmax_features(spec: DesignSpec, dsp: bool) -> np.ndarray:
     ])  # fmt: skip
 
 
-def _nnls_relative(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    from scipy.optimize import nnls
-
-    coefficients, _ = nnls(x / y[:, None], np.ones_like(y))
-    return coefficients
-
-
 def fit_fmax(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Coefficients of the period (ns) from measured runs ({"spec", "dsp", "fmax_mhz"}), with the
     errors in Fmax: in sample, leave-one-out, and on the runs marked "held_out" (never fitted)."""
@@ -127,15 +118,8 @@ def _error(run: dict[str, Any], predicted: float) -> dict[str, Any]:
     return {"design": label, "measured": run["fmax_mhz"], "predicted": round(float(predicted), 1)}
 
 
-_CACHE: dict[str, Any] = {}
-
-
 def fmax_model() -> dict[str, Any]:
-    if not _CACHE:
-        if not FMAX_FILE.exists():
-            raise FileNotFoundError(f"no Fmax model at {FMAX_FILE}; run python -m synth.fmax")
-        _CACHE.update(json.loads(FMAX_FILE.read_text()))
-    return _CACHE
+    return stored_model(FMAX_FILE, "Fmax model", "python -m synth.fmax")
 
 
 def predict_fmax(spec: DesignSpec, target: str = "ecp5", dsp: bool = False) -> float:
@@ -149,10 +133,7 @@ def predict_fmax(spec: DesignSpec, target: str = "ecp5", dsp: bool = False) -> f
 
 def _route(job: tuple[DesignSpec, bool, str, str]) -> dict[str, Any]:
     spec, dsp, target, cache = job
-    verilog = hw.to_verilog(IOShell(spec.build(dsp=dsp)), "top")
-    resources = synthesize(verilog, target, Path(cache), dsp=dsp, netlist=True)
-    work = run_dir(verilog, target, Path(cache), dsp=dsp, netlist=True)
-    timing = place_and_route(work, resources.luts, resources.dsps, target=target)
+    resources, timing = place_in_shell(spec.build(dsp=dsp), target, Path(cache), dsp=dsp)
     return {"spec": spec.to_json(), "dsp": dsp, "target": target, "fmax_mhz": timing.fmax_mhz,
             "device": timing.part, "utilization": round(timing.utilization, 4),
             "lut_equivalents": resources.lut_equivalents, "dsps": resources.dsps}  # fmt: skip
