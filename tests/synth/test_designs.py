@@ -16,16 +16,25 @@ BARE = synth.DesignSpec("array", "int8", "int8", 2, 4, "ws", True)
 STAGED = synth.DesignSpec("array", "int8", "int8", 2, 4, "ws", True, output_stage=True)
 
 
+def _unelaborated(design: hw.SystolicArray | hw.RequantArray) -> hw.SystolicArray | hw.RequantArray:
+    """A design looked at, never elaborated: the file-level `UnusedElaboratable=no` above does not
+    reach it (Amaranth reads the option from synth/_designs.py, where it was made), and its warning
+    would fire whenever the garbage collector gets to it, inside some later test."""
+    design._MustUse__silence = True  # type: ignore[union-attr]
+    return design
+
+
 def test_the_spec_builds_a_requant_array_with_the_same_array_options() -> None:
-    design = synth.DesignSpec("array", "int4", "int4", 2, 4, "os", output_stage=True, out_bits=8, bias_bits=16,
-                              multiplier_bits=8, n_max=40, k=256, m_max=32).build()  # fmt: skip
+    spec = synth.DesignSpec("array", "int4", "int4", 2, 4, "os", output_stage=True, out_bits=8, bias_bits=16,
+                            multiplier_bits=8, n_max=40, k=256, m_max=32)  # fmt: skip
+    design = _unelaborated(spec.build())
     assert isinstance(design, hw.RequantArray)
     stage, array = design.config, design.config.array
     assert (stage.out_bits, stage.bias_bits, stage.multiplier_bits, stage.n_max, stage.folds_max) == (8, 16, 8, 40, 10)
     options = (array.rows, array.cols, array.dataflow, array.k_max, array.m_max, array.pipeline)
     assert options == (2, 4, "os", 256, 32, 1)
     assert array.dsp_budget == 0  # LUT multipliers in the PEs, as for the bare array
-    assert isinstance(BARE.build(), hw.SystolicArray)
+    assert isinstance(_unelaborated(BARE.build()), hw.SystolicArray)
 
 
 def test_the_features_count_the_stage_on_every_lane() -> None:
