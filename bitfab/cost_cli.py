@@ -28,13 +28,17 @@ from .options import (
 
 def _spec(args: argparse.Namespace) -> synth.DesignSpec:
     if args.rows == args.cols == 1:
+        if args.dsp_pack:
+            raise ValueError("--dsp-pack pairs an array's columns on DSP multipliers; a single PE has none to pair")
         return synth.DesignSpec(
             "pe", args.a, args.b, accumulator=args.acc or "exact", k=args.k_max, pipeline=args.pipeline
         )
+    if args.dsp_pack and args.no_dsp:
+        raise ValueError("--dsp-pack shares DSP multipliers between PEs; it cannot go with --no-dsp")
     return synth.DesignSpec("array", args.a, args.b, args.rows, args.cols, args.dataflow,
                             double_buffer=double_buffer(args), accumulator=array_accumulator(args.acc, args.a),
-                            k=args.k_max,
-                            m_max=args.m_max, pipeline=args.pipeline)  # fmt: skip
+                            k=args.k_max, m_max=args.m_max, pipeline=args.pipeline,
+                            dsp_pack=args.dsp_pack)  # fmt: skip
 
 
 # What the LUT count means per target: an ECP5 CCU2C carry cell holds two LUT4s (the cost model's
@@ -124,6 +128,9 @@ def _design_arguments(p: argparse.ArgumentParser, targets: list[str]) -> None:
     p.set_defaults(acc=None)  # no --acc: what the array takes (fp32 for MX operands, exact otherwise)
     p.add_argument("--target", default="ecp5", choices=targets, help="FPGA family")
     p.add_argument("--no-dsp", action="store_true", help="LUT multipliers only")
+    p.add_argument("--dsp-pack", action="store_true",
+                   help="two PEs of a row on one DSP multiplier (output-stationary integer arrays whose packed "
+                        "product fits 18 x 18: int8 x int4, int4 x int4)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 

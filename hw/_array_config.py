@@ -18,6 +18,7 @@ from ._float_acc import check_float_format
 Dataflow = Literal["ws", "os"]
 MX_SCALE_BIAS = 127
 SIZE_BITS = 16  # M, K and N ports: GEMMs up to 65,535 in each dimension
+DSP_PORT_BITS = 18  # a packed multiply must fit one 18 x 18 signed DSP multiplier (ECP5 MULT18X18D, Nexus)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class ArrayConfig:
     b_stream: IntFormat | None = None
     a_zero_point: int = 0
     b_zero_point: int = 0
+    # two PEs of a row share one DSP multiply: a * (b1 * 2**pack_shift + b0) (see `pack_shift`)
+    dsp_pack: bool = False
 
     @classmethod
     def build(
@@ -71,6 +74,7 @@ class ArrayConfig:
         m_max: int = 256,
         a_zero_point: int = 0,
         b_zero_point: int = 0,
+        dsp_pack: bool = False,
     ) -> ArrayConfig:
         a_stream, a_format = _zero_pointed(a_format, a_zero_point, "a")
         b_stream, b_format = _zero_pointed(b_format, b_zero_point, "b")
@@ -120,7 +124,9 @@ class ArrayConfig:
             accumulator = realised_order(accumulator, dataflow, rows, block)
         config = cls(element_format(a_format), element_format(b_format), accumulator, rows, cols, dataflow,
                      double_buffer, pipeline, dsp_budget, k_max, m_max, block, a_ovp, b_ovp, a_stream,
-                     b_stream, a_zero_point, b_zero_point)  # type: ignore[arg-type]  # fmt: skip
+                     b_stream, a_zero_point, b_zero_point, dsp_pack)  # type: ignore[arg-type]  # fmt: skip
+        if dsp_pack:
+            config.check_dsp_pack()
         if isinstance(accumulator, FixedAccumulator) and config.lsb_exponent < config.exact_lsb:
             raise ValueError(
                 f"lsb_exponent must be >= the exact product lsb {config.exact_lsb}, got {config.lsb_exponent}"
@@ -213,6 +219,38 @@ class ArrayConfig:
         last = k - self.block.block_size * ((k - 1) // self.block.block_size)
         return max(0, self.cols - last)
 
+    @property
+    def pack_shift(self) -> int:
+        """DSP packing: where b1 sits in the packed weight. a * b0 of signed wa- and wb-bit operands
+        lies in (-2**(wa+wb-1), 2**(wa+wb-1)), so the low wa + wb bits of the product hold it exactly."""
+        return self.a_layout.sig_width + 1 + self.b_layout.sig_width + 1
+
+    @property
+    def packed_width(self) -> int:
+        """Bits of the packed weight (b1 - sign(b0)) * 2**pack_shift + (b0 mod 2**pack_shift), signed."""
+        return self.pack_shift + self.b_layout.sig_width + 2
+
+    def check_dsp_pack(self) -> None:
+        """DSP packing is built for output-stationary integer arrays whose packed multiply fits one
+        18 x 18 DSP: columns 2p and 2p + 1 share row i's activation, so PE(i, 2p)'s DSP computes both
+        products."""
+        fmt = f"{self.a_name} x {self.b_name}"
+        if self.dataflow != "os":
+            raise ValueError(f"dsp_pack is built for output-stationary arrays (dataflow='os'), got {self.dataflow!r}")
+        if self.cols % 2:
+            raise ValueError(f"dsp_pack pairs columns: cols must be even, got {self.cols}")
+        if self.dsp_budget is not None:
+            raise ValueError(f"dsp_pack puts every column pair on one DSP multiplier: dsp_budget must be None, "
+                             f"got {self.dsp_budget}")  # fmt: skip
+        integers = isinstance(self.a_format, IntFormat) and isinstance(self.b_format, IntFormat)
+        if not integers or self.block is not None or self.a_ovp or self.b_ovp or self.float_format is not None:
+            raise ValueError(f"dsp_pack takes integer operands and an exact or int{{W}} accumulator, got {fmt} "
+                             f"with {_spelled(self.accumulator)}")  # fmt: skip
+        wa = self.a_layout.sig_width + 1
+        if self.packed_width > DSP_PORT_BITS or wa > DSP_PORT_BITS:
+            raise ValueError(f"dsp_pack needs a x (two weights) within one {DSP_PORT_BITS} x {DSP_PORT_BITS} DSP: "
+                             f"{fmt} packs {wa} x {self.packed_width} bits (int8 x int4, int4 x int4 fit)")  # fmt: skip
+
     def uses_dsp(self, row: int, col: int) -> bool:
         """PEs are numbered row-major; those beyond the DSP budget get LUT multipliers."""
         return self.dsp_budget is None or row * self.cols + col < self.dsp_budget
@@ -251,6 +289,7 @@ class ArrayConfig:
                 acc += f" at 2**{accumulator.lsb_exponent}"
         extras = " double-buffered" if self.double_buffer else ""
         extras += f" pipeline {self.pipeline}" if self.pipeline else ""
+        extras += " DSP-packed pairs" if self.dsp_pack else ""
         return (f"{self.rows}x{self.cols} {self.dataflow.upper()} array, {self.a_name} x {self.b_name}, "
                 f"{acc} accumulator ({self.acc_width} bits){extras}")  # fmt: skip
 

@@ -28,7 +28,7 @@ from . import _array_parts as parts
 from ._array_config import SIZE_BITS, ArrayConfig
 from ._array_parts import add_term, assign_sum, cleared, edge_lanes, merge_sums, register, skew_line, sum_layout
 from ._float_acc import float_add
-from ._pe import Term, exact_product, product_term
+from ._pe import Term, exact_product, packed_product_terms, product_term
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,15 @@ def _block_scale(m: Module, name: str, a_scale: Value, b_scale: Value) -> tuple[
 
 # block_first/block_last: an MX block of K starts/ends with this element (zero for element formats)
 _CONTROL = data.StructLayout({"valid": 1, "first": 1, "last": 1, "block_first": 1, "block_last": 1})
+
+
+def _delayed(m: Module, name: str, term: Term) -> Term:
+    """`term` one register later: value, flags and passengers."""
+    value, nan, inf, neg = (
+        register(m, f"{name}_{field}", getattr(term, field)) for field in ("value", "nan", "inf", "neg")
+    )
+    riders = tuple(register(m, f"{name}_rider{k}", p) for k, p in enumerate(term.passengers))
+    return Term(value, nan, inf, neg, riders)
 
 
 class OutputStationaryCore(Elaboratable):
@@ -140,7 +149,7 @@ class OutputStationaryCore(Elaboratable):
         a_edge = [parts.edge_code(cfg.a_stream, cfg.a_zero_point, cfg.a_format, a_codes[i]) for i in range(r)]
         b_edge = [parts.edge_code(cfg.b_stream, cfg.b_zero_point, cfg.b_format, b_codes[j]) for j in range(c)]
         a_lanes = edge_lanes(m, "a", cfg.a_kind, [Mux(fire, a_edge[i], 0) for i in range(r)])
-        b_lanes = edge_lanes(m, "b", cfg.b_kind, [Mux(fire, b_edge[j], 0) for j in range(c)])
+        b_lanes = edge_lanes(m, "b", cfg.b_kind, [Mux(fire, b_edge[j], 0) for j in range(c)], cfg.dsp_pack)
         for i in range(r):
             a_regs[i][0] = register(m, f"a_{i}_0", a_lanes[i])
             controls[i][0] = register(m, f"ctl_{i}_0", skew_line(m, f"ctl_line{i}", control, i + 1))
@@ -154,7 +163,7 @@ class OutputStationaryCore(Elaboratable):
                 scales["b"][0][j] = register(m, f"sb_0_{j}", line)
         for i in range(r):
             row_requests: list[_BlockRequest] = []  # the row's block ends, for its shared block adder
-            for j in range(c):
+            for j in range(c):  # the operand registers first: a DSP-packed PE reads its right neighbour's b
                 if j:
                     a_regs[i][j] = register(m, f"a_{i}_{j}", a_regs[i][j - 1])
                     controls[i][j] = register(m, f"ctl_{i}_{j}", controls[i][j - 1])
@@ -164,6 +173,8 @@ class OutputStationaryCore(Elaboratable):
                     b_regs[i][j] = register(m, f"b_{i}_{j}", b_regs[i - 1][j])
                     if mx:
                         scales["b"][i][j] = register(m, f"sb_{i}_{j}", scales["b"][i - 1][j])
+            partner: Term | None = None
+            for j in range(c):
                 riders = (controls[i][j].as_value(), *((scales["a"][i][j], scales["b"][i][j]) if mx else ()))
                 acc = self.accs[i][j]
                 operands = (m, a_regs[i][j], b_regs[i][j], cfg.a_layout, cfg.b_layout)
@@ -174,7 +185,15 @@ class OutputStationaryCore(Elaboratable):
                     with m.If(at_adder.valid):
                         m.d.sync += acc.acc.eq(total)
                 else:
-                    term = product_term(*operands, cfg.product_lsb, cfg.pipeline, riders, cfg.uses_dsp(i, j))
+                    if not cfg.dsp_pack:
+                        term = product_term(*operands, cfg.product_lsb, cfg.pipeline, riders, cfg.uses_dsp(i, j))
+                    elif j % 2 == 0:  # PE(i, j + 1)'s b arrives a cycle early (edge_lanes) to meet this a
+                        term, partner = packed_product_terms(m, f"pe_{i}_{j}", a_regs[i][j], b_regs[i][j],
+                                                             b_regs[i][j + 1], cfg.a_layout, cfg.b_layout,
+                                                             cfg.product_lsb, cfg.pipeline, cfg.pack_shift,
+                                                             riders)  # fmt: skip
+                    else:  # this PE's a and control arrive a cycle after its partner's: so does its product
+                        term = _delayed(m, f"pe_{i}_{j}", partner)  # type: ignore[arg-type]
                     at_adder = data.View(_CONTROL, term.passengers[0])
                     if mx:
                         self._mx_accumulate(m, f"{i}_{j}", acc, term, at_adder, row_requests)

@@ -64,13 +64,15 @@ def edge_code(stream: Any, zero_point: int, datapath: Any, code: Value) -> Value
     return (value - zero_point)[: datapath.bits]
 
 
-def edge_lanes(m: Module, name: str, fmt: Any, codes: list[Value]) -> list[Any]:
-    """Decoded operands entering the array, lane l delayed by l + 1 cycles (the skew).
+def edge_lanes(m: Module, name: str, fmt: Any, codes: list[Value], early_odd_lanes: bool = False) -> list[Any]:
+    """Decoded operands entering the array, lane l delayed by l + 1 cycles (the skew); with
+    `early_odd_lanes` lane 2p + 1 is delayed as lane 2p is (DSP packing: both meet in PE 2p).
 
     Element formats skew the codes and decode at the array edge; OliVe pairs (lanes 2p, 2p + 1)
     decode first, so both codes of a pair meet in one pair decoder."""
     if not isinstance(fmt, OVPFormat):
-        return [decoded(m, f"{name}_edge{lane}", fmt, skew_line(m, f"{name}_line{lane}", code, lane + 1))
+        delays = [lane + 1 - (early_odd_lanes and lane % 2) for lane in range(len(codes))]
+        return [decoded(m, f"{name}_edge{lane}", fmt, skew_line(m, f"{name}_line{lane}", code, delays[lane]))
                 for lane, code in enumerate(codes)]  # fmt: skip
     layout = decoded_struct(ovp_layout(fmt))
     lanes = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Value
 from amaranth.lib import data
 
@@ -105,11 +105,42 @@ def product_term(
     return Term(aligned, nan, inf, neg, riders)
 
 
+def packed_product_terms(m: Module, name: str, a: Any, b0: Any, b1: Any, a_layout: DecodedLayout,
+                         b_layout: DecodedLayout, lsb_exponent: int, pipeline: int, shift: int,
+                         passengers: tuple[Value, ...] = ()) -> tuple[Term, Term]:  # fmt: skip
+    """`product_term` of integer operands a x b0 and a x b1 from one multiplication (DSP packing):
+    a * P with P = b1 * 2**shift + b0, written (b1 - sign(b0)) * 2**shift + (b0 mod 2**shift) so
+    that it is a concatenation and a short subtraction. `shift` must hold any a * b0 as a signed
+    value: the product's low `shift` bits, read signed, are a * b0; the bits above are
+    floor(a * P / 2**shift), which is a * b1 - 1 where a * b0 < 0, so that field's sign bit is added
+    back. Both terms come out at the same stage, with the same passengers."""
+    low_field = Signal(shift, name=f"{name}_packed_low")
+    high_field = Signal(signed(b_layout.sig_width + 2), name=f"{name}_packed_high")
+    packed = Signal(signed(shift + len(high_field)), name=f"{name}_packed")
+    both = Signal(signed(a_layout.sig_width + 1 + len(packed)), name=f"{name}_packed_product")
+    low = Signal(signed(shift), name=f"{name}_product_low")
+    high = Signal(signed(len(both) - shift + 1), name=f"{name}_product_high")
+    m.d.comb += [
+        low_field.eq(b0.sig.as_signed()),  # sign-extended into the field
+        high_field.eq(b1.sig.as_signed() - b0.sig[-1]),
+        packed.eq(Cat(low_field, high_field)),
+        both.eq(a.sig * packed),
+        low.eq(both[:shift].as_signed()),
+        high.eq(both[shift:].as_signed() + both[shift - 1]),
+    ]
+    terms = []
+    for b, multiplied in ((b0, low), (b1, high)):
+        (aligned,), nan, inf, neg, riders = _product(m, a, b, (a_layout, b_layout), lsb_exponent, pipeline,
+                                                     passengers, True, multiplied)  # fmt: skip
+        terms.append(Term(aligned, nan, inf, neg, riders))
+    return terms[0], terms[1]
+
+
 def _product(m: Module, a: Any, b: Any, layouts: tuple[DecodedLayout, DecodedLayout], lsb_exponent: int | None,
-             pipeline: int, passengers: tuple[Value, ...],
-             use_dsp: bool) -> tuple[Signals, Signal, Signal, Signal, Signals]:  # fmt: skip
+             pipeline: int, passengers: tuple[Value, ...], use_dsp: bool,
+             multiplied: Value | None = None) -> tuple[Signals, Signal, Signal, Signal, Signals]:  # fmt: skip
     """Both stages: ((aligned,) or, with lsb_exponent None, (product, exponent)), nan, inf, neg and
-    the passengers after the second stage."""
+    the passengers after the second stage. `multiplied`: a.sig * b.sig computed elsewhere (packing)."""
     a_layout, b_layout = layouts
     product = Signal(signed(a_layout.sig_width + b_layout.sig_width + 2))
     exp_width = max(a_layout.exp_width, b_layout.exp_width) + 1
@@ -117,7 +148,8 @@ def _product(m: Module, a: Any, b: Any, layouts: tuple[DecodedLayout, DecodedLay
     prod_nan, prod_inf, prod_neg = Signal(), Signal(), Signal()
     zero_a = (a.sig == 0) & ~a.inf & ~a.nan
     zero_b = (b.sig == 0) & ~b.inf & ~b.nan
-    multiplied = a.sig * b.sig if use_dsp else booth_multiply(m, a.sig, b.sig)
+    if multiplied is None:
+        multiplied = a.sig * b.sig if use_dsp else booth_multiply(m, a.sig, b.sig)
     stage: list[Any] = [
         product.eq(multiplied),
         exponent.eq(a.exp + b.exp),

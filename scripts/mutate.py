@@ -29,6 +29,7 @@ ROUND = "tests/sim/test_round_cosim.py"
 FLOAT_MAC = "tests/sim/test_float_mac_cosim.py"
 FLOAT_ADD = "tests/hw/test_float_acc.py::test_float_add_matches_the_exact_reference"
 FLOAT_ARRAY = "tests/sim/test_float_array_cosim.py::test_float_gemms_are_bit_exact_and_cycle_exact"
+PACK = "tests/sim/test_dsp_pack_cosim.py::test_every_activation_meets_every_weight_pair_on_one_multiplier"
 FLOAT_FAST = (
     f"{FLOAT_MAC}::test_targeted_specials_and_zeros",
     f"{FLOAT_MAC}::test_fp16_accumulator_over_every_e5m2_pair",
@@ -172,6 +173,15 @@ MUTANTS = (
            "kept = kept + guard",
            (f"{FLOAT_MAC}::test_float_accumulators_over_every_operand_pair[int8-fp16_w8r-p1]",),
            "a rounded alignment window breaks ties away from zero, not to even"),
+    Mutant("pack-no-borrow", "hw/_pe.py", "high.eq(both[shift:].as_signed() + both[shift - 1])",
+           "high.eq(both[shift:].as_signed())", (f"{PACK}[int4xint4-pipeline0]",),
+           "a DSP-packed pair's high product ignores the borrow of a negative low product"),
+    Mutant("pack-odd-lane-late", "hw/_array_parts.py", "lane + 1 - (early_odd_lanes and lane % 2)", "lane + 1",
+           (f"{PACK}[int4xint4-pipeline0]",),
+           "a packed pair's second weight arrives a cycle after the activation it shares"),
+    Mutant("pack-partner-undelayed", "hw/_array_os.py", 'term = _delayed(m, f"pe_{i}_{j}", partner)',
+           "term = partner", (f"{PACK}[int4xint4-pipeline0]",),
+           "a packed pair's second product reaches its accumulator a cycle early"),
 )  # fmt: skip
 
 

@@ -42,6 +42,8 @@ class DesignSpec:
     bias_bits: int = 32
     multiplier_bits: int = 16
     n_max: int = 64
+    # array only, with DSPs: two PEs of a row on one DSP multiplier (hw.ArrayConfig's dsp_pack)
+    dsp_pack: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("pe", "array", "bitserial"):
@@ -59,6 +61,10 @@ class DesignSpec:
         numerics.parse_accumulator(self.accumulator)
         if self.output_stage:
             self._check_stage()
+        if self.dsp_pack:
+            if self.kind != "array":
+                raise ValueError(f"DSP packing pairs an array's columns: it needs kind 'array', got {self.kind!r}")
+            self.config()  # hw.ArrayConfig checks the formats, the dataflow and the fit in one DSP
 
     def _check_stage(self) -> None:
         if self.kind != "array":
@@ -75,14 +81,18 @@ class DesignSpec:
         db = "-db" if self.double_buffer else ""
         stage = (f", stage int{self.out_bits} b{self.bias_bits} m{self.multiplier_bits} n{self.n_max}"
                  if self.output_stage else "")  # fmt: skip
-        return f"{self.rows}x{self.cols} {self.dataflow}{db} {self.a}x{self.b} {self.accumulator}{stage}"
+        packed = ", dsp-packed" if self.dsp_pack else ""
+        return f"{self.rows}x{self.cols} {self.dataflow}{db} {self.a}x{self.b} {self.accumulator}{stage}{packed}"
 
     def to_json(self) -> dict[str, Any]:
-        """The fields; without the output stage's when there is none (so older records read the same)."""
+        """The fields; without the output stage's when there is none, nor dsp_pack when off (so older
+        records read the same)."""
         fields = asdict(self)
         if not self.output_stage:
             for name in STAGE_FIELDS:
                 del fields[name]
+        if not self.dsp_pack:
+            del fields["dsp_pack"]
         return fields
 
     def _accumulator(self) -> numerics.ExactAccumulator | numerics.FixedAccumulator | numerics.FloatAccumulator:
@@ -90,13 +100,15 @@ class DesignSpec:
 
     def build(self, dsp: bool = False) -> Any:
         """The hardware: LUT (Booth) multipliers, or `*` for synthesis to infer DSPs."""
+        if self.dsp_pack and not dsp:
+            raise ValueError(f"{self.label()} puts two products on each DSP multiplier: build it with DSPs")
         if self.kind == "bitserial":
             return hw.BitSerialArray(self.a, lanes=self.rows, cols=self.cols, group=self.k)
         if self.kind == "pe":
             return hw.MacPE(self.a, self.b, self._accumulator(), k_terms=self.k, pipeline=self.pipeline, use_dsp=dsp)
         options = {"rows": self.rows, "cols": self.cols, "dataflow": self.dataflow, "double_buffer": self.double_buffer,
                    "pipeline": self.pipeline, "dsp_budget": None if dsp else 0, "k_max": self.k,
-                   "m_max": self.m_max}  # fmt: skip
+                   "m_max": self.m_max, **({"dsp_pack": True} if self.dsp_pack else {})}  # fmt: skip
         if self.output_stage:
             return hw.RequantArray(self.a, self.b, self._accumulator(), out_bits=self.out_bits,
                                    bias_bits=self.bias_bits, multiplier_bits=self.multiplier_bits, n_max=self.n_max,
@@ -107,7 +119,7 @@ class DesignSpec:
         """The array configuration (a PE is modelled as the 1 x 1 core of one)."""
         return ArrayConfig.build(self.a, self.b, self._accumulator(), rows=max(self.rows, 2), cols=max(self.cols, 2),
                                  dataflow=self.dataflow, double_buffer=self.double_buffer, pipeline=self.pipeline,
-                                 k_max=self.k, m_max=self.m_max)  # fmt: skip
+                                 k_max=self.k, m_max=self.m_max, dsp_pack=self.dsp_pack)  # fmt: skip
 
     def stage_config(self) -> hw.RequantConfig:
         """The output stage's configuration (its array's, and its widths)."""
@@ -120,10 +132,12 @@ class DesignSpec:
         return self.rows * self.cols
 
     def dsp_blocks(self) -> int:
-        """DSP blocks with DSP inference on: one per PE multiplier that fits 18 x 18 (the
-        bit-serial unit has no multipliers); the output stage's (acc + bias) x multiplier product,
-        split into 18 x 18 pieces, on every lane (the unsigned multiplier is one bit wider signed)."""
+        """DSP blocks with DSP inference on: one per PE multiplier that fits 18 x 18, one per PE pair
+        when DSP-packed (the bit-serial unit has no multipliers); the output stage's (acc + bias) x
+        multiplier product, split into 18 x 18 pieces, on every lane (the unsigned multiplier is one
+        bit wider signed)."""
         pes = self.pes if "multiplier" in self.dsp_features() else 0
+        pes //= 2 if self.dsp_pack else 1  # two PEs to a DSP multiplier
         if not self.output_stage:
             return pes
         pieces = math.ceil(self.stage_config().sum_width / 18) * math.ceil((self.multiplier_bits + 1) / 18)
@@ -164,12 +178,18 @@ def features(spec: DesignSpec) -> dict[str, float]:
 
 
 def _dsp_mode_features(spec: DesignSpec) -> dict[str, float]:
-    """Two terms only the DSP fit uses (synth.cost.DSP_FEATURES): once the multipliers are DSP
-    blocks, an array's fixed logic (operand feeders, the weight loader, the result path, beyond the
+    """Terms only the DSP fit uses (synth.cost.DSP_FEATURES): once the multipliers are DSP blocks,
+    an array's fixed logic (operand feeders, the weight loader, the result path, beyond the
     log2(k_max) controller term) and, per row of a weight-stationary array, its activation lane
-    (feeder and skew line) stand out; beside a LUT multiplier they vanish in the fit."""
+    (feeder and skew line) stand out; beside a LUT multiplier they vanish in the fit. DSP packing
+    adds the logic that splits each shared product in two."""
     array = spec.kind == "array"
-    return {"array": float(array), "ws_rows": float(spec.rows) if array and spec.dataflow == "ws" else 0.0}
+    packing = 0.0
+    if spec.dsp_pack:  # per pair: splitting the packed product (the high half's correction adder), the
+        cfg = spec.config()  # packed weight's short subtraction and the partner's product register
+        packing = spec.pes / 2 * (cfg.pack_shift + cfg.packed_width)
+    return {"array": float(array), "ws_rows": float(spec.rows) if array and spec.dataflow == "ws" else 0.0,
+            "dsp_pack": packing}  # fmt: skip
 
 
 def _stage_features(spec: DesignSpec) -> dict[str, float]:

@@ -89,11 +89,16 @@ DSP_CALIBRATION = [
     DesignSpec("array", "fp8_e4m3", "fp8_e4m3", 2, 2, "ws", True),
     *(DesignSpec("array", "int8", "int8", 2, 2, d, d == "ws", output_stage=True) for d in ("os", "ws")),
     DesignSpec("array", "int8", "int8", 4, 4, "ws", True, output_stage=True, **DEMO_FAMILY),
+    *(DesignSpec("array", a, "int4", 4, 4, "os", dsp_pack=True) for a in ("int8", "int4")),
+    DesignSpec("array", "int8", "int4", 2, 4, "os", dsp_pack=True),
+    DesignSpec("array", "int8", "int4", 4, 4, "os"),  # beside its packed twin
 ]
 DSP_HELD_OUT = [
     DesignSpec("array", "int8", "int8", 8, 8, "os", accumulator="int32"),
     DesignSpec("array", "int4", "int4", 8, 8, "ws", True, **DEMO_FAMILY),
     DesignSpec("array", "fp8_e5m2", "fp8_e5m2", 4, 4, "ws", True, **DEMO_FAMILY),
+    DesignSpec("array", "int8", "int4", 8, 8, "os", dsp_pack=True),
+    DesignSpec("array", "uint8", "int4", 4, 8, "os", dsp_pack=True),
 ]
 
 

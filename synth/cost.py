@@ -30,7 +30,7 @@ from ._designs import STAGE_FEATURES, DesignSpec, features
 CALIBRATION_FILE = Path(__file__).parent / "data" / "calibration.json"
 FEATURES = ("pe", "multiplier", "aligner", "accumulator", "float_pe", "specials", "decoders", "control", "output",
             "weights", "mx_shift", "float_add", "bs_lane", "bs_pe", "bs_unit", *STAGE_FEATURES)  # fmt: skip
-DSP_FEATURES = (*FEATURES, "array", "ws_rows")  # the DSP fit's: see synth._designs._dsp_mode_features
+DSP_FEATURES = (*FEATURES, "array", "ws_rows", "dsp_pack")  # the DSP fit's: see synth._designs._dsp_mode_features
 QUANTITIES = ("lut_equivalents", "carry", "ffs")
 
 
@@ -107,6 +107,8 @@ def calibration() -> dict[str, Any]:
 def predict(spec: DesignSpec, target: str = "ecp5", dsp: bool = False) -> dict[str, float]:
     """Predicted LUT equivalents, LUTs, carry cells, flip-flops and DSP blocks of `spec`."""
     models = calibration()["models"]
+    if spec.dsp_pack and not dsp:
+        raise ValueError(f"{spec.label()} puts two products on each DSP multiplier: predict it with dsp=True")
     if target not in models:
         raise ValueError(f"the cost model is calibrated for {', '.join(m for m in models if '+' not in m)}, "
                          f"not {target!r}")  # fmt: skip

@@ -61,3 +61,23 @@ def test_one_accumulator_syntax_and_width(capsys: pytest.CaptureFixture[str]) ->
     assert widths["int24"] < widths["int32"]
     code, _, err = run(capsys, "cost", "--acc", "fixed32")
     assert code == 2 and "argument --acc: must be exact, int{W}" in err
+
+
+def test_dsp_packing_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--dsp-pack`: half the DSP blocks in the model's figure, and every combination it does not
+    apply to refused in one line before any tool runs."""
+    design = ("--a", "int8", "--b", "int4", "--rows", "8", "--cols", "8", "--dataflow", "os")
+    _, plain, _ = run(capsys, "cost", *design, "--json")
+    code, packed, _ = run(capsys, "cost", *design, "--dsp-pack", "--json")
+    assert code == 0 and (json.loads(plain)["dsps"], json.loads(packed)["dsps"]) == (64, 32)
+    assert json.loads(packed)["design"] == "8x8 os int8xint4 exact, dsp-packed"
+    refusals = {
+        ("--no-dsp",): "--dsp-pack shares DSP multipliers between PEs; it cannot go with --no-dsp",
+        ("--dataflow", "ws"): "dsp_pack is built for output-stationary arrays (dataflow='os'), got 'ws'",
+        ("--b", "int8"): "dsp_pack needs a x (two weights) within one 18 x 18 DSP: int8 x int8 packs 8 x 25 bits",
+        ("--rows", "1", "--cols", "1"): "--dsp-pack pairs an array's columns on DSP multipliers; a single PE has none",
+    }
+    for extra, message in refusals.items():
+        code, _, err = run(capsys, "synth", *design, *extra, "--dsp-pack", "-o", str(tmp_path / "out"))
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not tmp_path.joinpath("out").exists()

@@ -168,7 +168,8 @@ def test_ovp_pairs_decode_in_front_of_the_array(dataflow: str, build_root: Path,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("options", [{**OS, "pipeline": 1}, {**WS_DB, "pipeline": 2}], ids=["os", "ws-db"])
+@pytest.mark.parametrize("options", [{**OS, "pipeline": 1}, {**WS_DB, "pipeline": 2}, {**OS, "dsp_pack": True}],
+                         ids=["os", "ws-db", "os-dsp-packed"])  # fmt: skip
 def test_stalls_and_gaps_freeze_the_array_without_changing_results(options: dict, build_root: Path,
                                                                    tmp_path: Path) -> None:  # fmt: skip
     """Backpressure on `out` and producers that pause (`valid` low now and then on a or b) cost

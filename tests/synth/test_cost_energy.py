@@ -11,7 +11,7 @@ import pytest
 
 import synth
 from hw import ArrayConfig
-from synth._designs import STAGE_FEATURES
+from synth._designs import STAGE_FEATURES, features
 from synth.cost import CALIBRATION_FILE, FEATURES, _measured, _row, calibration, fit, predict
 from synth.energy import SCALING, add_pj, gemm_energy, mac_pj, mult_pj
 
@@ -141,3 +141,33 @@ def test_dsp_designs_have_their_own_fit_on_ecp5() -> None:
     assert not {e["design"] for e in model["held_out"]} & {e["design"] for e in model["errors"]}
     lut_only = predict(demo, "ecp5", dsp=False)["lut_equivalents"]
     assert predict(demo, "ecp5", dsp=True)["lut_equivalents"] < lut_only  # the multipliers left the LUTs
+
+
+def test_every_dsp_run_measured_the_dsp_blocks_the_spec_counts() -> None:
+    """yosys' DSP count on every calibration run with DSPs is `dsp_blocks`: one per PE, one per
+    pair of PEs when DSP-packed (two INT4 x INT8 or INT4 x INT4 products per MULT18X18D), and the
+    output stage's product pieces."""
+    runs = [r for r in RUNS if r.get("dsp")]
+    packed = [r for r in runs if r["spec"].get("dsp_pack")]
+    assert len([r for r in packed if not r.get("held_out")]) >= 3 and len([r for r in packed if r.get("held_out")]) >= 2
+    for run in runs:
+        spec = synth.DesignSpec(**run["spec"])
+        assert run["resources"]["dsps"] == spec.dsp_blocks(), spec.label()
+    assert all(synth.DesignSpec(**r["spec"]).dsp_blocks() == synth.DesignSpec(**r["spec"]).pes // 2 for r in packed)
+
+
+def test_a_packed_design_is_priced_with_its_split_logic_and_half_the_dsps() -> None:
+    plain = synth.DesignSpec("array", "int8", "int4", 8, 8, "os")
+    packed = synth.DesignSpec("array", "int8", "int4", 8, 8, "os", dsp_pack=True)
+    with_dsps, paired = predict(plain, "ecp5", dsp=True), predict(packed, "ecp5", dsp=True)
+    assert (with_dsps["dsps"], paired["dsps"]) == (64, 32)
+    assert paired["lut_equivalents"] > with_dsps["lut_equivalents"]  # the split costs fabric
+    assert features(packed)["dsp_pack"] == 32 * (12 + 17) and features(plain)["dsp_pack"] == 0
+    assert "dsp_pack" not in plain.to_json() and packed.to_json()["dsp_pack"] is True
+    with pytest.raises(ValueError, match=r"^8x8 os int8xint4 exact, dsp-packed puts two products on each DSP "
+                                         r"multiplier: predict it with dsp=True$"):  # fmt: skip
+        predict(packed, "ecp5", dsp=False)
+    with pytest.raises(ValueError, match=r"build it with DSPs$"):
+        packed.build(dsp=False)
+    with pytest.raises(ValueError, match=r"^DSP packing pairs an array's columns: it needs kind 'array', got 'pe'$"):
+        synth.DesignSpec("pe", "int8", "int4", dsp_pack=True)
