@@ -128,12 +128,10 @@ def packed_product_terms(m: Module, name: str, a: Any, b0: Any, b1: Any, a_layou
         low.eq(both[:shift].as_signed()),
         high.eq(both[shift:].as_signed() + both[shift - 1]),
     ]
-    terms = []
-    for b, multiplied in ((b0, low), (b1, high)):
-        (aligned,), nan, inf, neg, riders = _product(m, a, b, (a_layout, b_layout), lsb_exponent, pipeline,
-                                                     passengers, True, multiplied)  # fmt: skip
-        terms.append(Term(aligned, nan, inf, neg, riders))
-    return terms[0], terms[1]
+    layouts = (a_layout, b_layout)
+    (aligned0,), nan0, inf0, neg0, riders = _product(m, a, b0, layouts, lsb_exponent, pipeline, passengers, True, low)
+    (aligned1,), nan1, inf1, neg1, _ = _product(m, a, b1, layouts, lsb_exponent, pipeline, (), True, high)
+    return Term(aligned0, nan0, inf0, neg0, riders), Term(aligned1, nan1, inf1, neg1, riders)  # one set of riders
 
 
 def _product(m: Module, a: Any, b: Any, layouts: tuple[DecodedLayout, DecodedLayout], lsb_exponent: int | None,
