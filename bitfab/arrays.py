@@ -29,7 +29,8 @@ from .options import (
 )
 
 CYCLE_FORMULAS = {
-    "os": "ceil(M/R)*ceil(N/C)*(K + R + C - 2) + R + P + 3",
+    "os": "floor((F-1)/2)*max(S, 2T) + ((F-1) mod 2)*T + S; F = ceil(M/R)*ceil(N/C), T = K + R + C - 2, "
+    "S = T + R + P + 3",
     "ws": "ceil(K/R)*ceil(N/C)*(M + 2R + C - 2) + P + 4",
     "ws_double_buffer": "(ceil(K/R)*ceil(N/C) - 1)*max(M, R) + M + R + C + P + 2",
 }

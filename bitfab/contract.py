@@ -186,10 +186,13 @@ def array_contract(cfg: hw.ArrayConfig, cycle_formula: str) -> dict[str, Any]:
                   f"({r + c - 1} cycles after the last operand beat) while the last results still drain; the new "
                   "GEMM's results follow the old ones in order")  # fmt: skip
     start += ". A start still high when the array turns idle starts another GEMM."
-    backpressure = (
-        "out keeps out.valid and out.payload until out.ready; while out.valid && !out.ready the whole array "
-        "freezes (no operand beat transfers), so backpressure changes only the cycle count."
-    )
+    if cfg.dataflow == "os":
+        held = ("the output-stationary array keeps computing the folds it holds but takes no first beat of a new "
+                "fold while a finished fold waits for the shadow registers that out drains")  # fmt: skip
+    else:
+        held = "the whole array freezes (no operand beat transfers)"
+    backpressure = (f"out keeps out.valid and out.payload until out.ready; while out.valid && !out.ready {held}, "
+                    "so backpressure changes only the cycle count.")  # fmt: skip
     backpressure += " Either operand stream may pause at any time"
     if cfg.double_buffer:
         backpressure += (" (a pause in b while the fold's activations already stream freezes the array until the "

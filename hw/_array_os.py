@@ -6,6 +6,13 @@ then the controller waits R + C - 2 cycles for the wave to reach PE(R-1, C-1) (S
 period). When that PE has added its last product, every accumulator is copied in one cycle into
 shadow registers that drain R rows through `out` while the next fold computes.
 
+Nothing freezes the array: a stalled stream only keeps beats from entering, and the gaps travel
+through it as invalid beats. A fold's first beat enters only when the previous fold's copy is
+certain to find the shadows free (they are empty, or that fold is copied already), so a stalled
+`out` holds the next fold at the edge instead of a PE's finished sum being overwritten. That one
+condition lives in the controller, so no signal reaches every register (an array-wide clock
+enable was the long net of the frozen design).
+
 With a float accumulator a PE's register holds a format code: each exact product is float-added
 into it (numerics' order "sequential"); MX: each block's exact sum, scaled by both block scales
 (an exponent offset) and rounded to the format, is float-added at the block's last element
@@ -66,11 +73,13 @@ def _delayed(m: Module, name: str, term: Term) -> Term:
 
 
 class OutputStationaryCore(Elaboratable):
+    freezes = False  # see the module docstring: a fold waits at the edge instead
+
     def __init__(self, config: ArrayConfig, top: Any, advance: Signal) -> None:
-        self.cfg, self.top, self.advance = config, top, advance
+        self.cfg, self.top = config, top
         r, c = config.rows, config.cols
         self.accs = [[Signal(sum_layout(config.acc_width), name=f"acc_{i}_{j}") for j in range(c)] for i in range(r)]
-        self.copy_due = Signal()  # PE(R-1, C-1) added its last product last cycle: the fold is complete
+        self.may_start = Signal()  # (from the drain) a fold's first beat may enter this cycle
         self.last_fire = Signal()  # PE(R-1, C-1) adds a fold's last product this cycle
         self.fold_done = Signal()  # a fold's last beat entered the array this cycle
         self.controller_busy = Signal()
@@ -99,11 +108,12 @@ class OutputStationaryCore(Elaboratable):
                              m_base.eq(0), n_base.eq(0), k.eq(0)]  # fmt: skip
                 m.next = "FEED"
             with m.State("FEED"):
+                may_enter = (k != 0) | self.may_start
                 m.d.comb += [
                     self.controller_busy.eq(1),
-                    top.a.ready.eq(self.advance & top.b.valid),
-                    top.b.ready.eq(self.advance & top.a.valid),
-                    fire.eq(self.advance & top.a.valid & top.b.valid),
+                    top.a.ready.eq(may_enter & top.b.valid),
+                    top.b.ready.eq(may_enter & top.a.valid),
+                    fire.eq(may_enter & top.a.valid & top.b.valid),
                 ]
                 with m.If(fire):
                     m.d.sync += k.eq(k + 1)
@@ -148,8 +158,10 @@ class OutputStationaryCore(Elaboratable):
         a_codes, b_codes = (top.a.payload.codes, top.b.payload.codes) if mx else (top.a.payload, top.b.payload)
         a_edge = [parts.edge_code(cfg.a_stream, cfg.a_zero_point, cfg.a_format, a_codes[i]) for i in range(r)]
         b_edge = [parts.edge_code(cfg.b_stream, cfg.b_zero_point, cfg.b_format, b_codes[j]) for j in range(c)]
-        a_lanes = edge_lanes(m, "a", cfg.a_kind, [Mux(fire, a_edge[i], 0) for i in range(r)])
-        b_lanes = edge_lanes(m, "b", cfg.b_kind, [Mux(fire, b_edge[j], 0) for j in range(c)], cfg.dsp_pack)
+        # A lane's code needs no gating: a PE adds only products whose control says valid, and fire
+        # (a long path from the controller) then reaches only the control lines.
+        a_lanes = edge_lanes(m, "a", cfg.a_kind, a_edge)
+        b_lanes = edge_lanes(m, "b", cfg.b_kind, b_edge, cfg.dsp_pack)
         for i in range(r):
             a_regs[i][0] = register(m, f"a_{i}_0", a_lanes[i])
             controls[i][0] = register(m, f"ctl_{i}_0", skew_line(m, f"ctl_line{i}", control, i + 1))
@@ -202,7 +214,6 @@ class OutputStationaryCore(Elaboratable):
                             m.d.sync += assign_sum(acc, add_term(cleared(acc, at_adder.first), term, at_adder.valid))
                 if i == r - 1 and j == c - 1:
                     m.d.comb += self.last_fire.eq(at_adder.valid & at_adder.last)
-                    m.d.sync += self.copy_due.eq(self.last_fire)
             if row_requests:
                 self._block_adder(m, f"row{i}", row_requests)
         return m
@@ -275,7 +286,7 @@ class OutputStationaryCore(Elaboratable):
 
 
 class _ShadowDrain(Elaboratable):
-    """Outside the frozen domain: copies finished folds and streams them out row by row."""
+    """Copies finished folds into the shadow registers and streams them out row by row."""
 
     def __init__(self, core: OutputStationaryCore) -> None:
         self.core = core
@@ -286,23 +297,31 @@ class _ShadowDrain(Elaboratable):
         r, c = cfg.rows, cfg.cols
         shadows = [[Signal(sum_layout(cfg.acc_width), name=f"shadow_{i}_{j}") for j in range(c)] for i in range(r)]
         remaining = Signal(range(r + 1))
-        in_flight = Signal(range(8))  # folds whose last beat entered but which are not copied yet
-        copy = core.copy_due & (remaining == 0)
-        # The array freezes while a finished fold waits for the shadows: advance = not (copy_due and
-        # remaining). It fans out to every register, so it is itself a register, loaded with next
-        # cycle's value of that expression (copy_due and remaining are registers too).
-        advance = Signal(init=1)
+        in_flight = Signal(range(4))  # folds whose last beat entered but which are not copied yet (at most 2)
+        copy_due = Signal()  # PE(R-1, C-1) has added a fold's last product; the fold waits for the shadows
+        copy = Signal()  # copy_due and the shadows are empty: accumulators -> shadows this cycle
+        # copy selects every shadow register's input and may_start gates the edge's beats, so both
+        # are registers, loaded with next cycle's value of their expressions.
+        copy_due_next = core.last_fire | (copy_due & ~copy)
         remaining_next = Mux(copy, r, Mux((remaining != 0) & top.out.ready, remaining - 1, remaining))
-        copy_due_next = Mux(core.advance, core.last_fire, core.copy_due)
-        m.d.sync += advance.eq(~(copy_due_next & (remaining_next != 0)))
-        m.d.comb += core.advance.eq(advance)
+        in_flight_next = in_flight + core.fold_done - copy
+        # A fold may begin where no finished fold waits for the shadows, or where only the one
+        # before it waits and the shadows are empty: then that fold is copied when due, before
+        # the new fold's first products reach a PE.
+        may_start = Signal(init=1)
+        m.d.sync += [
+            copy_due.eq(copy_due_next),
+            copy.eq(copy_due_next & (remaining_next == 0)),
+            may_start.eq((in_flight_next == 0) | ((in_flight_next == 1) & (remaining_next == 0))),
+        ]
+        m.d.comb += core.may_start.eq(may_start)
         with m.If(copy):
             m.d.sync += remaining.eq(r)
             m.d.sync += [shadows[i][j].eq(core.accs[i][j]) for i in range(r) for j in range(c)]
         with m.Elif((remaining != 0) & top.out.ready):
             m.d.sync += remaining.eq(remaining - 1)
             m.d.sync += [shadows[i][j].eq(shadows[i + 1][j]) for i in range(r - 1) for j in range(c)]
-        m.d.sync += in_flight.eq(in_flight + core.fold_done - copy)
+        m.d.sync += in_flight.eq(in_flight_next)
         m.d.comb += top.out.valid.eq(remaining != 0)
         m.d.comb += top.busy.eq(core.controller_busy | (in_flight != 0) | (remaining != 0))
         if cfg.float_format is None:

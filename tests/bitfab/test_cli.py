@@ -195,7 +195,8 @@ def test_generate_systolic_writes_verilog_and_a_manifest(tmp_path: Path, capsys:
                        "--dataflow", "os", "--pipeline", "2", "-o", str(tmp_path), "--json")  # fmt: skip
     info = json.loads(out)
     assert code == 0 and (tmp_path / "systolic_array.v").read_text().count("module systolic_array") == 1
-    assert info["cycle_formula"] == "ceil(M/R)*ceil(N/C)*(K + R + C - 2) + R + 2 + 3"
+    assert info["cycle_formula"] == ("floor((F-1)/2)*max(S, 2T) + ((F-1) mod 2)*T + S; F = ceil(M/R)*ceil(N/C), "
+                                     "T = K + R + C - 2, S = T + R + 2 + 3")  # fmt: skip
     ports = {p["name"]: p for p in info["ports"]}
     assert ports["a__payload"] == {"name": "a__payload", "direction": "in", "width": 32, "signed": False}
     assert ports["a__ready"]["direction"] == "out"

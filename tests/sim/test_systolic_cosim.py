@@ -170,19 +170,40 @@ def test_ovp_pairs_decode_in_front_of_the_array(dataflow: str, build_root: Path,
 @pytest.mark.slow
 @pytest.mark.parametrize("options", [{**OS, "pipeline": 1}, {**WS_DB, "pipeline": 2}, {**OS, "dsp_pack": True}],
                          ids=["os", "ws-db", "os-dsp-packed"])  # fmt: skip
-def test_stalls_and_gaps_freeze_the_array_without_changing_results(options: dict, build_root: Path,
-                                                                   tmp_path: Path) -> None:  # fmt: skip
+def test_stalls_and_gaps_cost_cycles_but_change_no_result(options: dict, build_root: Path, tmp_path: Path) -> None:
     """Backpressure on `out` and producers that pause (`valid` low now and then on a or b) cost
     cycles but change no result: a double-buffered array whose weight load pauses while the
-    fold's activations already stream freezes until the weights come."""
+    fold's activations already stream freezes until the weights come; an output-stationary array
+    holds the next fold at its edge while the shadows are full (K = 1 and 2: folds finish faster
+    than a stalled drain empties, so a fold that started anyway would overwrite finished sums)."""
     array = hw.SystolicArray("int4", "int4", rows=4, cols=4, k_max=256, m_max=256, **options)
     rng = np.random.default_rng(21)
-    for stall_every, gaps in ((2, (0, 0)), (3, (0, 0)), (0, (0, 3)), (0, (4, 0)), (5, (3, 2))):
-        a, b = rng.integers(0, 16, (9, 6)), rng.integers(0, 16, (6, 10))
-        work = tmp_path / f"stall{stall_every}-gaps{gaps[0]}{gaps[1]}"
+    cases = [(2, (0, 0), 6), (3, (0, 0), 6), (0, (0, 3), 6), (0, (4, 0), 6), (5, (3, 2), 6), (2, (0, 0), 1),
+             (3, (0, 0), 2), (2, (3, 2), 1)]  # fmt: skip
+    for stall_every, gaps, k in cases:
+        a, b = rng.integers(0, 16, (9, k)), rng.integers(0, 16, (k, 10))
+        work = tmp_path / f"stall{stall_every}-gaps{gaps[0]}{gaps[1]}-k{k}"
         report = sim.cosim_gemm(array, a, b, build_root, work, stall_every=stall_every, gaps=gaps)
-        assert report.mismatches == 0, f"stall every {stall_every}, gaps {gaps}: {report.first_mismatch}"
-        assert report.cycles > report.model_cycles  # the stalls cost cycles; the model is stall-free
+        context = f"stall every {stall_every}, gaps {gaps}, K = {k}"
+        assert report.mismatches == 0, f"{context}: {report.first_mismatch}"
+        assert report.cycles > report.model_cycles, context  # the stalls cost cycles; the model is stall-free
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pipeline", [0, 2])
+def test_output_stationary_folds_shorter_than_a_drain(pipeline: int, build_root: Path, tmp_path: Path) -> None:
+    """On a 2x2 output-stationary array, folds of K = 1..3 end faster than the shadows drain: a fold
+    starts only once the fold two before it has left (cycle-exact against `hw.cycles`), and with
+    backpressure on `out` no finished fold is overwritten while it waits for the shadows."""
+    array = hw.SystolicArray("int4", "int4", rows=2, cols=2, dataflow="os", pipeline=pipeline, k_max=16)
+    rng = np.random.default_rng(5)
+    for k in (1, 2, 3):
+        a, b = rng.integers(0, 16, (7, k)), rng.integers(0, 16, (k, 6))
+        _check(array, a, b, build_root, tmp_path / f"k{k}")
+        for stall_every in (2, 3):
+            report = sim.cosim_gemm(array, a, b, build_root, tmp_path / f"k{k}-stall{stall_every}",
+                                    stall_every=stall_every)  # fmt: skip
+            assert report.mismatches == 0, f"K = {k}, stall every {stall_every}: {report.first_mismatch}"
 
 
 def test_relative_paths_are_resolved_where_they_enter(
