@@ -8,10 +8,10 @@ shadow registers that drain R rows through `out` while the next fold computes.
 
 Nothing freezes the array: a stalled stream only keeps beats from entering, and the gaps travel
 through it as invalid beats. A fold's first beat enters only when the previous fold's copy is
-certain to find the shadows free (they are empty, or that fold is copied already), so a stalled
-`out` holds the next fold at the edge instead of a PE's finished sum being overwritten. That one
-condition lives in the controller, so no signal reaches every register (an array-wide clock
-enable was the long net of the frozen design).
+certain to find the shadows free (no finished fold waits for them, or only that fold waits and they
+are empty), so a stalled `out` holds the next fold at the edge instead of a PE's finished sum being
+overwritten. That one condition lives in the controller, so no signal reaches every register (an
+array-wide clock enable was the long net of the frozen design).
 
 With a float accumulator a PE's register holds a format code: each exact product is float-added
 into it (numerics' order "sequential"); MX: each block's exact sum, scaled by both block scales
@@ -76,6 +76,7 @@ class OutputStationaryCore(Elaboratable):
     freezes = False  # see the module docstring: a fold waits at the edge instead
 
     def __init__(self, config: ArrayConfig, top: Any, advance: Signal) -> None:
+        """`advance` is the weight-stationary core's freeze; this core takes it unused (one constructor)."""
         self.cfg, self.top = config, top
         r, c = config.rows, config.cols
         self.accs = [[Signal(sum_layout(config.acc_width), name=f"acc_{i}_{j}") for j in range(c)] for i in range(r)]

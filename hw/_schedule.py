@@ -55,7 +55,7 @@ def cycles(config: ArrayConfig, m: int, k: int, n: int) -> int:
         # Folds start every K + R + C - 2 cycles (plus the wait before a short last MX block, where a
         # row shares its block adder); the last one then drains R rows from its shadow registers.
         # A fold starts only once the fold two before it has drained (hw/_array_os.py): with
-        # K + C < pipeline + 5 that holds pairs of folds one `span` apart.
+        # K + W + C < pipeline + 5 (W: that MX wait) it holds pairs of folds one `span` apart.
         period = k + r + c - 2 + config.final_block_wait(k)
         span = period + r + p + 3  # a fold's first beat to its last result beat
         return (f - 1) // 2 * max(span, 2 * period) + (f - 1) % 2 * period + span
