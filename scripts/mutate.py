@@ -183,7 +183,7 @@ MUTANTS = (
            "high.eq(both[shift:].as_signed())", (f"{PACK}[int4xint4-pipeline0]",),
            "a DSP-packed pair's high product ignores the borrow of a negative low product"),
     Mutant("pack-odd-lane-late", "hw/_array_parts.py", "lane + 1 - (early_odd_lanes and lane % 2)", "lane + 1",
-           (f"{PACK}[int4xint4-pipeline0]",),
+           ("tests/sim/test_dsp_pack_cosim.py::test_packed_gemms_fold_and_reach_their_extremes",),
            "a packed pair's second weight arrives a cycle after the activation it shares"),
     Mutant("pack-partner-undelayed", "hw/_array_os.py", 'term = _delayed(m, f"pe_{i}_{j}", partner)',
            "term = partner", (f"{PACK}[int4xint4-pipeline0]",),
