@@ -23,7 +23,7 @@ import hw
 
 from ._designs import DesignSpec
 from ._yosys import Resources, synthesize, version
-from .cost import CALIBRATION_FILE, fit
+from .cost import CALIBRATION_FILE, fit, run_key, stored_run_key
 
 CALIBRATION_TARGETS = ("ecp5", "xilinx7")
 NARROW_STAGE = {"out_bits": 8, "bias_bits": 16, "multiplier_bits": 8}
@@ -126,10 +126,6 @@ def measure(specs: list[DesignSpec], targets: tuple[str, ...], cache: Path, jobs
     return runs
 
 
-def _key(run: dict) -> str:
-    return json.dumps([DesignSpec(**run["spec"]).to_json(), run["target"], run.get("dsp", False)], sort_keys=True)
-
-
 def _model_name(run: dict) -> str:
     return run["target"] + ("+dsp" if run.get("dsp") else "")
 
@@ -156,10 +152,10 @@ def main() -> None:
     if args.refit or args.missing:
         runs = json.loads(CALIBRATION_FILE.read_text())["runs"]
         if args.missing:
-            stored = {_key(run) for run in runs}
+            stored = {stored_run_key(run) for run in runs}
 
             def lacking(specs: list[DesignSpec], targets: tuple[str, ...], dsp: bool) -> list[DesignSpec]:
-                return [spec for spec in specs if any(_key({"spec": spec.to_json(), "target": target, "dsp": dsp})
+                return [spec for spec in specs if any(run_key(spec, target, dsp)
                                                       not in stored for target in targets)]  # fmt: skip
 
             todo, dsp_todo = lacking(designs, CALIBRATION_TARGETS, False), lacking(dsp_designs, DSP_TARGETS, True)
@@ -168,7 +164,7 @@ def main() -> None:
                 f"{', '.join(s.label() for s in todo)}; with DSPs: {', '.join(s.label() for s in dsp_todo)}"
             )
             new = _measure_all(todo, dsp_todo, Path(args.cache), args.jobs)
-            runs += [run for run in new if _key(run) not in stored]
+            runs += [run for run in new if stored_run_key(run) not in stored]
     else:
         runs = _measure_all(designs, dsp_designs, Path(args.cache), args.jobs)
     names = [*CALIBRATION_TARGETS, *(f"{target}+dsp" for target in DSP_TARGETS)]

@@ -28,7 +28,7 @@ import numpy as np
 from ._designs import DesignSpec, _is_float
 from ._pnr import place_in_shell
 from ._yosys import version
-from .cost import _nnls_relative, stored_model
+from .cost import _nnls_relative, run_key, stored_model, stored_run_key
 
 FMAX_FILE = Path(__file__).parent / "data" / "fmax.json"
 FMAX_FEATURES = ("constant", "lut_multiplier", "dsp", "carry", "aligner", "array", "weight_stationary")
@@ -139,10 +139,6 @@ def _route(job: tuple[DesignSpec, bool, str, str]) -> dict[str, Any]:
             "lut_equivalents": resources.lut_equivalents, "dsps": resources.dsps}  # fmt: skip
 
 
-def _key(run: dict[str, Any]) -> str:
-    return json.dumps([DesignSpec(**run["spec"]).to_json(), run["dsp"], run["target"]], sort_keys=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", default="ecp5,ice40,nexus")
@@ -158,10 +154,10 @@ def main() -> None:
     if args.refit:
         runs = stored
     else:
-        have = {_key(run) for run in stored} if args.missing else set()
+        have = {stored_run_key(run) for run in stored} if args.missing else set()
         jobs, held = (
             [(spec, dsp, target, args.cache) for target in targets for spec, dsp in designs.get(target, [])
-             if _key({"spec": spec.to_json(), "dsp": dsp, "target": target}) not in have]
+             if run_key(spec, target, dsp) not in have]
             for designs in (FMAX_DESIGNS, FMAX_HELD_OUT)
         )  # fmt: skip
         with ProcessPoolExecutor(args.jobs) as pool:
