@@ -30,15 +30,20 @@ def _spec(args: argparse.Namespace) -> synth.DesignSpec:
     if args.rows == args.cols == 1:
         if args.dsp_pack:
             raise ValueError("--dsp-pack pairs an array's columns on DSP multipliers; a single PE has none to pair")
+        if args.dsp_registers:
+            raise ValueError("--dsp-registers is built for arrays (output-stationary); a single PE has none")
         return synth.DesignSpec(
             "pe", args.a, args.b, accumulator=args.acc or "exact", k=args.k_max, pipeline=args.pipeline
         )
     if args.dsp_pack and args.no_dsp:
         raise ValueError("--dsp-pack shares DSP multipliers between PEs; it cannot go with --no-dsp")
+    if args.dsp_registers and (args.no_dsp or args.target != "ecp5"):
+        raise ValueError(f"--dsp-registers instantiates ECP5 MULT18X18Ds: it needs --target ecp5 and DSPs, got "
+                         f"--target {args.target}{' --no-dsp' if args.no_dsp else ''}")  # fmt: skip
     return synth.DesignSpec("array", args.a, args.b, args.rows, args.cols, args.dataflow,
                             double_buffer=double_buffer(args), accumulator=array_accumulator(args.acc, args.a),
                             k=args.k_max, m_max=args.m_max, pipeline=args.pipeline,
-                            dsp_pack=args.dsp_pack)  # fmt: skip
+                            dsp_pack=args.dsp_pack, dsp_registers=args.dsp_registers)  # fmt: skip
 
 
 # What the LUT count means per target: an ECP5 CCU2C carry cell holds two LUT4s (the cost model's
@@ -131,6 +136,9 @@ def _design_arguments(p: argparse.ArgumentParser, targets: list[str]) -> None:
     p.add_argument("--dsp-pack", action="store_true",
                    help="two PEs of a row on one DSP multiplier (output-stationary integer arrays whose packed "
                         "product fits 18 x 18: int8 x int4, int4 x int4)")  # fmt: skip
+    p.add_argument("--dsp-registers", action="store_true",
+                   help="each product on an instantiated ECP5 MULT18X18D with its own input and output registers "
+                        "(output-stationary arrays; yosys' inference leaves them off; same cycles)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 

@@ -18,6 +18,7 @@ from ._float_acc import check_float_format
 Dataflow = Literal["ws", "os"]
 MX_SCALE_BIAS = 127
 SIZE_BITS = 16  # M, K and N ports: GEMMs up to 65,535 in each dimension
+DSP_PRIMITIVES = ("ecp5",)
 DSP_PORT_BITS = 18  # a packed multiply must fit one 18 x 18 signed DSP multiplier (ECP5 MULT18X18D, Nexus)
 
 
@@ -57,6 +58,9 @@ class ArrayConfig:
     b_zero_point: int = 0
     # two PEs of a row share one DSP multiply: a * (b1 * 2**pack_shift + b0) (see `pack_shift`)
     dsp_pack: bool = False
+    # "ecp5": each DSP product on an instantiated MULT18X18D with its input and output registers in
+    # use (yosys' inference leaves them off); None: `*`, which the synthesis tool maps
+    dsp_primitive: str | None = None
 
     @classmethod
     def build(
@@ -75,6 +79,7 @@ class ArrayConfig:
         a_zero_point: int = 0,
         b_zero_point: int = 0,
         dsp_pack: bool = False,
+        dsp_primitive: str | None = None,
     ) -> ArrayConfig:
         a_stream, a_format = _zero_pointed(a_format, a_zero_point, "a")
         b_stream, b_format = _zero_pointed(b_format, b_zero_point, "b")
@@ -124,9 +129,11 @@ class ArrayConfig:
             accumulator = realised_order(accumulator, dataflow, rows, block)
         config = cls(element_format(a_format), element_format(b_format), accumulator, rows, cols, dataflow,
                      double_buffer, pipeline, dsp_budget, k_max, m_max, block, a_ovp, b_ovp, a_stream,
-                     b_stream, a_zero_point, b_zero_point, dsp_pack)  # type: ignore[arg-type]  # fmt: skip
+                     b_stream, a_zero_point, b_zero_point, dsp_pack, dsp_primitive)  # type: ignore[arg-type]  # fmt: skip
         if dsp_pack:
             config.check_dsp_pack()
+        if dsp_primitive is not None:
+            config.check_dsp_primitive()
         if isinstance(accumulator, FixedAccumulator) and config.lsb_exponent < config.exact_lsb:
             raise ValueError(
                 f"lsb_exponent must be >= the exact product lsb {config.exact_lsb}, got {config.lsb_exponent}"
@@ -251,6 +258,25 @@ class ArrayConfig:
             raise ValueError(f"dsp_pack needs a x (two weights) within one {DSP_PORT_BITS} x {DSP_PORT_BITS} DSP: "
                              f"{fmt} packs {wa} x {self.packed_width} bits (int8 x int4, int4 x int4 fit)")  # fmt: skip
 
+    def check_dsp_primitive(self) -> None:
+        """The instantiated MULT18X18D is built for output-stationary arrays: nothing there freezes,
+        so the DSP's registers, which no enable reaches, keep step with the fabric's."""
+        if self.dsp_primitive not in DSP_PRIMITIVES:
+            raise ValueError(f"dsp_primitive must be one of {', '.join(DSP_PRIMITIVES)} (or None: the synthesis "
+                             f"tool maps `*`), got {self.dsp_primitive!r}")  # fmt: skip
+        if self.dataflow != "os":
+            raise ValueError(f"dsp_primitive is built for output-stationary arrays (dataflow='os'), "
+                             f"got {self.dataflow!r}")  # fmt: skip
+        if self.dsp_pack:
+            raise ValueError("dsp_primitive and dsp_pack cannot be combined: a packed pair's split is not built "
+                             "around the DSP's registers")  # fmt: skip
+        if self.dsp_budget == 0:
+            raise ValueError("dsp_primitive needs DSPs: dsp_budget is 0 (LUT multipliers only)")
+        widths = (self.a_layout.sig_width + 1, self.b_layout.sig_width + 1)
+        if max(widths) > DSP_PORT_BITS:
+            raise ValueError(f"dsp_primitive needs operands within one {DSP_PORT_BITS} x {DSP_PORT_BITS} DSP: "
+                             f"{self.a_name} x {self.b_name} multiplies {widths[0]} x {widths[1]} bits")  # fmt: skip
+
     def uses_dsp(self, row: int, col: int) -> bool:
         """PEs are numbered row-major; those beyond the DSP budget get LUT multipliers."""
         return self.dsp_budget is None or row * self.cols + col < self.dsp_budget
@@ -290,6 +316,7 @@ class ArrayConfig:
         extras = " double-buffered" if self.double_buffer else ""
         extras += f" pipeline {self.pipeline}" if self.pipeline else ""
         extras += " DSP-packed pairs" if self.dsp_pack else ""
+        extras += f" on {self.dsp_primitive.upper()} MULT18X18D registers" if self.dsp_primitive else ""
         return (f"{self.rows}x{self.cols} {self.dataflow.upper()} array, {self.a_name} x {self.b_name}, "
                 f"{acc} accumulator ({self.acc_width} bits){extras}")  # fmt: skip
 

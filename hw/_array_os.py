@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from amaranth import Elaboratable, Module, Mux, Signal
+from amaranth import Elaboratable, Module, Mux, Signal, signed
 from amaranth.hdl import Value
 from amaranth.lib import data
 
@@ -94,6 +94,12 @@ class OutputStationaryCore(Elaboratable):
         m_base, n_base = Signal(SIZE_BITS + 1), Signal(SIZE_BITS + 1)
         gap = Signal(range(r + c))
         fire = Signal()
+        # Registered so that no carry chain sits in front of the controller's next state: k_size - 1
+        # latched at start, and whether another fold follows, from bases that changed at least a
+        # fold's K + R + C - 2 cycles before the gap's end reads it.
+        k_last = Signal(signed(SIZE_BITS + 1))
+        n_more, m_more = Signal(), Signal()
+        m.d.sync += [n_more.eq(n_base + c < n_size), m_more.eq(m_base + r < m_size)]
         if cfg.shares_block_adder:  # cfg.final_block_wait in logic: k_size is known only at start
             size = cfg.block.block_size  # type: ignore[union-attr]
             final_start = Signal(SIZE_BITS, name="final_start")  # the first beat of the fold's last block
@@ -106,7 +112,7 @@ class OutputStationaryCore(Elaboratable):
         with m.FSM():
             with m.State("IDLE"), m.If(top.start):
                 m.d.sync += [m_size.eq(top.m_size), k_size.eq(top.k_size), n_size.eq(top.n_size),
-                             m_base.eq(0), n_base.eq(0), k.eq(0)]  # fmt: skip
+                             k_last.eq(top.k_size - 1), m_base.eq(0), n_base.eq(0), k.eq(0)]  # fmt: skip
                 m.next = "FEED"
             with m.State("FEED"):
                 may_enter = (k != 0) | self.may_start
@@ -118,7 +124,7 @@ class OutputStationaryCore(Elaboratable):
                 ]
                 with m.If(fire):
                     m.d.sync += k.eq(k + 1)
-                    with m.If(k == k_size - 1):
+                    with m.If(k == k_last):
                         m.d.comb += self.fold_done.eq(1)
                         m.d.sync += [k.eq(0), gap.eq(r + c - 3)]
                         m.next = "GAP"
@@ -136,10 +142,10 @@ class OutputStationaryCore(Elaboratable):
                 m.d.comb += self.controller_busy.eq(1)
                 m.d.sync += gap.eq(gap - 1)
                 with m.If(gap == 0):
-                    with m.If(n_base + c < n_size):
+                    with m.If(n_more):
                         m.d.sync += n_base.eq(n_base + c)
                         m.next = "FEED"
-                    with m.Elif(m_base + r < m_size):
+                    with m.Elif(m_more):
                         m.d.sync += [n_base.eq(0), m_base.eq(m_base + r)]
                         m.next = "FEED"
                     with m.Else():
@@ -147,11 +153,11 @@ class OutputStationaryCore(Elaboratable):
 
         mx = cfg.block is not None
         control = Signal(_CONTROL)
-        m.d.comb += [control.valid.eq(fire), control.first.eq(k == 0), control.last.eq(k == k_size - 1)]
+        m.d.comb += [control.valid.eq(fire), control.first.eq(k == 0), control.last.eq(k == k_last)]
         if mx:
             offset = k[: (cfg.block.block_size - 1).bit_length()]
             m.d.comb += [control.block_first.eq(offset == 0),
-                         control.block_last.eq((offset == cfg.block.block_size - 1) | (k == k_size - 1))]  # fmt: skip
+                         control.block_last.eq((offset == cfg.block.block_size - 1) | (k == k_last))]  # fmt: skip
         a_regs: list[list[Any]] = [[None] * c for _ in range(r)]
         b_regs: list[list[Any]] = [[None] * c for _ in range(r)]
         controls: list[list[Any]] = [[None] * c for _ in range(r)]
@@ -188,18 +194,23 @@ class OutputStationaryCore(Elaboratable):
                         scales["b"][i][j] = register(m, f"sb_{i}_{j}", scales["b"][i - 1][j])
             partner: Term | None = None
             for j in range(c):
+                # what this PE's operand registers load: a MULT18X18D registers it itself
+                a_next = a_lanes[i] if j == 0 else a_regs[i][j - 1]
+                b_next = b_lanes[j] if i == 0 else b_regs[i - 1][j]
+                ecp5_next = (a_next.sig, b_next.sig) if cfg.dsp_primitive == "ecp5" else None
                 riders = (controls[i][j].as_value(), *((scales["a"][i][j], scales["b"][i][j]) if mx else ()))
                 acc = self.accs[i][j]
                 operands = (m, a_regs[i][j], b_regs[i][j], cfg.a_layout, cfg.b_layout)
                 if cfg.float_format is not None and not mx:  # a fused multiply-add chain
-                    product, passengers = exact_product(*operands, cfg.pipeline, riders, cfg.uses_dsp(i, j))
+                    product, passengers = exact_product(*operands, cfg.pipeline, riders, cfg.uses_dsp(i, j), ecp5_next)
                     at_adder = data.View(_CONTROL, passengers[0])
                     total = float_add(m, f"pe_{i}_{j}", Mux(at_adder.first, 0, acc.acc), product, cfg.accumulator)
                     with m.If(at_adder.valid):
                         m.d.sync += acc.acc.eq(total)
                 else:
                     if not cfg.dsp_pack:
-                        term = product_term(*operands, cfg.product_lsb, cfg.pipeline, riders, cfg.uses_dsp(i, j))
+                        term = product_term(*operands, cfg.product_lsb, cfg.pipeline, riders, cfg.uses_dsp(i, j),
+                                            ecp5_next)  # fmt: skip
                     elif j % 2 == 0:  # PE(i, j + 1)'s b arrives a cycle early (edge_lanes) to meet this a
                         term, partner = packed_product_terms(m, f"pe_{i}_{j}", a_regs[i][j], b_regs[i][j],
                                                              b_regs[i][j + 1], cfg.a_layout, cfg.b_layout,
@@ -301,16 +312,19 @@ class _ShadowDrain(Elaboratable):
         in_flight = Signal(range(4))  # folds whose last beat entered but which are not copied yet (at most 2)
         copy_due = Signal()  # PE(R-1, C-1) has added a fold's last product; the fold waits for the shadows
         copy = Signal()  # copy_due and the shadows are empty: accumulators -> shadows this cycle
-        # copy selects every shadow register's input and may_start gates the edge's beats, so both
-        # are registers, loaded with next cycle's value of their expressions.
+        # copy selects every shadow register's input, out_valid enables their shift and may_start
+        # gates the edge's beats, so all three are registers, loaded with next cycle's value.
+        out_valid = Signal()  # remaining != 0, held in a register: with out.ready it shifts every shadow
+        shift = out_valid & top.out.ready
         copy_due_next = core.last_fire | (copy_due & ~copy)
-        remaining_next = Mux(copy, r, Mux((remaining != 0) & top.out.ready, remaining - 1, remaining))
+        remaining_next = Mux(copy, r, Mux(shift, remaining - 1, remaining))
         in_flight_next = in_flight + core.fold_done - copy
         # A fold may begin where no finished fold waits for the shadows, or where only the one
         # before it waits and the shadows are empty: then that fold is copied when due, before
         # the new fold's first products reach a PE.
         may_start = Signal(init=1)
         m.d.sync += [
+            out_valid.eq(remaining_next != 0),
             copy_due.eq(copy_due_next),
             copy.eq(copy_due_next & (remaining_next == 0)),
             may_start.eq((in_flight_next == 0) | ((in_flight_next == 1) & (remaining_next == 0))),
@@ -319,12 +333,12 @@ class _ShadowDrain(Elaboratable):
         with m.If(copy):
             m.d.sync += remaining.eq(r)
             m.d.sync += [shadows[i][j].eq(core.accs[i][j]) for i in range(r) for j in range(c)]
-        with m.Elif((remaining != 0) & top.out.ready):
+        with m.Elif(shift):
             m.d.sync += remaining.eq(remaining - 1)
             m.d.sync += [shadows[i][j].eq(shadows[i + 1][j]) for i in range(r - 1) for j in range(c)]
         m.d.sync += in_flight.eq(in_flight_next)
-        m.d.comb += top.out.valid.eq(remaining != 0)
-        m.d.comb += top.busy.eq(core.controller_busy | (in_flight != 0) | (remaining != 0))
+        m.d.comb += top.out.valid.eq(out_valid)
+        m.d.comb += top.busy.eq(core.controller_busy | (in_flight != 0) | out_valid)
         if cfg.float_format is None:
             m.d.comb += [top.out.payload[j].eq(shadows[0][j]) for j in range(c)]
         else:  # a float accumulator's register holds its code (the flag fields stay 0)

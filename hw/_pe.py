@@ -17,9 +17,11 @@ from amaranth.hdl import Value
 from amaranth.lib import data
 
 from ._decode import DecodedLayout
+from ._dsp_ecp5 import ecp5_multiply
 from ._float_acc import FloatTerm
 
 Signals = tuple[Signal, ...]
+Operands = tuple[Value, Value]
 
 
 def decoded_struct(layout: DecodedLayout) -> data.StructLayout:
@@ -73,7 +75,8 @@ def booth_multiply(m: Module, x: Value, y: Value, name: str = "booth") -> Value:
 
 
 def exact_product(m: Module, a: Any, b: Any, a_layout: DecodedLayout, b_layout: DecodedLayout, pipeline: int,
-                  passengers: tuple[Value, ...] = (), use_dsp: bool = True) -> tuple[FloatTerm, Signals]:  # fmt: skip
+                  passengers: tuple[Value, ...] = (), use_dsp: bool = True,
+                  ecp5_next: Operands | None = None) -> tuple[FloatTerm, Signals]:  # fmt: skip
     """The un-aligned exact product of decoded operands `a`, `b` as a FloatTerm (significand
     product, exponent sum, NaN/Inf/sign), for a float accumulator, and the passengers beside it.
 
@@ -81,7 +84,7 @@ def exact_product(m: Module, a: Any, b: Any, a_layout: DecodedLayout, b_layout: 
     exponent; 2: register them once more (where `product_term` registers the aligned term).
     """
     (product, exponent), nan, inf, neg, riders = _product(m, a, b, (a_layout, b_layout), None, pipeline, passengers,
-                                                          use_dsp)  # fmt: skip
+                                                          use_dsp, ecp5_next=ecp5_next)  # fmt: skip
     return FloatTerm(product, exponent, a_layout.exp_base + b_layout.exp_base, nan, inf, neg), riders
 
 
@@ -95,13 +98,14 @@ def product_term(
     pipeline: int,
     passengers: tuple[Value, ...] = (),
     use_dsp: bool = True,
+    ecp5_next: Operands | None = None,
 ) -> Term:
     """Emit the product of decoded operands `a`, `b` (anything with sig/exp/nan/inf/neg) into `m`.
 
     pipeline 0: combinational; 1: register the product and exponent; 2: also the aligned term.
     """
     (aligned,), nan, inf, neg, riders = _product(m, a, b, (a_layout, b_layout), lsb_exponent, pipeline, passengers,
-                                                 use_dsp)  # fmt: skip
+                                                 use_dsp, ecp5_next=ecp5_next)  # fmt: skip
     return Term(aligned, nan, inf, neg, riders)
 
 
@@ -135,10 +139,12 @@ def packed_product_terms(m: Module, name: str, a: Any, b0: Any, b1: Any, a_layou
 
 
 def _product(m: Module, a: Any, b: Any, layouts: tuple[DecodedLayout, DecodedLayout], lsb_exponent: int | None,
-             pipeline: int, passengers: tuple[Value, ...], use_dsp: bool,
-             multiplied: Value | None = None) -> tuple[Signals, Signal, Signal, Signal, Signals]:  # fmt: skip
+             pipeline: int, passengers: tuple[Value, ...], use_dsp: bool, multiplied: Value | None = None,
+             ecp5_next: Operands | None = None) -> tuple[Signals, Signal, Signal, Signal, Signals]:  # fmt: skip
     """Both stages: ((aligned,) or, with lsb_exponent None, (product, exponent)), nan, inf, neg and
-    the passengers after the second stage. `multiplied`: a.sig * b.sig computed elsewhere (packing)."""
+    the passengers after the second stage. `multiplied`: a.sig * b.sig computed elsewhere (packing).
+    `ecp5_next`: a.sig and b.sig one cycle early, for a MULT18X18D that registers them itself and
+    holds the first stage's product in its output register (`ecp5_multiply`)."""
     a_layout, b_layout = layouts
     product = Signal(signed(a_layout.sig_width + b_layout.sig_width + 2))
     exp_width = max(a_layout.exp_width, b_layout.exp_width) + 1
@@ -146,10 +152,14 @@ def _product(m: Module, a: Any, b: Any, layouts: tuple[DecodedLayout, DecodedLay
     prod_nan, prod_inf, prod_neg = Signal(), Signal(), Signal()
     zero_a = (a.sig == 0) & ~a.inf & ~a.nan
     zero_b = (b.sig == 0) & ~b.inf & ~b.nan
-    if multiplied is None:
-        multiplied = a.sig * b.sig if use_dsp else booth_multiply(m, a.sig, b.sig)
-    stage: list[Any] = [
-        product.eq(multiplied),
+    stage: list[Any] = []
+    if ecp5_next is not None and use_dsp:
+        m.d.comb += product.eq(ecp5_multiply(m, "dsp", *ecp5_next, output_register=pipeline >= 1))
+    else:
+        if multiplied is None:
+            multiplied = a.sig * b.sig if use_dsp else booth_multiply(m, a.sig, b.sig)
+        stage.append(product.eq(multiplied))
+    stage += [
         exponent.eq(a.exp + b.exp),
         prod_nan.eq(a.nan | b.nan | (a.inf & zero_b) | (b.inf & zero_a)),
         prod_inf.eq(a.inf | b.inf),

@@ -30,6 +30,9 @@ FLOAT_MAC = "tests/sim/test_float_mac_cosim.py"
 FLOAT_ADD = "tests/hw/test_float_acc.py::test_float_add_matches_the_exact_reference"
 FLOAT_ARRAY = "tests/sim/test_float_array_cosim.py::test_float_gemms_are_bit_exact_and_cycle_exact"
 PACK = "tests/sim/test_dsp_pack_cosim.py::test_every_activation_meets_every_weight_pair_on_one_multiplier"
+ECP5_DSP = "tests/sim/test_dsp_primitive_cosim.py::test_every_operand_pair_through_the_dsp_model"
+# K = 1 folds hold each operand at the edge between fires, so only folds with K > 1 see a DSP a cycle off
+ECP5_DSP_FOLDS = "tests/sim/test_dsp_primitive_cosim.py::test_dsp_primitive_gemms_fold_and_reach_their_extremes"
 FLOAT_FAST = (
     f"{FLOAT_MAC}::test_targeted_specials_and_zeros",
     f"{FLOAT_MAC}::test_fp16_accumulator_over_every_e5m2_pair",
@@ -179,6 +182,15 @@ MUTANTS = (
     Mutant("os-fold-starts-over-two", "hw/_array_os.py", "((in_flight_next == 1) & (remaining_next == 0))",
            "(remaining_next == 0)", (f"{SYSTOLIC}::test_output_stationary_folds_shorter_than_a_drain[2]",),
            "an output-stationary fold starts while two finished folds wait for the shadows"),
+    Mutant("ecp5-dsp-operands-late", "hw/_array_os.py", "ecp5_next = (a_next.sig, b_next.sig)",
+           "ecp5_next = (a_regs[i][j].sig, b_regs[i][j].sig)", (ECP5_DSP_FOLDS,),
+           "the MULT18X18D registers the operands its PE's registers already hold: products a cycle late"),
+    Mutant("ecp5-dsp-no-output-register", "hw/_pe.py", "output_register=pipeline >= 1",
+           "output_register=pipeline >= 2", (f"{ECP5_DSP}[int8xint8-int32-pipeline1]",),
+           "the MULT18X18D's output register is left off where the fabric's product register was"),
+    Mutant("ecp5-dsp-model-input-unregistered", "sim/primitives/MULT18X18D.v",
+           'wire [17:0] a_in = REG_INPUTA_CLK == "NONE" ? a : a_reg;', "wire [17:0] a_in = a;", (ECP5_DSP_FOLDS,),
+           "the simulation model ignores REG_INPUTA_CLK: A reaches the multiplier a cycle early"),
     Mutant("pack-no-borrow", "hw/_pe.py", "high.eq(both[shift:].as_signed() + both[shift - 1])",
            "high.eq(both[shift:].as_signed())", (f"{PACK}[int4xint4-pipeline0]",),
            "a DSP-packed pair's high product ignores the borrow of a negative low product"),

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -39,6 +40,27 @@ MAKE_OVERRIDES = "CFG_CXXFLAGS_PCH_I=-include"
 # Unoptimized C++ halves the build time (~10 s instead of ~17 s for a 4x4 array); tests simulate
 # few cycles, so they build this way. Long simulations (benchmarks, big GEMMs) ask for `optimize`.
 QUICK_BUILD = "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
+
+
+PRIMITIVES = Path(__file__).parent / "primitives"  # simulation models of vendor cells hw may instantiate
+
+
+@functools.cache
+def _primitive_models() -> dict[str, Path]:
+    return {path.stem: path for path in sorted(PRIMITIVES.glob("*.v"))}
+
+
+def primitive_sources(verilog: str) -> list[Path]:
+    """The models of the vendor primitives `verilog` instantiates (e.g. ECP5 MULT18X18D)."""
+    return [path for cell, path in _primitive_models().items() if re.search(rf"^\s*{cell}\s", verilog, re.MULTILINE)]
+
+
+@functools.cache
+def _primitives_digest() -> str:
+    digest = hashlib.sha256()
+    for path in _primitive_models().values():
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
 
 
 @functools.cache
@@ -74,7 +96,8 @@ def build(
     setup_verilator()
     build_root = Path(build_root).absolute()
 
-    key = hashlib.sha256(json.dumps([design_key(component, name), BUILD_ARGS, waves, name, harness, optimize]).encode())
+    key = hashlib.sha256(json.dumps([design_key(component, name), BUILD_ARGS, waves, name, harness, optimize,
+                                     _primitives_digest()]).encode())  # fmt: skip
     directory = Path(build_root) / key.hexdigest()[:20]
     marker = directory / "built"
     if marker.exists():
@@ -106,7 +129,7 @@ def _build(component: wiring.Component, name: str, waves: bool, harness: tuple[s
     verilog = to_verilog(component, name)
     source = directory / f"{name}.v"
     source.write_text(verilog)
-    sources, toplevel = [source], name
+    sources, toplevel = [source, *primitive_sources(verilog)], name
     if harness is not None:
         toplevel = harness[0]
         sources.append(directory / f"{toplevel}.v")

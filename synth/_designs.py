@@ -44,6 +44,9 @@ class DesignSpec:
     n_max: int = 64
     # array only, with DSPs: two PEs of a row on one DSP multiplier (hw.ArrayConfig's dsp_pack)
     dsp_pack: bool = False
+    # output-stationary array on ECP5 DSPs: each product on an instantiated MULT18X18D with its input and
+    # output registers in use (hw.ArrayConfig's dsp_primitive="ecp5"; yosys' inference leaves them off)
+    dsp_registers: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("pe", "array", "bitserial"):
@@ -65,6 +68,11 @@ class DesignSpec:
             if self.kind != "array":
                 raise ValueError(f"DSP packing pairs an array's columns: it needs kind 'array', got {self.kind!r}")
             self.config()  # hw.ArrayConfig checks the formats, the dataflow and the fit in one DSP
+        if self.dsp_registers:
+            if self.kind != "array":
+                raise ValueError(f"DSP registers are built into an array's PEs: it needs kind 'array', "
+                                 f"got {self.kind!r}")  # fmt: skip
+            self.config()  # hw.ArrayConfig checks the dataflow and the operands' fit
 
     def _check_stage(self) -> None:
         if self.kind != "array":
@@ -82,17 +90,19 @@ class DesignSpec:
         stage = (f", stage int{self.out_bits} b{self.bias_bits} m{self.multiplier_bits} n{self.n_max}"
                  if self.output_stage else "")  # fmt: skip
         packed = ", dsp-packed" if self.dsp_pack else ""
+        packed += ", ecp5 dsp registers" if self.dsp_registers else ""
         return f"{self.rows}x{self.cols} {self.dataflow}{db} {self.a}x{self.b} {self.accumulator}{stage}{packed}"
 
     def to_json(self) -> dict[str, Any]:
-        """The fields; without the output stage's when there is none, nor dsp_pack when off (so older
-        records read the same)."""
+        """The fields; without the output stage's when there is none, nor dsp_pack / dsp_registers when
+        off (so older records read the same)."""
         fields = asdict(self)
         if not self.output_stage:
             for name in STAGE_FIELDS:
                 del fields[name]
-        if not self.dsp_pack:
-            del fields["dsp_pack"]
+        for flag in ("dsp_pack", "dsp_registers"):
+            if not fields[flag]:
+                del fields[flag]
         return fields
 
     def _accumulator(self) -> numerics.ExactAccumulator | numerics.FixedAccumulator | numerics.FloatAccumulator:
@@ -102,13 +112,16 @@ class DesignSpec:
         """The hardware: LUT (Booth) multipliers, or `*` for synthesis to infer DSPs."""
         if self.dsp_pack and not dsp:
             raise ValueError(f"{self.label()} puts two products on each DSP multiplier: build it with DSPs")
+        if self.dsp_registers and not dsp:
+            raise ValueError(f"{self.label()} puts its products on ECP5 DSP blocks: build it with DSPs")
         if self.kind == "bitserial":
             return hw.BitSerialArray(self.a, lanes=self.rows, cols=self.cols, group=self.k)
         if self.kind == "pe":
             return hw.MacPE(self.a, self.b, self._accumulator(), k_terms=self.k, pipeline=self.pipeline, use_dsp=dsp)
         options = {"rows": self.rows, "cols": self.cols, "dataflow": self.dataflow, "double_buffer": self.double_buffer,
                    "pipeline": self.pipeline, "dsp_budget": None if dsp else 0, "k_max": self.k,
-                   "m_max": self.m_max, **({"dsp_pack": True} if self.dsp_pack else {})}  # fmt: skip
+                   "m_max": self.m_max, **({"dsp_pack": True} if self.dsp_pack else {}),
+                   **({"dsp_primitive": "ecp5"} if self.dsp_registers else {})}  # fmt: skip
         if self.output_stage:
             return hw.RequantArray(self.a, self.b, self._accumulator(), out_bits=self.out_bits,
                                    bias_bits=self.bias_bits, multiplier_bits=self.multiplier_bits, n_max=self.n_max,
@@ -119,7 +132,8 @@ class DesignSpec:
         """The array configuration (a PE is modelled as the 1 x 1 core of one)."""
         return ArrayConfig.build(self.a, self.b, self._accumulator(), rows=max(self.rows, 2), cols=max(self.cols, 2),
                                  dataflow=self.dataflow, double_buffer=self.double_buffer, pipeline=self.pipeline,
-                                 k_max=self.k, m_max=self.m_max, dsp_pack=self.dsp_pack)  # fmt: skip
+                                 k_max=self.k, m_max=self.m_max, dsp_pack=self.dsp_pack,
+                                 dsp_primitive="ecp5" if self.dsp_registers else None)  # fmt: skip
 
     def stage_config(self) -> hw.RequantConfig:
         """The output stage's configuration (its array's, and its widths)."""

@@ -114,10 +114,14 @@ def calibration() -> dict[str, Any]:
 
 
 def predict(spec: DesignSpec, target: str = "ecp5", dsp: bool = False) -> dict[str, float]:
-    """Predicted LUT equivalents, LUTs, carry cells, flip-flops and DSP blocks of `spec`."""
+    """Predicted LUT equivalents, LUTs, carry cells, flip-flops and DSP blocks of `spec`. A design
+    with ECP5 DSP registers (`dsp_registers`) is priced as the one whose `*` yosys maps: the same
+    logic, with the product registers the DSP now holds still counted as flip-flops."""
     models = calibration()["models"]
     if spec.dsp_pack and not dsp:
         raise ValueError(f"{spec.label()} puts two products on each DSP multiplier: predict it with dsp=True")
+    if spec.dsp_registers and (not dsp or target != "ecp5"):
+        raise ValueError(f"{spec.label()} instantiates ECP5 MULT18X18Ds: predict it for ecp5 with dsp=True")
     if target not in models:
         raise ValueError(f"the cost model is calibrated for {', '.join(m for m in models if '+' not in m)}, "
                          f"not {target!r}")  # fmt: skip

@@ -81,3 +81,33 @@ def test_dsp_packing_from_the_command_line(tmp_path: Path, capsys: pytest.Captur
         code, _, err = run(capsys, "synth", *design, *extra, "--dsp-pack", "-o", str(tmp_path / "out"))
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not tmp_path.joinpath("out").exists()
+
+
+def test_dsp_registers_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--dsp-registers`: yosys keeps the instantiated MULT18X18Ds (one per PE, the registers set as
+    bitfab wrote them), the cost model prices the design as the inferred one, and every combination
+    it does not apply to is refused in one line before any tool runs."""
+    design = ("--a", "int8", "--b", "int8", "--rows", "2", "--cols", "2", "--dataflow", "os", "--acc", "int32",
+              "--k-max", "64")  # fmt: skip
+    code, out, _ = run(capsys, "synth", *design, "--dsp-registers", "--json", "-o", str(tmp_path / "synth"))
+    real = json.loads(out)
+    assert code == 0 and real["label"] == "2x2 os int8xint8 int32, ecp5 dsp registers" and real["dsps"] == 4
+    assert real["design"]["dsp_registers"] is True
+    netlist = Path(real["run_directory"], "top.v").read_text()
+    assert netlist.count('.REG_INPUTA_CLK("CLK0")') == 4 and netlist.count('.REG_OUTPUT_CLK("CLK0")') == 4
+    _, plain, _ = run(capsys, "cost", *design, "--json")
+    _, registered, _ = run(capsys, "cost", *design, "--dsp-registers", "--json")
+    assert {**json.loads(plain), "design": ""} == {**json.loads(registered), "design": ""}
+    refusals = {
+        ("--no-dsp",): "--dsp-registers instantiates ECP5 MULT18X18Ds: it needs --target ecp5 and DSPs, got "
+        "--target ecp5 --no-dsp",
+        ("--target", "nexus"): "--dsp-registers instantiates ECP5 MULT18X18Ds: it needs --target ecp5 and DSPs, got "
+        "--target nexus",
+        ("--dataflow", "ws"): "dsp_primitive is built for output-stationary arrays (dataflow='os'), got 'ws'",
+        ("--rows", "1", "--cols", "1"): "--dsp-registers is built for arrays (output-stationary); a single PE",
+        ("--b", "int4", "--dsp-pack"): "dsp_primitive and dsp_pack cannot be combined",
+    }
+    for extra, message in refusals.items():
+        code, _, err = run(capsys, "synth", *design, *extra, "--dsp-registers", "-o", str(tmp_path / "out"))
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not tmp_path.joinpath("out").exists()

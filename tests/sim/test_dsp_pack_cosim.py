@@ -16,7 +16,7 @@ import pytest
 
 import hw
 import sim
-from tests.sim.test_systolic_cosim import RAGGED, extreme_operands
+from tests.sim.test_systolic_cosim import RAGGED, check_extremes_and_folds
 
 
 def every_triple(cfg: hw.ArrayConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -55,11 +55,7 @@ def test_packed_gemms_fold_and_reach_their_extremes(build_root: Path, tmp_path: 
     GEMM, where every accumulator of both PEs of a pair reaches its end of the range."""
     array = hw.SystolicArray("int8", "int4", rows=4, cols=4, dataflow="os", pipeline=1, k_max=256, m_max=256,
                              dsp_pack=True)  # fmt: skip
-    _check(array, *extreme_operands(array.config), build_root, tmp_path / "extremes")
-    rng = np.random.default_rng(44)
-    for i, (m, k, n) in enumerate(RAGGED):
-        a, b = rng.integers(0, 256, (m, k)), rng.integers(0, 16, (k, n))
-        _check(array, a, b, build_root, tmp_path / f"gemm{i}")
+    check_extremes_and_folds(array, build_root, tmp_path, seed=44)
 
 
 def test_packed_cycles_are_the_plain_arrays() -> None:

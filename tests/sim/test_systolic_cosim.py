@@ -63,6 +63,16 @@ def _check(array: hw.SystolicArray, a: object, b: object, build_root: Path, work
     assert report.passed, report.failure()
 
 
+def check_extremes_and_folds(array: hw.SystolicArray, build_root: Path, work: Path, seed: int) -> None:
+    """The all-extreme GEMM, then the RAGGED GEMMs (folds, K > 1) on random codes."""
+    cfg = array.config
+    _check(array, *extreme_operands(cfg), build_root, work / "extremes")
+    rng = np.random.default_rng(seed)
+    for i, (m, k, n) in enumerate(RAGGED):
+        a, b = rng.integers(0, 1 << cfg.a_format.bits, (m, k)), rng.integers(0, 1 << cfg.b_format.bits, (k, n))
+        _check(array, a, b, build_root, work / f"gemm{i}")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_gemms_are_bit_exact_and_cycle_exact(case: tuple, build_root: Path, tmp_path: Path) -> None:
