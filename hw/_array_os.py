@@ -11,7 +11,9 @@ through it as invalid beats. A fold's first beat enters only when the previous f
 certain to find the shadows free (no finished fold waits for them, or only that fold waits and they
 are empty), so a stalled `out` holds the next fold at the edge instead of a PE's finished sum being
 overwritten. That one condition lives in the controller, so no signal reaches every register (an
-array-wide clock enable was the long net of the frozen design).
+array-wide clock enable was the long net of the frozen design). Because nothing freezes, a PE's
+product can come from an instantiated ECP5 MULT18X18D (`dsp_primitive="ecp5"`, `_dsp_ecp5`) that
+latches the operands its PE's registers load, in step with them, with no enable to follow.
 
 With a float accumulator a PE's register holds a format code: each exact product is float-added
 into it (numerics' order "sequential"); MX: each block's exact sum, scaled by both block scales
