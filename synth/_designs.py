@@ -90,7 +90,7 @@ class DesignSpec:
         stage = (f", stage int{self.out_bits} b{self.bias_bits} m{self.multiplier_bits} n{self.n_max}"
                  if self.output_stage else "")  # fmt: skip
         packed = ", dsp-packed" if self.dsp_pack else ""
-        packed += ", ecp5 dsp registers" if self.dsp_registers else ""
+        packed += ", MULT18X18D registers" if self.dsp_registers else ""
         return f"{self.rows}x{self.cols} {self.dataflow}{db} {self.a}x{self.b} {self.accumulator}{stage}{packed}"
 
     def to_json(self) -> dict[str, Any]:
@@ -109,7 +109,8 @@ class DesignSpec:
         return numerics.parse_accumulator(self.accumulator)
 
     def build(self, dsp: bool = False) -> Any:
-        """The hardware: LUT (Booth) multipliers, or `*` for synthesis to infer DSPs."""
+        """The hardware: LUT (Booth) multipliers, or `*` for synthesis to infer DSPs (with
+        `dsp_registers`, instantiated ECP5 MULT18X18Ds instead)."""
         if self.dsp_pack and not dsp:
             raise ValueError(f"{self.label()} puts two products on each DSP multiplier: build it with DSPs")
         if self.dsp_registers and not dsp:

@@ -91,7 +91,7 @@ def test_dsp_registers_from_the_command_line(tmp_path: Path, capsys: pytest.Capt
               "--k-max", "64")  # fmt: skip
     code, out, _ = run(capsys, "synth", *design, "--dsp-registers", "--json", "-o", str(tmp_path / "synth"))
     real = json.loads(out)
-    assert code == 0 and real["label"] == "2x2 os int8xint8 int32, ecp5 dsp registers" and real["dsps"] == 4
+    assert code == 0 and real["label"] == "2x2 os int8xint8 int32, MULT18X18D registers" and real["dsps"] == 4
     assert real["design"]["dsp_registers"] is True
     netlist = Path(real["run_directory"], "top.v").read_text()
     assert netlist.count('.REG_INPUTA_CLK("CLK0")') == 4 and netlist.count('.REG_OUTPUT_CLK("CLK0")') == 4

@@ -55,6 +55,19 @@ def test_dsp_primitive_gemms_fold_and_reach_their_extremes(build_root: Path, tmp
     check_extremes_and_folds(array, build_root, tmp_path, seed=45)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["mxfp8_e4m3", "ovp4"])
+def test_block_and_pair_formats_through_the_dsp_model(fmt: str, build_root: Path, tmp_path: Path) -> None:
+    """MX products (their block scales ride beside the DSP) and OliVe pairs (decoded at the edge)."""
+    array = hw.SystolicArray(fmt, fmt, rows=2, cols=2, dataflow="os", pipeline=1, k_max=128, dsp_primitive="ecp5")
+    encoding = numerics.get(fmt)
+    rng = np.random.default_rng(46)
+    a, b = rng.standard_t(2, size=(6, 64)) * 3, rng.standard_t(2, size=(64, 4))  # even M and N: OliVe pairs
+    a_axis = -1 if fmt.startswith("mx") else 0  # MX blocks run along K; OliVe pairs along the stream's lanes
+    b_axis = 0 if fmt.startswith("mx") else 1
+    _check(array, encoding.encode(a, axis=a_axis), encoding.encode(b, axis=b_axis), build_root, tmp_path)
+
+
 def test_dsp_primitive_keeps_the_cycles() -> None:
     """The DSP's registers stand where the fabric's were: no cycle changes."""
     options = {"rows": 4, "cols": 4, "dataflow": "os", "pipeline": 1, "k_max": 256}
