@@ -13,13 +13,13 @@ from numerics import BlockFormat, ExactAccumulator, FixedAccumulator, FloatAccum
 
 from ._array_parts import ovp_layout
 from ._decode import DecodedLayout, decoded_layout, element_format
+from ._dsp_ecp5 import PORT_BITS as DSP_PORT_BITS  # a packed multiply, and a primitive's operands, fit it
 from ._float_acc import check_float_format
 
 Dataflow = Literal["ws", "os"]
 MX_SCALE_BIAS = 127
 SIZE_BITS = 16  # M, K and N ports: GEMMs up to 65,535 in each dimension
 DSP_PRIMITIVES = ("ecp5",)
-DSP_PORT_BITS = 18  # a packed multiply must fit one 18 x 18 signed DSP multiplier (ECP5 MULT18X18D, Nexus)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ holds it in its output register (REG_OUTPUT): the same cycles as the fabric regi
 so the cycle model does not change. The caller hands over the operands one cycle early (the D
 inputs of its operand registers).
 
-Simulation needs a model of the primitive: `sim` compiles `MULT18X18D_MODEL` (Verilog, the subset
-instantiated here) beside the design.
+Simulation needs a model of the primitive: `sim` compiles sim/primitives/MULT18X18D.v (the subset
+instantiated here) beside every design that instantiates it.
 """
 
 from __future__ import annotations
@@ -16,16 +16,14 @@ from __future__ import annotations
 from amaranth import ClockSignal, Instance, Module, ResetSignal, Signal, signed
 from amaranth.hdl import Value
 
-PORT_BITS = 18
+PORT_BITS = 18  # a signed 18 x 18 multiplier (MULT18X18D; Nexus' MULT18X18 alike)
 PRODUCT_BITS = 36
 
 
 def ecp5_multiply(m: Module, name: str, a_next: Value, b_next: Value, output_register: bool) -> Signal:
     """a * b (both signed, <= 18 bits), a and b as they will be one cycle later: the DSP's input
-    registers take them now. With `output_register` the product appears a further cycle later."""
-    for operand, value in (("a", a_next), ("b", b_next)):
-        if len(value) > PORT_BITS:
-            raise ValueError(f"an ECP5 MULT18X18D takes {PORT_BITS}-bit operands, got {len(value)} bits for {operand}")
+    registers take them now (`ArrayConfig.check_dsp_primitive` has checked the widths). With
+    `output_register` the product appears a further cycle later."""
     a_port, b_port = Signal(signed(PORT_BITS), name=f"{name}_a"), Signal(signed(PORT_BITS), name=f"{name}_b")
     product = Signal(signed(PRODUCT_BITS), name=f"{name}_p")
     m.d.comb += [a_port.eq(a_next.as_signed()), b_port.eq(b_next.as_signed())]

@@ -92,7 +92,6 @@ def _measured(run: dict[str, Any], quantity: str) -> float:
     return float(resources[quantity])
 
 
-@functools.cache
 def run_key(spec: DesignSpec, target: str, dsp: bool) -> str:
     """Identifies a stored measurement (calibration or Fmax run): the design, its target, DSPs on."""
     return json.dumps([spec.to_json(), target, dsp], sort_keys=True)
@@ -102,6 +101,7 @@ def stored_run_key(run: dict[str, Any]) -> str:
     return run_key(DesignSpec(**run["spec"]), run["target"], run.get("dsp", False))
 
 
+@functools.cache
 def stored_model(path: Path, what: str, remedy: str) -> dict[str, Any]:
     """A fitted model stored under synth/data (the calibration, the Fmax model), read once."""
     if not path.exists():
